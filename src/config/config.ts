@@ -1,0 +1,38 @@
+import type { LogLevel } from '../telemetry/logger.ts'
+
+export interface Endpoint {
+  host: string
+  port: number
+}
+
+/** A validated configuration, every default filled in. */
+export interface Config {
+  /** The file it came from, as given. */
+  file: string
+  /** `yaml` (our filter.yaml) or `rust-json` (statsd-filter-proxy-rs' config, accepted unchanged). */
+  format: 'yaml' | 'rust-json'
+  listen: Endpoint
+  forward: Endpoint
+  blocklist: { prefixes: string[]; names: string[] }
+  /** Largest datagram sent; null = chosen by the forward address (8192 on loopback, 1432 otherwise). */
+  maxPacketSize: number | null
+  recvBufferSize: number
+  log: { level: LogLevel }
+  /** Things worth a warning at start that do not stop it (ignored keys, duplicate rules). */
+  warnings: string[]
+}
+
+export const DEFAULTS = {
+  listen: { host: '0.0.0.0', port: 8125 },
+  // 8126 is the agent's trace port; DogStatsD is moved to 8127 so the proxy can own 8125.
+  forward: { host: '127.0.0.1', port: 8127 },
+  recvBufferSize: 8 * 1024 * 1024,
+  logLevel: 'info' as LogLevel,
+  /** The agent's dogstatsd_buffer_size: the largest datagram it reads whole. */
+  loopbackPacketSize: 8192,
+  /** 1500-byte MTU minus IPv6 (40) and UDP (8) headers, and some room for tunnels: no IP fragmentation. */
+  networkPacketSize: 1432,
+} as const
+
+export const PACKET_SIZE_RANGE = { min: 512, max: 65507 } as const
+export const RECV_BUFFER_RANGE = { min: 4096, max: 2 ** 31 - 1 } as const

@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs'
+import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml'
+import { ConfigError, type ConfigProblem } from './errors.ts'
+import type { Config } from './config.ts'
+import { RUST_KEYS, validateRustJson, validateYaml, type Checker, type Path } from './validate.ts'
+
+/** The config path by precedence: flag, our variable, statsd-filter-proxy-rs' variable, the working dir. */
+export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return flag || env.FILTER_CONFIG || env.PROXY_CONFIG_FILE || 'filter.yaml'
+}
+
+/** Reads, parses and validates a config file; throws ConfigError naming the file and every problem found. */
+export function loadConfig(file: string): Config {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    throw new ConfigError(file, [{ path: '', message: `cannot read the file (${e.code ?? e.message})` }])
+  }
+  return parseConfig(file, text)
+}
+
+/** Parses config text. YAML is a superset of JSON, so one parser serves filter.yaml and the Rust JSON file. */
+export function parseConfig(file: string, text: string): Config {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false })
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({
+        path: '',
+        line: e.linePos?.[0].line,
+        column: e.linePos?.[0].col,
+        message: `YAML syntax error: ${e.message.split('\n')[0]}`,
+      })),
+    )
+  }
+  const checker = new DocumentChecker(doc, lineCounter)
+  const root: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {}
+  const isRust = isPlainObject(root) && Object.keys(root).some((k) => RUST_KEYS.includes(k))
+  const config = isRust ? validateRustJson(root, checker, file) : validateYaml(root, checker, file)
+  if (checker.problems.length > 0) throw new ConfigError(file, checker.problems)
+  return config
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** Records problems with the line and column of the offending key or value in the source. */
+class DocumentChecker implements Checker {
+  readonly problems: ConfigProblem[] = []
+  private readonly doc: Document
+  private readonly lineCounter: LineCounter
+
+  constructor(doc: Document, lineCounter: LineCounter) {
+    this.doc = doc
+    this.lineCounter = lineCounter
+  }
+
+  problem(path: Path, message: string, atKey = false): void {
+    const offset = this.offsetOf(path, atKey)
+    const pos = offset === undefined ? undefined : this.lineCounter.linePos(offset)
+    this.problems.push({ path: formatPath(path), line: pos?.line, column: pos?.col, message })
+  }
+
+  private offsetOf(path: Path, atKey: boolean): number | undefined {
+    if (atKey && path.length > 0) {
+      const parent = path.length === 1 ? this.doc.contents : this.doc.getIn(path.slice(0, -1), true)
+      if (isMap(parent)) {
+        const key = path[path.length - 1]
+        const pair = parent.items.find((p) => isNode(p.key) && (p.key as { value?: unknown }).value === key)
+        if (pair !== undefined && isNode(pair.key)) return pair.key.range?.[0]
+      }
+    }
+    const node = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true)
+    return isNode(node) ? node.range?.[0] : undefined
+  }
+}
+
+export function formatPath(path: Path): string {
+  let out = ''
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? part : `.${part}`
+  return out
+}

@@ -1,0 +1,121 @@
+import dgram from 'node:dgram'
+import { isIP } from 'node:net'
+import { resolveHost, type ResolvedAddress } from './address.ts'
+import type { SendDone, Target } from './target.ts'
+
+export interface UdpTargetOptions {
+  host: string
+  port: number
+  /** How often a DNS name is resolved again; an IP literal never is. */
+  resolveIntervalMs: number
+  /** Asynchronous socket errors, e.g. ECONNREFUSED reported by the kernel after an ICMP port unreachable. */
+  onError: (err: Error) => void
+  /** The name now resolves elsewhere and later datagrams go there. */
+  onAddressChange: (from: ResolvedAddress, to: ResolvedAddress) => void
+}
+
+export interface UdpTarget extends Target {
+  readonly address: ResolvedAddress
+}
+
+/**
+ * A connected UDP socket: the kernel keeps the destination, so a send does no lookup and no address parsing.
+ * A DNS name is resolved at start and re-resolved on a timer; when the address moves, a socket connected to
+ * the new address replaces the old one once it is ready.
+ */
+export async function createUdpTarget(options: UdpTargetOptions): Promise<UdpTarget> {
+  const first = await resolveHost(options.host)
+  const target = new ConnectedUdpTarget(options, first, await connect(first, options.port, options.onError))
+  if (isIP(options.host) === 0) target.watchDns()
+  return target
+}
+
+class ConnectedUdpTarget implements UdpTarget {
+  address: ResolvedAddress
+  private socket: dgram.Socket
+  private readonly options: UdpTargetOptions
+  private timer: NodeJS.Timeout | null = null
+  private closed = false
+
+  constructor(options: UdpTargetOptions, address: ResolvedAddress, socket: dgram.Socket) {
+    this.options = options
+    this.address = address
+    this.socket = socket
+  }
+
+  send(buf: Buffer, offset: number, length: number, done: SendDone): void {
+    try {
+      this.socket.send(buf, offset, length, done)
+    } catch (err) {
+      // Only if the socket is already closed (shutdown race): report it like any failed send.
+      done(err as Error)
+    }
+  }
+
+  watchDns(): void {
+    this.timer = setInterval(() => void this.reresolve(), this.options.resolveIntervalMs)
+    this.timer.unref()
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.timer !== null) clearInterval(this.timer)
+    await closeSocket(this.socket)
+  }
+
+  private async reresolve(): Promise<void> {
+    let next: ResolvedAddress
+    try {
+      next = await resolveHost(this.options.host)
+    } catch (err) {
+      // Keep sending to the last good address; the next tick tries again.
+      this.options.onError(err as Error)
+      return
+    }
+    if (this.closed || next.address === this.address.address) return
+    let socket: dgram.Socket
+    try {
+      socket = await connect(next, this.options.port, this.options.onError)
+    } catch (err) {
+      this.options.onError(err as Error)
+      return
+    }
+    if (this.closed) {
+      await closeSocket(socket)
+      return
+    }
+    const previous = this.address
+    const old = this.socket
+    this.socket = socket
+    this.address = next
+    this.options.onAddressChange(previous, next)
+    await closeSocket(old)
+  }
+}
+
+function connect(to: ResolvedAddress, port: number, onError: (err: Error) => void): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(to.family === 6 ? 'udp6' : 'udp4')
+    const fail = (err: Error): void => {
+      socket.close()
+      reject(err)
+    }
+    socket.once('error', fail)
+    socket.connect(port, to.address, () => {
+      socket.off('error', fail)
+      // Without a listener an ECONNREFUSED (nothing listening on the target yet) would crash the process.
+      socket.on('error', onError)
+      resolve(socket)
+    })
+  })
+}
+
+function closeSocket(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve())
+    } catch {
+      resolve() // already closed
+    }
+  })
+}
