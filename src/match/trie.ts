@@ -1,73 +1,72 @@
 import type { Rule } from './rules.ts'
 
 const NONE = -1
+/** `check` of a slot no node occupies. */
+const FREE = -1
+/** `check` of the root's slot (the root is nobody's child). */
+const ROOT_CHECK = -2
+/** A transition reads `base[s] + byte`; this much room past the last base keeps every read in bounds. */
+const PAD = 256
 
 /**
- * A byte trie of metric-name rules, compiled into flat typed arrays (CSR layout: the edges of node n are
- * `edgeStart[n] .. edgeStart[n + 1]`, sorted by label). A lookup walks the name's bytes once, so its cost
- * depends on the name's length and never on the number of rules.
+ * A byte trie of metric-name rules, compiled into a double array: the child of slot `s` on byte `b` is slot
+ * `t = base[s] + b`, and it exists iff `check[t] === s`. A lookup costs two array reads per byte of the name,
+ * whatever the number of rules.
  *
  * Match semantics, so that later rule kinds (allow, dry-run) compose: an exact `name` rule beats any prefix,
- * and among prefixes the longest wins.
+ * and among prefixes the longest wins. The result is the rule's index in the rule table.
  */
 export class Trie {
+  /** Nodes of the trie (the root and one per distinct non-empty pattern prefix). */
   readonly nodeCount: number
   readonly ruleCount: number
   /** Rules whose pattern another rule of the same kind already had; the first one is kept. */
   readonly duplicates: readonly Rule[]
-  private readonly edgeStart: Int32Array
-  private readonly edgeLabel: Uint8Array
-  private readonly edgeTarget: Int32Array
+  private readonly base: Int32Array
+  private readonly check: Int32Array
   private readonly prefixRule: Int32Array
   private readonly exactRule: Int32Array
 
   constructor(rules: readonly Rule[]) {
-    const built = build(rules)
-    this.nodeCount = built.nodeCount
+    const tree = buildTree(rules)
+    const da = layOut(tree)
+    this.nodeCount = tree.nodeCount
     this.ruleCount = rules.length
-    this.duplicates = built.duplicates
-    this.edgeStart = built.edgeStart
-    this.edgeLabel = built.edgeLabel
-    this.edgeTarget = built.edgeTarget
-    this.prefixRule = built.prefixRule
-    this.exactRule = built.exactRule
+    this.duplicates = tree.duplicates
+    this.base = da.base
+    this.check = da.check
+    this.prefixRule = da.prefixRule
+    this.exactRule = da.exactRule
   }
 
   /** The index of the rule that matches the name `buf[start, end)`, or -1. */
   match(buf: Uint8Array, start: number, end: number): number {
-    const edgeStart = this.edgeStart
-    const edgeLabel = this.edgeLabel
+    const base = this.base
+    const check = this.check
     const prefixRule = this.prefixRule
-    let node = 0
+    let s = 0
     let best = NONE
     for (let i = start; i < end; i++) {
-      const p = prefixRule[node]
+      const p = prefixRule[s]
       if (p !== NONE) best = p
-      let lo = edgeStart[node]
-      const last = edgeStart[node + 1]
-      let hi = last
-      const b = buf[i]
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1
-        if (edgeLabel[mid] < b) lo = mid + 1
-        else hi = mid
-      }
-      if (lo === last || edgeLabel[lo] !== b) return best
-      node = this.edgeTarget[lo]
+      const t = base[s] + buf[i]
+      if (check[t] !== s) return best
+      s = t
     }
-    const exact = this.exactRule[node]
+    const exact = this.exactRule[s]
     if (exact !== NONE) return exact
-    const p = prefixRule[node]
+    const p = prefixRule[s]
     return p !== NONE ? p : best
   }
 }
 
-interface Built {
+/** The rules as a plain tree: children as sibling lists in byte order. */
+interface Tree {
   nodeCount: number
   duplicates: Rule[]
-  edgeStart: Int32Array
-  edgeLabel: Uint8Array
-  edgeTarget: Int32Array
+  label: Uint8Array
+  firstChild: Int32Array
+  nextSibling: Int32Array
   prefixRule: Int32Array
   exactRule: Int32Array
 }
@@ -76,27 +75,27 @@ interface Built {
  * Inserting the patterns in byte order means a new child always sorts after its existing siblings, so the
  * builder only ever compares with a node's last child: O(total pattern bytes), no per-node maps.
  */
-function build(rules: readonly Rule[]): Built {
+function buildTree(rules: readonly Rule[]): Tree {
   const entries = rules.map((rule) => ({ rule, bytes: Buffer.from(rule.pattern, 'utf8') }))
   entries.sort((a, b) => Buffer.compare(a.bytes, b.bytes) || a.rule.index - b.rule.index)
 
   let capacity = 1024
   let label = new Uint8Array(capacity)
+  let firstChild = new Int32Array(capacity)
   let lastChild = new Int32Array(capacity)
   let nextSibling = new Int32Array(capacity)
-  let firstChild = new Int32Array(capacity)
   let prefixRule = new Int32Array(capacity)
   let exactRule = new Int32Array(capacity)
   let nodeCount = 0
   const newNode = (byte: number): number => {
     if (nodeCount === capacity) {
       capacity *= 2
-      label = grow(label, capacity)
-      lastChild = grow(lastChild, capacity)
-      nextSibling = grow(nextSibling, capacity)
-      firstChild = grow(firstChild, capacity)
-      prefixRule = grow(prefixRule, capacity)
-      exactRule = grow(exactRule, capacity)
+      label = grow(label, capacity, 0)
+      firstChild = grow(firstChild, capacity, 0)
+      lastChild = grow(lastChild, capacity, 0)
+      nextSibling = grow(nextSibling, capacity, 0)
+      prefixRule = grow(prefixRule, capacity, 0)
+      exactRule = grow(exactRule, capacity, 0)
     }
     const n = nodeCount++
     label[n] = byte
@@ -120,39 +119,137 @@ function build(rules: readonly Rule[]): Built {
       lastChild[node] = child
       node = child
     }
-    const slot = rule.kind === 'prefix' ? prefixRule : exactRule
-    if (slot[node] === NONE) slot[node] = rule.index
+    const terminal = rule.kind === 'prefix' ? prefixRule : exactRule
+    if (terminal[node] === NONE) terminal[node] = rule.index
     else duplicates.push(rule)
   }
+  duplicates.sort((a, b) => a.index - b.index)
+  return { nodeCount, duplicates, label, firstChild, nextSibling, prefixRule, exactRule }
+}
 
-  // Lay each node's children out contiguously, in label order (already the sibling order).
-  const edgeStart = new Int32Array(nodeCount + 1)
-  const edgeLabel = new Uint8Array(Math.max(nodeCount - 1, 0))
-  const edgeTarget = new Int32Array(Math.max(nodeCount - 1, 0))
-  let e = 0
-  for (let n = 0; n < nodeCount; n++) {
-    edgeStart[n] = e
-    for (let c = firstChild[n]; c !== NONE; c = nextSibling[c]) {
-      edgeLabel[e] = label[c]
-      edgeTarget[e] = c
-      e++
+interface DoubleArray {
+  base: Int32Array
+  check: Int32Array
+  prefixRule: Int32Array
+  exactRule: Int32Array
+}
+
+/** After this many failed fits a free slot stops being tried as a first child's slot (it may still hold others). */
+const MAX_FAILS = 16
+const END = -1
+
+/**
+ * Places the tree breadth first: each node gets the lowest base at which every one of its children's slots
+ * is free. Candidates come from a linked list of free slots, so occupied runs are never rescanned; a slot that
+ * keeps failing leaves the list. Most nodes have one child and fit at the list's head.
+ */
+function layOut(tree: Tree): DoubleArray {
+  let size = 0
+  let base = new Int32Array(0)
+  let check = new Int32Array(0)
+  let prefixRule = new Int32Array(0)
+  let exactRule = new Int32Array(0)
+  let nextFree = new Int32Array(0)
+  let prevFree = new Int32Array(0)
+  let inList = new Uint8Array(0)
+  let fails = new Uint8Array(0)
+  let head = END
+  let tail = END
+  const ensure = (needed: number): void => {
+    if (needed <= size) return
+    let bigger = Math.max(size, 1024)
+    while (bigger < needed) bigger *= 2
+    base = grow(base, bigger, 0)
+    check = grow(check, bigger, FREE)
+    prefixRule = grow(prefixRule, bigger, NONE)
+    exactRule = grow(exactRule, bigger, NONE)
+    nextFree = grow(nextFree, bigger, 0)
+    prevFree = grow(prevFree, bigger, 0)
+    inList = grow(inList, bigger, 0)
+    fails = grow(fails, bigger, 0)
+    for (let pos = Math.max(size, 1); pos < bigger; pos++) {
+      prevFree[pos] = tail
+      nextFree[pos] = END
+      if (tail === END) head = pos
+      else nextFree[tail] = pos
+      tail = pos
+      inList[pos] = 1
+    }
+    size = bigger
+  }
+  const unlink = (pos: number): void => {
+    if (inList[pos] === 0) return
+    inList[pos] = 0
+    const prev = prevFree[pos]
+    const next = nextFree[pos]
+    if (prev === END) head = next
+    else nextFree[prev] = next
+    if (next === END) tail = prev
+    else prevFree[next] = prev
+  }
+
+  ensure(Math.max(1024, tree.nodeCount + PAD + 1))
+  check[0] = ROOT_CHECK
+  const slotOf = new Int32Array(tree.nodeCount)
+  const queue = new Int32Array(tree.nodeCount)
+  let qHead = 0
+  let qTail = 0
+  queue[qTail++] = 0
+  let maxSlot = 0
+  const labels: number[] = []
+  while (qHead < qTail) {
+    const node = queue[qHead++]
+    const slot = slotOf[node]
+    prefixRule[slot] = tree.prefixRule[node]
+    exactRule[slot] = tree.exactRule[node]
+    labels.length = 0
+    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) labels.push(tree.label[c])
+    if (labels.length === 0) continue // a leaf: base 0 leads to slots whose check is never this slot
+    let b = 0
+    let pos = head
+    for (;;) {
+      if (pos === END) {
+        // Every listed slot failed: the fresh half that doubling appends is all free.
+        pos = size
+        ensure(size * 2)
+      }
+      b = pos - labels[0]
+      if (b >= 1) {
+        ensure(b + 256 + PAD)
+        let fits = true
+        for (let k = 1; k < labels.length && fits; k++) fits = check[b + labels[k]] === FREE
+        if (fits) break
+        if (++fails[pos] >= MAX_FAILS) {
+          const next = nextFree[pos]
+          unlink(pos)
+          pos = next
+          continue
+        }
+      }
+      pos = nextFree[pos]
+    }
+    base[slot] = b
+    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) {
+      const t = b + tree.label[c]
+      check[t] = slot
+      unlink(t)
+      slotOf[c] = t
+      queue[qTail++] = c
+      if (t > maxSlot) maxSlot = t
     }
   }
-  edgeStart[nodeCount] = e
-  duplicates.sort((a, b) => a.index - b.index)
+  const length = maxSlot + PAD + 1
   return {
-    nodeCount,
-    duplicates,
-    edgeStart,
-    edgeLabel,
-    edgeTarget,
-    prefixRule: prefixRule.slice(0, nodeCount),
-    exactRule: exactRule.slice(0, nodeCount),
+    base: base.slice(0, length),
+    check: check.slice(0, length),
+    prefixRule: prefixRule.slice(0, length),
+    exactRule: exactRule.slice(0, length),
   }
 }
 
-function grow<T extends Uint8Array | Int32Array>(a: T, capacity: number): T {
+function grow<T extends Uint8Array | Int32Array>(a: T, capacity: number, fill: number): T {
   const bigger = new (a.constructor as new (n: number) => T)(capacity)
   bigger.set(a)
+  if (fill !== 0) bigger.fill(fill, a.length)
   return bigger
 }

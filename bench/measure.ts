@@ -1,0 +1,187 @@
+// One measurement: offer load to one proxy, read every process's counters around a fixed window, drain.
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { Child } from './ipc.ts'
+import type { GeneratorSnapshot, GeneratorTarget } from './load-generator.ts'
+import type { ProxyKind, ProxyReady, ProxySnapshot } from './proxy-child.ts'
+import type { SinkReady, SinkSnapshot } from './sink.ts'
+
+export interface Timing {
+  warmupMs: number
+  measureMs: number
+}
+
+export interface RunSpec {
+  kind: ProxyKind
+  rules: number
+  linesPerDatagram: number
+  /** Offered datagrams per second; null = saturation (the generator sends as fast as it can). */
+  rate: number | null
+}
+
+export interface RunResult {
+  spec: RunSpec
+  // Whole run (warm-up included, drained at the end): nothing is in flight at either end, so the ratio is exact.
+  offeredLines: number
+  expectedLines: number
+  deliveredLines: number
+  deliveredRatio: number
+  // The measurement window.
+  linesPerSecond: number
+  cpuUsPerLine: number
+  /** Proxy CPU time over wall time: 1 is one core; well under 1 at saturation means it was starved of CPU. */
+  cpuShare: number
+  rssMaxBytes: number
+  scavengesPerMLines: number
+  markSweepsPerMLines: number
+  blockedShare: number
+  linesDropped: number
+  generatorDatagramsPerSecond: number
+  /** The generator fell more than 1% short of the offered rate: the row does not test that rate. */
+  generatorShort: boolean
+  /** Share of the datagrams sent that the proxy read; near 1 at saturation means the generator was the limit. */
+  proxyReadShare: number
+}
+
+/** Drained means the proxy and the sink counted nothing new for this long. */
+const QUIET_MS = 150
+const DRAIN_LIMIT_MS = 15_000
+/** Loading 100,000 rules takes seconds (and far more if rule compilation regresses: start-up is reported). */
+const PROXY_START_TIMEOUT_MS = 180_000
+const CHILD_START_TIMEOUT_MS = 10_000
+
+const moduleUrl = (name: string): string => fileURLToPath(new URL(`./${name}.js`, import.meta.url))
+
+export interface ProxyHandle {
+  kind: ProxyKind
+  rules: number
+  child: Child
+  ready: ProxyReady
+}
+
+/** The long-lived processes of one bench run: a sink, a load generator and the proxies, started on demand. */
+export class Bench {
+  private readonly execPath: string
+  private readonly pin: boolean
+  private readonly sink: Child
+  private readonly generator: Child
+  readonly sinkReady: SinkReady
+  private readonly proxies = new Map<string, Promise<ProxyHandle>>()
+
+  private constructor(execPath: string, pin: boolean, sink: Child, sinkReady: SinkReady, generator: Child) {
+    this.execPath = execPath
+    this.pin = pin
+    this.sink = sink
+    this.sinkReady = sinkReady
+    this.generator = generator
+  }
+
+  /**
+   * With `pin`, each proxy gets CPU 1 to itself and the generator and sink share CPU 0: the proxy's figures are
+   * then "on one core", and the sink's work (heavier for the naive proxy, which forwards one datagram per
+   * datagram) cannot take CPU from the proxy it measures.
+   */
+  static async start(execPath: string, pin: boolean): Promise<Bench> {
+    const sink = await Child.start<SinkReady>('sink', moduleUrl('sink'), [], execPath, CHILD_START_TIMEOUT_MS)
+    const generator = await Child.start<null>('load-generator', moduleUrl('load-generator'), [], execPath, CHILD_START_TIMEOUT_MS)
+    if (pin) {
+      pinToCpu(sink.child.pid, 0)
+      pinToCpu(generator.child.pid, 0)
+    }
+    return new Bench(execPath, pin, sink.child, sink.ready, generator.child)
+  }
+
+  proxy(kind: ProxyKind, rules: number): Promise<ProxyHandle> {
+    const key = `${kind}/${rules}`
+    let handle = this.proxies.get(key)
+    if (handle === undefined) {
+      handle = Child.start<ProxyReady>(
+        `proxy ${key}`,
+        moduleUrl('proxy-child'),
+        [kind, String(rules), String(this.sinkReady.port)],
+        this.execPath,
+        PROXY_START_TIMEOUT_MS,
+      ).then(({ child, ready }) => {
+        if (this.pin) pinToCpu(child.pid, 1)
+        return { kind, rules, child, ready }
+      })
+      this.proxies.set(key, handle)
+    }
+    return handle
+  }
+
+  startedProxies(): Promise<ProxyHandle[]> {
+    return Promise.all(this.proxies.values())
+  }
+
+  async run(spec: RunSpec, timing: Timing): Promise<RunResult> {
+    const proxy = await this.proxy(spec.kind, spec.rules)
+    const target: GeneratorTarget = { port: proxy.ready.port, rules: spec.rules, linesPerDatagram: spec.linesPerDatagram }
+    await this.generator.call('configure', target, 30_000)
+    const sink0 = await this.sink.call<SinkSnapshot>('snapshot')
+
+    await this.generator.call('start', spec.rate)
+    await sleep(timing.warmupMs)
+    const [g1, p1] = await Promise.all([this.generator.call<GeneratorSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
+    await sleep(timing.measureMs)
+    const [g2, p2] = await Promise.all([this.generator.call<GeneratorSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
+    const gEnd = await this.generator.call<GeneratorSnapshot>('stop')
+    const sink1 = await this.drain(proxy.child)
+
+    const forwarded = p2.counters.linesForwarded - p1.counters.linesForwarded
+    const blocked = p2.counters.linesBlocked - p1.counters.linesBlocked
+    const lines = forwarded + blocked
+    const seconds = (p2.timeNs - p1.timeNs) / 1e9
+    const cpuUs = p2.cpuUserUs + p2.cpuSystemUs - (p1.cpuUserUs + p1.cpuSystemUs)
+    const perMLines = (n: number): number => (lines === 0 ? 0 : (n * 1e6) / lines)
+    const generatorSeconds = (g2.timeNs - g1.timeNs) / 1e9
+    const sent = g2.datagrams - g1.datagrams
+    const generatorDatagramsPerSecond = sent / generatorSeconds
+    const delivered = sink1.lines - sink0.lines
+    return {
+      spec,
+      offeredLines: gEnd.lines,
+      expectedLines: gEnd.survivors,
+      deliveredLines: delivered,
+      deliveredRatio: gEnd.survivors === 0 ? 1 : delivered / gEnd.survivors,
+      linesPerSecond: lines / seconds,
+      cpuUsPerLine: lines === 0 ? 0 : cpuUs / lines,
+      cpuShare: cpuUs / 1e6 / seconds,
+      rssMaxBytes: p2.rssMax,
+      scavengesPerMLines: perMLines(p2.gcMinor - p1.gcMinor),
+      markSweepsPerMLines: perMLines(p2.gcMajor - p1.gcMajor),
+      blockedShare: lines === 0 ? 0 : blocked / lines,
+      linesDropped: p2.counters.linesDropped - p1.counters.linesDropped,
+      generatorDatagramsPerSecond,
+      generatorShort: spec.rate !== null && (generatorDatagramsPerSecond < 0.99 * spec.rate || gEnd.due - gEnd.datagrams > 0.01 * gEnd.due),
+      proxyReadShare: sent === 0 ? 0 : (p2.counters.datagramsIn - p1.counters.datagramsIn) / sent,
+    }
+  }
+
+  /**
+   * Waits until the proxy has read what its socket queue held and the sink has counted what it sent, so the
+   * delivered count is final and nothing spills into the next run. At saturation the proxy's queue is full
+   * (net.core.rmem_max), so a slow proxy can take a while.
+   */
+  private async drain(proxy: Child): Promise<SinkSnapshot> {
+    const deadline = Date.now() + DRAIN_LIMIT_MS
+    let last = { proxy: -1, sink: -1 }
+    for (;;) {
+      const [p, s] = await Promise.all([proxy.call<ProxySnapshot>('snapshot'), this.sink.call<SinkSnapshot>('snapshot')])
+      const now = { proxy: p.counters.datagramsIn, sink: s.lines }
+      if (now.proxy === last.proxy && now.sink === last.sink) return s
+      if (Date.now() > deadline) throw new Error(`${proxy.name} was still draining after ${DRAIN_LIMIT_MS} ms`)
+      last = now
+      await sleep(QUIET_MS)
+    }
+  }
+}
+
+/** All of the process's threads (libuv pool, GC helpers) go to the CPU too. */
+function pinToCpu(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

@@ -1,0 +1,182 @@
+// End-to-end bench: our proxy against a naive Node proxy, each in its own process, fed by a load generator
+// process and forwarding to a sink process, all over loopback UDP. Prints a markdown report on stdout (progress
+// goes to stderr) and writes it to bench/results/.
+//
+//   npm run bench                      full run, about 6 minutes
+//   node dist/bench/run.js --quick     every scenario once, short windows (about 1.5 minutes)
+//   options: --warmup <s> --seconds <s> --reps <n> --node <path to another node binary> --no-pin
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { parseArgs } from 'node:util'
+import { killAllChildren } from './ipc.ts'
+import { Bench, type RunResult, type RunSpec, type Timing } from './measure.ts'
+import type { ProxyKind } from './proxy-child.ts'
+import { int, pct, render, summarize, type BenchReport } from './report.ts'
+import { searchSustainedRate, type SearchResult } from './search.ts'
+
+/** Saturation scenarios, in the order each repetition runs them (ours and naive interleaved). */
+const SATURATION: readonly { kind: ProxyKind; rules: number }[] = [
+  { kind: 'ours', rules: 1000 },
+  { kind: 'naive', rules: 1000 },
+  { kind: 'ours', rules: 10 },
+  { kind: 'ours', rules: 100_000 },
+  { kind: 'naive', rules: 10 },
+]
+const LINES_PER_DATAGRAM = [1, 10] as const
+/** Scenario 3: a steady production-like load, well under either proxy's capacity. */
+const FIXED = { rules: 1000, linesPerDatagram: 1, rate: 50_000 } as const
+const SEARCH_RULES = 1000
+/** Whatever happens (a wedged child, a proxy that never drains), the bench ends by itself. */
+const HARD_LIMIT_MS = 20 * 60_000
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    warmup: { type: 'string' },
+    seconds: { type: 'string' },
+    reps: { type: 'string' },
+    node: { type: 'string', default: process.execPath },
+    'no-pin': { type: 'boolean', default: false },
+  },
+})
+const quick = flags.quick === true
+const timing: Timing = {
+  warmupMs: seconds(flags.warmup, quick ? 0.3 : 0.5),
+  measureMs: seconds(flags.seconds, quick ? 1 : 3),
+}
+const reps = flags.reps === undefined ? (quick ? 1 : 3) : positiveInt(flags.reps, '--reps')
+const searchFractions = quick ? [0.5, 0.75, 1, 1.25] : [0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2, 1.35, 1.5]
+const pin = !flags['no-pin'] && cpus().length >= 2 && hasTaskset()
+
+function seconds(arg: string | undefined, fallback: number): number {
+  if (arg === undefined) return fallback * 1000
+  const s = Number(arg)
+  if (!(s > 0 && s <= 60)) throw new Error(`expected seconds in (0, 60], got ${arg}`)
+  return s * 1000
+}
+
+function positiveInt(arg: string, name: string): number {
+  const n = Number(arg)
+  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`${name}: expected an integer from 1 to 20, got ${arg}`)
+  return n
+}
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+function progress(phase: string, r: RunResult): void {
+  const s = r.spec
+  console.error(
+    `${phase.padEnd(10)} ${s.kind.padEnd(5)} ${String(s.rules).padStart(6)} rules ${String(s.linesPerDatagram).padStart(2)} l/d ` +
+      `${(s.rate === null ? 'max' : int(s.rate)).padStart(8)} dgram/s: ${int(r.linesPerSecond).padStart(10)} lines/s, ` +
+      `${r.cpuUsPerLine.toFixed(2)} µs/line, cpu ${pct(r.cpuShare, 0)}, gen ${int(r.generatorDatagramsPerSecond)} dgram/s, ` +
+      `read ${pct(r.proxyReadShare, 1)}, delivered ${pct(r.deliveredRatio, 2)}${r.generatorShort ? ' GENERATOR SHORT' : ''}`,
+  )
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date()
+  const bench = await Bench.start(flags.node ?? process.execPath, pin)
+  const node = execFileSync(flags.node ?? process.execPath, ['--version'], { encoding: 'utf8' }).trim()
+  console.error(`bench: node ${node}, ${reps} rep(s), ${timing.warmupMs} ms warm-up + ${timing.measureMs} ms per run, pinned: ${pin}`)
+  // Start every proxy before any load: loading the 100,000-rule config takes seconds of CPU.
+  for (const { kind, rules } of SATURATION) await bench.proxy(kind, rules)
+
+  const all: RunResult[] = []
+  const measure = async (phase: string, spec: RunSpec): Promise<RunResult> => {
+    const r = await bench.run(spec, timing)
+    progress(phase, r)
+    all.push(r)
+    return r
+  }
+
+  const saturation: RunResult[] = []
+  for (let rep = 0; rep < reps; rep++) {
+    // Reverse the order every other repetition, so no scenario always runs right after the same one.
+    const order = rep % 2 === 0 ? SATURATION : [...SATURATION].reverse()
+    for (const linesPerDatagram of LINES_PER_DATAGRAM) {
+      for (const { kind, rules } of order) saturation.push(await measure('saturation', { kind, rules, linesPerDatagram, rate: null }))
+    }
+  }
+
+  const fixed: RunResult[] = []
+  for (let rep = 0; rep < reps; rep++) {
+    const kinds: ProxyKind[] = rep % 2 === 0 ? ['ours', 'naive'] : ['naive', 'ours']
+    for (const kind of kinds) fixed.push(await measure('fixed', { kind, ...FIXED }))
+  }
+
+  const searches: SearchResult[] = []
+  const capacities = summarize(saturation)
+  for (const linesPerDatagram of LINES_PER_DATAGRAM) {
+    for (const kind of ['ours', 'naive'] as const) {
+      const seed = capacities.find((s) => s.spec.kind === kind && s.spec.rules === SEARCH_RULES && s.spec.linesPerDatagram === linesPerDatagram)
+      if (seed === undefined) continue
+      const base = { kind, rules: SEARCH_RULES, linesPerDatagram }
+      searches.push(await searchSustainedRate(bench, base, seed.linesPerSecond / linesPerDatagram, searchFractions, timing, (r) => {
+        progress('search', r)
+        all.push(r)
+      }))
+    }
+  }
+
+  const report: BenchReport = {
+    startedAt,
+    elapsedMs: Date.now() - startedAt.getTime(),
+    node,
+    cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}`,
+    timing,
+    reps,
+    pinned: pin,
+    sinkRecvBuffer: bench.sinkReady.recvBufferSize,
+    saturation,
+    fixed,
+    searches,
+    all,
+    proxies: (await bench.startedProxies()).map(({ kind, rules, ready }) => ({ kind, rules, ready })),
+  }
+  const markdown = render(report)
+  process.stdout.write(markdown + '\n')
+  save(markdown, startedAt)
+}
+
+/** Written through a temporary file, so an interrupted run never leaves half a report under a final name. */
+function save(markdown: string, startedAt: Date): void {
+  const dir = new URL('../../bench/results/', import.meta.url)
+  mkdirSync(dir, { recursive: true })
+  const name = `${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.md`
+  const tmp = new URL(`${name}.tmp`, dir)
+  writeFileSync(tmp, markdown + '\n')
+  renameSync(tmp, new URL(name, dir))
+  copyFileSync(new URL(name, dir), new URL('latest.md', dir))
+  console.error(`bench: report written to bench/results/${name} and bench/results/latest.md`)
+}
+
+process.on('exit', killAllChildren)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAllChildren()
+    process.exit(130)
+  })
+}
+const watchdog = setTimeout(() => {
+  console.error(`bench: still running after ${HARD_LIMIT_MS / 60_000} min; giving up`)
+  killAllChildren()
+  process.exit(1)
+}, HARD_LIMIT_MS)
+watchdog.unref()
+
+try {
+  await main()
+} catch (err) {
+  console.error('bench failed:', err)
+  process.exitCode = 1
+} finally {
+  killAllChildren()
+}

@@ -1,0 +1,283 @@
+// The command line, run as the built dist/src/cli.js in a child process.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { createClient, startSink, waitFor } from './fixtures/udp.ts'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const CLI = join(ROOT, 'dist', 'src', 'cli.js')
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+const MULTI_THREAD_WARNING = 'multi_thread is ignored: this proxy filters on one event loop per process'
+
+function newestSource(dir: string): number {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : entry.name.endsWith('.ts') ? statSync(path).mtimeMs : 0)
+  }
+  return newest
+}
+
+// `npm test` builds before tap runs; when this file runs alone, build if dist is missing or older than src.
+t.before(() => {
+  const stale = (): boolean => !existsSync(CLI) || statSync(CLI).mtimeMs < newestSource(join(ROOT, 'src'))
+  if (!stale()) return
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+  if (stale()) throw new Error(`dist/src/cli.js is missing or stale and the build failed:\n${build.stdout}${build.stderr}`)
+  if (build.status !== 0) t.comment(`the build reported errors (dist/src was written anyway):\n${build.stdout}`)
+})
+
+/** The environment without the config variables of the parent. */
+function env(vars: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const e = { ...process.env, ...vars }
+  if (!('FILTER_CONFIG' in vars)) delete e.FILTER_CONFIG
+  if (!('PROXY_CONFIG_FILE' in vars)) delete e.PROXY_CONFIG_FILE
+  return e
+}
+
+interface Result {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+function exited(child: ChildProcess): Promise<Result> {
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s))
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s))
+  return new Promise((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+}
+
+/** Runs the CLI to completion (killed after 20 s: a command that should exit but does not fails the test). */
+function run(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Result> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: env(options.env), timeout: 20_000 })
+  return exited(child)
+}
+
+/** The lines of an output (each ending in \n), in sorted order: problems are not promised in file order. */
+function sortedLines(out: string): string[] {
+  if (out !== '' && !out.endsWith('\n')) return [`missing final newline: ${out}`]
+  return out.split('\n').slice(0, -1).sort()
+}
+
+t.test('--help prints the usage and exits 0', async (t) => {
+  const flags = ['--help', '-h']
+  const results = await Promise.all(flags.map((flag) => run([flag])))
+  for (const [i, flag] of flags.entries()) {
+    const r = results[i]
+    t.equal(r.code, 0, flag)
+    t.match(r.stdout, /^Usage: statsd-filter-proxy \[--config PATH\] \[--check\]\n/)
+    t.match(r.stdout, /-c, --config PATH/)
+    t.match(r.stdout, /--check/)
+    t.match(r.stdout, /The config file is the first of: --config, \$FILTER_CONFIG, \$PROXY_CONFIG_FILE, \.\/filter\.yaml\n$/)
+    t.equal(r.stderr, '')
+  }
+})
+
+t.test('--version prints the package version', async (t) => {
+  const [long, short] = await Promise.all([run(['--version']), run(['-v'])])
+  t.same(long, { code: 0, signal: null, stdout: `${VERSION}\n`, stderr: '' }, '--version')
+  t.same(short, { code: 0, signal: null, stdout: `${VERSION}\n`, stderr: '' }, '-v')
+})
+
+t.test('bad arguments exit 2 with the usage', async (t) => {
+  const cases: [string[], string][] = [
+    [['--bogus'], "Unknown option '--bogus'"],
+    [['-x'], "Unknown option '-x'"],
+    [['extra'], "Unexpected argument 'extra'. This command does not take positional arguments"],
+    [['--config'], "Option '-c, --config <value>' argument missing"],
+    [['--check=yes'], "Option '--check' does not take an argument"],
+  ]
+  const results = await Promise.all(cases.map(([args]) => run(args)))
+  for (const [i, [args, message]] of cases.entries()) {
+    const r = results[i]
+    t.equal(r.code, 2, args.join(' '))
+    t.equal(r.stdout, '')
+    t.ok(r.stderr.startsWith(`statsd-filter-proxy: ${message}\n\nUsage: statsd-filter-proxy`), `${args.join(' ')}: ${r.stderr.split('\n')[0]}`)
+  }
+})
+
+t.test('--check', async (t) => {
+  const dir = t.testdir({
+    'good.yaml': 'blocklist:\n  prefixes: [a., b.]\n  names: [c]\n',
+    'bad.yaml': 'listen:\n  port: 70000\nblocklist:\n  prefix: [a.]\n',
+    'rust.json': '{"listen_host":"0.0.0.0","listen_port":8125,"target_host":"127.0.0.1","target_port":8127,"metric_blocklist":["a.","b."],"multi_thread":true}',
+    'other.yaml': 'blocklist: { names: [x] }\n',
+  })
+  const good = join(dir, 'good.yaml')
+  const bad = join(dir, 'bad.yaml')
+  const rust = join(dir, 'rust.json')
+  const other = join(dir, 'other.yaml')
+
+  const badErrors = [
+    `${bad}:2:9: listen.port: must be an integer from 0 to 65535 (got 70000)`,
+    `${bad}:4:3: blocklist.prefix: unknown key (expected one of: prefixes, names)`,
+  ]
+  const ok = (file: string, summary: string): Result => ({ code: 0, signal: null, stdout: `${file}: OK (${summary})\n`, stderr: '' })
+  const invalid: Result = { code: 1, signal: null, stdout: '', stderr: '' }
+  // [name, arguments, environment, expected result (stderr compared as sorted lines when `errors` is given)]
+  const cases: [string, string[], Record<string, string>, Result, string[]?][] = [
+    ['valid', ['--check', '--config', good], {}, ok(good, 'yaml, 2 prefixes, 1 names')],
+    ['-c', ['--check', '-c', good], {}, ok(good, 'yaml, 2 prefixes, 1 names')],
+    ['invalid: file:line:column: path: message on stderr, exit 1', ['--check', '--config', bad], {}, invalid, badErrors],
+    ['from FILTER_CONFIG', ['--check'], { FILTER_CONFIG: good }, ok(good, 'yaml, 2 prefixes, 1 names')],
+    [
+      'the Rust JSON config from PROXY_CONFIG_FILE, with its warning',
+      ['--check'],
+      { PROXY_CONFIG_FILE: rust },
+      { code: 0, signal: null, stdout: `${rust}: warning: ${MULTI_THREAD_WARNING}\n${rust}: OK (rust-json, 2 prefixes, 0 names)\n`, stderr: '' },
+    ],
+    ['FILTER_CONFIG before PROXY_CONFIG_FILE', ['--check'], { FILTER_CONFIG: other, PROXY_CONFIG_FILE: rust }, ok(other, 'yaml, 0 prefixes, 1 names')],
+    ['--config before both', ['--check', '--config', good], { FILTER_CONFIG: other, PROXY_CONFIG_FILE: rust }, ok(good, 'yaml, 2 prefixes, 1 names')],
+    ['an invalid file from the environment', ['--check'], { FILTER_CONFIG: bad }, invalid, badErrors],
+  ]
+  const results = await Promise.all(cases.map(([, args, vars]) => run(args, { env: vars })))
+  for (const [i, [name, , , expected, errors]] of cases.entries()) {
+    const r = results[i]
+    if (errors === undefined) t.same(r, expected, name)
+    else t.same({ ...r, stderr: sortedLines(r.stderr) }, { ...expected, stderr: errors }, name)
+  }
+})
+
+t.test('without flag or variable: ./filter.yaml', async (t) => {
+  const dir = t.testdir({ here: { 'filter.yaml': 'blocklist: { prefixes: [x.] }\n' }, empty: {} })
+  t.same(await run(['--check'], { cwd: join(dir, 'here') }), { code: 0, signal: null, stdout: 'filter.yaml: OK (yaml, 1 prefixes, 0 names)\n', stderr: '' })
+  t.same(await run(['--check'], { cwd: join(dir, 'empty') }), { code: 1, signal: null, stdout: '', stderr: 'filter.yaml: cannot read the file (ENOENT)\n' })
+  t.same(
+    await run([], { cwd: join(dir, 'empty') }),
+    { code: 1, signal: null, stdout: '', stderr: 'filter.yaml: cannot read the file (ENOENT)\nstatsd-filter-proxy: not started: the config is invalid\n' },
+    'without --check it says it did not start',
+  )
+})
+
+t.test('an invalid config: exit 1 without starting', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'forward: { port: 0 }\nlog: { level: loud }\n' })
+  const bad = join(dir, 'bad.yaml')
+  const r = await run(['--config', bad])
+  t.same(r, {
+    code: 1,
+    signal: null,
+    stdout: '', // no start log line
+    stderr:
+      `${bad}:1:18: forward.port: must be an integer from 1 to 65535 (got 0)\n` +
+      `${bad}:2:15: log.level: must be one of fatal, error, warn, info, debug, trace, silent\n` +
+      'statsd-filter-proxy: not started: the config is invalid\n',
+  })
+})
+
+/** Parses the JSON log lines of stdout. */
+function logLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+}
+
+/** Starts the CLI and resolves with the listen port once its start line is out. */
+async function startCli(t: Test, config: string): Promise<{ child: ChildProcess; port: number; done: Promise<Result> }> {
+  const child = spawn(process.execPath, [CLI, '--config', config], { cwd: ROOT, env: env(), timeout: 30_000 })
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  const done = exited(child)
+  let out = ''
+  child.stdout?.on('data', (s: string) => (out += s))
+  let exitedEarly = false
+  void done.then(() => (exitedEarly = true))
+  await waitFor(
+    () => exitedEarly || /"msg":"statsd-filter-proxy started"/.test(out),
+    () => `the start line; stdout so far: ${out}`,
+  )
+  if (exitedEarly) throw new Error(`the CLI exited before starting: ${JSON.stringify(await done)}`)
+  const started = logLines(out).find((l) => l.msg === 'statsd-filter-proxy started')
+  const listen = String(started?.listen)
+  t.match(listen, /^127\.0\.0\.1:\d+$/)
+  return { child, port: Number(listen.slice(listen.lastIndexOf(':') + 1)), done }
+}
+
+t.test('running: forwards, then stops on SIGTERM with the final counters', async (t) => {
+  const sink = await startSink()
+  t.teardown(() => sink.close())
+  const dir = t.testdir({
+    'run.yaml': `listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nblocklist: { prefixes: [legacy.], names: [app.old] }\n`,
+  })
+  const config = join(dir, 'run.yaml')
+  const { child, port, done } = await startCli(t, config)
+  const client = await createClient(port)
+  t.teardown(() => client.close())
+
+  const datagrams = ['app.a:1|c\nlegacy.x:1|c', 'app.old:2|g', 'app.b:3|ms|#k:v', '_sc|legacy.check|0', 'bad line']
+  await client.burst(datagrams)
+  const expected = ['app.a:1|c', 'app.b:3|ms|#k:v', '_sc|legacy.check|0']
+  await waitFor(() => sink.lines().length >= expected.length, () => `sink lines ${JSON.stringify(sink.lines())}`)
+  t.same(sink.lines(), expected)
+
+  t.ok(child.kill('SIGTERM'))
+  const r = await done
+  t.equal(r.code, 0, 'exit code 0')
+  t.equal(r.signal, null)
+  t.equal(r.stderr, '')
+  const logs = logLines(r.stdout)
+  t.match(logs[0], {
+    level: 30,
+    name: 'statsd-filter-proxy',
+    pid: child.pid,
+    msg: 'statsd-filter-proxy started',
+    config,
+    format: 'yaml',
+    listen: `127.0.0.1:${port}`,
+    forward: `127.0.0.1:${sink.port}`,
+    rules: { prefixes: 1, names: 1 },
+    maxPacketSize: 8192,
+  })
+  t.match(logs.find((l) => l.msg === 'shutting down'), { level: 30, signal: 'SIGTERM' })
+  const last = logs[logs.length - 1]
+  t.equal(last.msg, 'statsd-filter-proxy stopped', 'the last line')
+  t.same(last.counters, {
+    datagramsIn: datagrams.length,
+    bytesIn: datagrams.reduce((n, d) => n + Buffer.byteLength(d), 0),
+    linesIn: 6,
+    linesForwarded: 3,
+    linesBlocked: 2,
+    linesMalformed: 1,
+    linesDroppedBackpressure: 0,
+    datagramsOut: sink.datagrams.length,
+    bytesOut: sink.bytes(),
+    sendErrors: 0,
+  })
+  t.ok(
+    logs.some((l) => l.msg === 'malformed line dropped' && l.sample === 'bad line'),
+    'the malformed line is logged',
+  )
+})
+
+t.test('SIGINT stops it the same way', async (t) => {
+  const dir = t.testdir({ 'run.yaml': 'listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n' })
+  const { child, done } = await startCli(t, join(dir, 'run.yaml'))
+  child.kill('SIGINT')
+  const r = await done
+  t.equal(r.code, 0)
+  const logs = logLines(r.stdout)
+  t.match(logs.find((l) => l.msg === 'shutting down'), { signal: 'SIGINT' })
+  t.match(logs[logs.length - 1], { msg: 'statsd-filter-proxy stopped', counters: { datagramsIn: 0, linesIn: 0, datagramsOut: 0 } })
+})
+
+t.test('a listen port in use: exit 1 with a fatal log line', async (t) => {
+  const taken = await startSink()
+  t.teardown(() => taken.close())
+  const dir = t.testdir({ 'run.yaml': `listen: { host: 127.0.0.1, port: ${taken.port} }\nforward: { host: 127.0.0.1, port: 9 }\n` })
+  const r = await run(['--config', join(dir, 'run.yaml')])
+  t.equal(r.code, 1)
+  t.equal(r.stderr, '')
+  const logs = logLines(r.stdout)
+  t.equal(logs.length, 1)
+  t.match(logs[0], { level: 60, msg: 'statsd-filter-proxy could not start', err: { code: 'EADDRINUSE' } })
+})

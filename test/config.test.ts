@@ -1,0 +1,367 @@
+// Config parsing and validation: every problem located by key path, line and column.
+import { chmodSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { DEFAULTS, type Config } from '../src/config/config.ts'
+import { ConfigError, formatProblem, type ConfigProblem } from '../src/config/errors.ts'
+import { configPath, loadConfig, parseConfig } from '../src/config/load.ts'
+import { startProxy, type Proxy } from '../src/proxy.ts'
+import { silentLogger } from './fixtures/udp.ts'
+
+const TOP = 'unknown key (expected one of: listen, forward, blocklist, maxPacketSize, recvBufferSize, log)'
+const RUST = 'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
+const LEVELS = 'must be one of fatal, error, warn, info, debug, trace, silent'
+const EMPTY_RULE = 'must not be empty (an empty rule would match every metric)'
+const HOST = 'must be a non-empty host name or IP address'
+
+/** The problems parseConfig reports for `text`, ordered by position (the order of validation is not a contract). */
+function problemsOf(text: string, file = 'filter.yaml'): ConfigProblem[] {
+  try {
+    parseConfig(file, text)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    return [...err.problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0))
+  }
+  throw new Error(`expected a ConfigError for:\n${text}`)
+}
+
+function defaults(file: string, overrides: Partial<Config> = {}): Config {
+  return {
+    file,
+    format: 'yaml',
+    listen: { host: '0.0.0.0', port: 8125 },
+    forward: { host: '127.0.0.1', port: 8127 },
+    blocklist: { prefixes: [], names: [] },
+    maxPacketSize: null,
+    recvBufferSize: 8388608,
+    log: { level: 'info' },
+    warnings: [],
+    ...overrides,
+  }
+}
+
+t.test('defaults when keys are absent', async (t) => {
+  t.same(parseConfig('empty.yaml', ''), defaults('empty.yaml'), 'empty file')
+  t.same(parseConfig('null.yaml', '~\n'), defaults('null.yaml'), 'null document')
+  t.same(parseConfig('comments.yaml', '# nothing set\n'), defaults('comments.yaml'), 'only comments')
+  t.same(parseConfig('partial.yaml', 'listen: { port: 9125 }\nforward: { host: agent }\nblocklist: { names: [a] }\nlog: {}\n'), {
+    ...defaults('partial.yaml'),
+    listen: { host: '0.0.0.0', port: 9125 },
+    forward: { host: 'agent', port: 8127 },
+    blocklist: { prefixes: [], names: ['a'] },
+  }, 'each missing key of a mapping takes its default')
+  t.same(parseConfig('nulls.yaml', 'listen:\nforward:\nblocklist:\n  prefixes:\nmaxPacketSize: ~\nlog:\n'), defaults('nulls.yaml'), 'null values are absent values')
+  t.same(DEFAULTS.listen, { host: '0.0.0.0', port: 8125 })
+  t.same(DEFAULTS.forward, { host: '127.0.0.1', port: 8127 })
+  t.equal(DEFAULTS.recvBufferSize, 8388608)
+})
+
+t.test('every key set', async (t) => {
+  const text = [
+    'listen: { host: 127.0.0.1, port: 0 }',
+    'forward: { host: "::1", port: 65535 }',
+    'blocklist:',
+    '  prefixes: [a., "b c", é.]',
+    '  names:',
+    '    - x.y',
+    'maxPacketSize: 512',
+    'recvBufferSize: 4096',
+    'log: { level: silent }',
+  ].join('\n')
+  t.same(parseConfig('all.yaml', text), {
+    ...defaults('all.yaml'),
+    listen: { host: '127.0.0.1', port: 0 },
+    forward: { host: '::1', port: 65535 },
+    blocklist: { prefixes: ['a.', 'b c', 'é.'], names: ['x.y'] },
+    maxPacketSize: 512,
+    recvBufferSize: 4096,
+    log: { level: 'silent' },
+  })
+  t.equal(parseConfig('max.yaml', 'maxPacketSize: 65507\nrecvBufferSize: 2147483647\n').maxPacketSize, 65507, 'upper bounds included')
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+    t.equal(parseConfig('l.yaml', `log: { level: ${level} }`).log.level, level)
+  }
+  t.same(parseConfig('json.yaml', '{"listen":{"port":1},"blocklist":{"prefixes":["p."]}}'), {
+    ...defaults('json.yaml'),
+    listen: { host: '0.0.0.0', port: 1 },
+    blocklist: { prefixes: ['p.'], names: [] },
+  }, 'our format written as JSON')
+})
+
+t.test('the bundled filter.yaml parses; the values it sets are the defaults', async (t) => {
+  const file = fileURLToPath(new URL('../filter.yaml', import.meta.url))
+  t.same(loadConfig(file), {
+    ...defaults(file),
+    blocklist: { prefixes: ['legacy.', 'debug.tmp'], names: ['app.requests.old'] },
+  })
+})
+
+t.test('unknown keys are errors, at the key', async (t) => {
+  t.same(problemsOf('listen: { host: 127.0.0.1, port: 1 }\nfoward: { port: 2 }\n'), [
+    { path: 'foward', line: 2, column: 1, message: TOP },
+  ])
+  t.same(problemsOf('blocklist:\n  prefix:\n    - a.\n'), [
+    { path: 'blocklist.prefix', line: 2, column: 3, message: 'unknown key (expected one of: prefixes, names)' },
+  ], 'a typo in a nested key does not silently disable the rules')
+  t.same(problemsOf('listen:\n  host: 127.0.0.1\n  prot: 1\nlog: { level: info, format: json }\n'), [
+    { path: 'listen.prot', line: 3, column: 3, message: 'unknown key (expected one of: host, port)' },
+    { path: 'log.format', line: 4, column: 21, message: 'unknown key (expected one of: level)' },
+  ])
+})
+
+t.test('wrong types', async (t) => {
+  t.same(problemsOf('listen:\n  port: "8125"\n'), [
+    { path: 'listen.port', line: 2, column: 9, message: 'must be an integer from 0 to 65535 (got "8125")' },
+  ], 'a port as a string')
+  t.same(problemsOf('blocklist:\n  prefixes: legacy.\n'), [
+    { path: 'blocklist.prefixes', line: 2, column: 13, message: 'must be a list of strings' },
+  ], 'prefixes not a list')
+  t.same(problemsOf('blocklist:\n  prefixes:\n    - a.\n    - 42\n  names: [x, true]\n'), [
+    { path: 'blocklist.prefixes[1]', line: 4, column: 7, message: 'must be a string (got 42)' },
+    { path: 'blocklist.names[1]', line: 5, column: 14, message: 'must be a string (got true)' },
+  ], 'non-strings inside the lists')
+  t.same(problemsOf('listen: 8125\n'), [{ path: 'listen', line: 1, column: 9, message: 'must be a mapping with the keys host, port' }])
+  t.same(problemsOf('blocklist: [a.]\n'), [
+    { path: 'blocklist', line: 1, column: 12, message: 'must be a mapping with the keys prefixes, names' },
+  ])
+  t.same(problemsOf('forward: { host: 12 }\n'), [{ path: 'forward.host', line: 1, column: 18, message: HOST }])
+  t.same(problemsOf('maxPacketSize: 1000.5\n'), [
+    { path: 'maxPacketSize', line: 1, column: 16, message: 'must be an integer from 512 to 65507 (got 1000.5)' },
+  ])
+  t.same(problemsOf('- a\n- b\n'), [
+    { path: '', line: 1, column: 1, message: 'must be a mapping with the keys listen, forward, blocklist, maxPacketSize, recvBufferSize, log' },
+  ], 'a document that is not a mapping')
+})
+
+t.test('ports out of range', async (t) => {
+  t.same(problemsOf('listen: { port: -1 }\nforward: { port: 0 }\n'), [
+    { path: 'listen.port', line: 1, column: 17, message: 'must be an integer from 0 to 65535 (got -1)' },
+    { path: 'forward.port', line: 2, column: 18, message: 'must be an integer from 1 to 65535 (got 0)' },
+  ])
+  t.same(problemsOf('listen:\n  port: 70000\nforward:\n  port: 65536\n'), [
+    { path: 'listen.port', line: 2, column: 9, message: 'must be an integer from 0 to 65535 (got 70000)' },
+    { path: 'forward.port', line: 4, column: 9, message: 'must be an integer from 1 to 65535 (got 65536)' },
+  ])
+  t.equal(parseConfig('p.yaml', 'listen: { port: 0 }').listen.port, 0, 'listen port 0: an ephemeral port')
+})
+
+t.test('empty strings', async (t) => {
+  t.same(problemsOf('blocklist:\n  prefixes: ["", a.]\n  names:\n    - ""\n'), [
+    { path: 'blocklist.prefixes[0]', line: 2, column: 14, message: EMPTY_RULE },
+    { path: 'blocklist.names[0]', line: 4, column: 7, message: EMPTY_RULE },
+  ])
+  t.same(problemsOf('listen: { host: "" }\nforward: { host: "  " }\n'), [
+    { path: 'listen.host', line: 1, column: 17, message: HOST },
+    { path: 'forward.host', line: 2, column: 18, message: HOST },
+  ])
+})
+
+t.test('maxPacketSize, recvBufferSize and log level out of range', async (t) => {
+  t.same(problemsOf('maxPacketSize: 511\nrecvBufferSize: 4095\n'), [
+    { path: 'maxPacketSize', line: 1, column: 16, message: 'must be an integer from 512 to 65507 (got 511)' },
+    { path: 'recvBufferSize', line: 2, column: 17, message: 'must be an integer from 4096 to 2147483647 (got 4095)' },
+  ])
+  t.same(problemsOf('maxPacketSize: 65508\nrecvBufferSize: 2147483648\n'), [
+    { path: 'maxPacketSize', line: 1, column: 16, message: 'must be an integer from 512 to 65507 (got 65508)' },
+    { path: 'recvBufferSize', line: 2, column: 17, message: 'must be an integer from 4096 to 2147483647 (got 2147483648)' },
+  ])
+  t.same(problemsOf('log:\n  level: verbose\n'), [{ path: 'log.level', line: 2, column: 10, message: LEVELS }])
+  t.same(problemsOf('log: { level: INFO }\n'), [{ path: 'log.level', line: 1, column: 15, message: LEVELS }], 'levels are lower case')
+})
+
+t.test('several problems are reported together, each located', async (t) => {
+  const text = [
+    'listen:', //                 1
+    '  port: "x"', //             2
+    'forward:', //                3
+    '  host: ""', //              4
+    '  port: 99999', //           5
+    'blocklist:', //              6
+    '  prefixes: [""]', //        7
+    'log: { level: LOUD }', //    8
+    'extra: 1', //                9
+  ].join('\n')
+  let error: unknown
+  try {
+    parseConfig('conf/filter.yaml', text)
+  } catch (err) {
+    error = err
+  }
+  t.ok(error instanceof ConfigError)
+  const e = error as ConfigError
+  t.equal(e.name, 'ConfigError')
+  t.equal(e.file, 'conf/filter.yaml')
+  t.same(problemsOf(text), [
+    { path: 'listen.port', line: 2, column: 9, message: 'must be an integer from 0 to 65535 (got "x")' },
+    { path: 'forward.host', line: 4, column: 9, message: HOST },
+    { path: 'forward.port', line: 5, column: 9, message: 'must be an integer from 1 to 65535 (got 99999)' },
+    { path: 'blocklist.prefixes[0]', line: 7, column: 14, message: EMPTY_RULE },
+    { path: 'log.level', line: 8, column: 15, message: LEVELS },
+    { path: 'extra', line: 9, column: 1, message: TOP },
+  ])
+  // The message is one `file:line:column: path: message` per problem.
+  t.same(e.message.split('\n').sort(), [
+    'conf/filter.yaml:2:9: listen.port: must be an integer from 0 to 65535 (got "x")',
+    `conf/filter.yaml:4:9: forward.host: ${HOST}`,
+    'conf/filter.yaml:5:9: forward.port: must be an integer from 1 to 65535 (got 99999)',
+    `conf/filter.yaml:7:14: blocklist.prefixes[0]: ${EMPTY_RULE}`,
+    `conf/filter.yaml:8:15: log.level: ${LEVELS}`,
+    `conf/filter.yaml:9:1: extra: ${TOP}`,
+  ].sort())
+})
+
+t.test('formatProblem', async (t) => {
+  t.equal(formatProblem('f.yaml', { path: 'a.b', line: 3, column: 7, message: 'm' }), 'f.yaml:3:7: a.b: m')
+  t.equal(formatProblem('f.yaml', { path: '', line: 3, column: 7, message: 'm' }), 'f.yaml:3:7: m')
+  t.equal(formatProblem('f.yaml', { path: '', message: 'm' }), 'f.yaml: m')
+  t.equal(formatProblem('f.yaml', { path: 'x', line: 2, message: 'm' }), 'f.yaml:2:1: x: m')
+})
+
+t.test('YAML syntax errors', async (t) => {
+  t.match(problemsOf('listen:\n  host: [127.0.0.1\n  port: 1\n'), [
+    { path: '', message: 'YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]' },
+  ])
+  t.match(problemsOf('listen: {}\nlisten: {}\n'), [{ path: '', message: 'YAML syntax error: Map keys must be unique' }], 'a duplicate key')
+  t.match(problemsOf('{"listen_port": 8125,'), [{ path: '', message: /^YAML syntax error: / }], 'truncated JSON')
+})
+
+// Bug in src/config/load.ts: parseConfig takes a syntax error's position from YAMLError.linePos, which the yaml
+// library fills in only with prettyErrors: true (the loader passes false), so the line and column are always
+// missing. lineCounter.linePos(e.pos[0]) gives them. The assertions run and report, marked todo until fixed.
+const SYNTAX_POSITION_BUG = 'src bug: YAML syntax errors lack line/column (load.ts reads e.linePos, unset with prettyErrors: false)'
+t.test('YAML syntax errors carry their line and column', async (t) => {
+  t.same(
+    problemsOf('listen:\n  host: [127.0.0.1\n  port: 1\n'),
+    [{ path: '', line: 3, column: 3, message: 'YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]' }],
+    'an unclosed flow sequence',
+    { todo: SYNTAX_POSITION_BUG },
+  )
+  t.same(
+    problemsOf('listen: {}\nlisten: {}\n'),
+    [{ path: '', line: 2, column: 1, message: 'YAML syntax error: Map keys must be unique' }],
+    'a duplicate key, at the second occurrence',
+    { todo: SYNTAX_POSITION_BUG },
+  )
+  let message = ''
+  try {
+    parseConfig('f.yaml', 'listen: {}\nlisten: {}\n')
+  } catch (err) {
+    message = (err as Error).message
+  }
+  t.equal(message, 'f.yaml:2:1: YAML syntax error: Map keys must be unique', 'formatted as file:line:column', { todo: SYNTAX_POSITION_BUG })
+})
+
+t.test('loadConfig reads files and names them in errors', async (t) => {
+  const dir = t.testdir({
+    'good.yaml': 'forward: { port: 9000 }\n',
+    'bad.yaml': 'forward: { port: 0 }\n',
+    sub: {},
+  })
+  t.same(loadConfig(join(dir, 'good.yaml')), { ...defaults(join(dir, 'good.yaml')), forward: { host: '127.0.0.1', port: 9000 } })
+  t.throws(() => loadConfig(join(dir, 'bad.yaml')), {
+    name: 'ConfigError',
+    message: `${join(dir, 'bad.yaml')}:1:18: forward.port: must be an integer from 1 to 65535 (got 0)`,
+  })
+  const missing = join(dir, 'missing.yaml')
+  t.throws(() => loadConfig(missing), {
+    name: 'ConfigError',
+    file: missing,
+    message: `${missing}: cannot read the file (ENOENT)`,
+    problems: [{ path: '', message: 'cannot read the file (ENOENT)' }],
+  })
+  t.throws(() => loadConfig(join(dir, 'sub')), { message: `${join(dir, 'sub')}: cannot read the file (EISDIR)` })
+})
+
+t.test('an unreadable file', { skip: process.getuid?.() === 0 ? 'root reads any file' : false }, async (t) => {
+  const dir = t.testdir({ 'secret.yaml': 'listen: {}\n' })
+  const file = join(dir, 'secret.yaml')
+  chmodSync(file, 0o000)
+  t.teardown(() => chmodSync(file, 0o644))
+  t.throws(() => loadConfig(file), { message: `${file}: cannot read the file (EACCES)` })
+})
+
+t.test('statsd-filter-proxy-rs JSON config', async (t) => {
+  const text = '{"listen_host":"0.0.0.0","listen_port":8125,"target_host":"127.0.0.1","target_port":8127,"metric_blocklist":["a.","b."],"multi_thread":true}'
+  t.same(parseConfig('config.json', text), {
+    file: 'config.json',
+    format: 'rust-json',
+    listen: { host: '0.0.0.0', port: 8125 },
+    forward: { host: '127.0.0.1', port: 8127 },
+    blocklist: { prefixes: ['a.', 'b.'], names: [] },
+    maxPacketSize: null,
+    recvBufferSize: 8388608,
+    log: { level: 'info' },
+    warnings: ['multi_thread is ignored: this proxy filters on one event loop per process'],
+  })
+  t.same(parseConfig('c.json', '{"target_port":9999}'), {
+    ...defaults('c.json'),
+    format: 'rust-json',
+    forward: { host: '127.0.0.1', port: 9999 },
+  }, 'missing keys take the defaults; no warning without multi_thread')
+  t.same(
+    parseConfig('c.json', '{"multi_thread":false}').warnings,
+    ['multi_thread is ignored: this proxy filters on one event loop per process'],
+    'multi_thread is ignored whatever its value',
+  )
+
+  const unknown = '{"listen_host":"0.0.0.0","listen_port":8125,"metric_blocklist":["a."],"bogus":1}'
+  t.same(problemsOf(unknown, 'c.json'), [{ path: 'bogus', line: 1, column: 71, message: RUST }], 'unknown keys are errors')
+  t.same(problemsOf('{"listen_port":8125,"listen":{"port":1}}', 'c.json'), [{ path: 'listen', line: 1, column: 21, message: RUST }], 'mixing both formats is an error')
+  t.same(problemsOf('listen: { port: 1 }\nmulti_thread: true\n', 'c.yaml'), [{ path: 'listen', line: 1, column: 1, message: RUST }], 'also when written as YAML')
+  t.same(
+    problemsOf('{\n  "target_port": 70000,\n  "listen_port": "8125",\n  "metric_blocklist": [\n    "a.",\n    1,\n    ""\n  ],\n  "multi_thread": "yes",\n  "target_host": ""\n}\n', 'c.json'),
+    [
+      { path: 'target_port', line: 2, column: 18, message: 'must be an integer from 1 to 65535 (got 70000)' },
+      { path: 'listen_port', line: 3, column: 18, message: 'must be an integer from 0 to 65535 (got "8125")' },
+      { path: 'metric_blocklist[1]', line: 6, column: 5, message: 'must be a string (got 1)' },
+      { path: 'metric_blocklist[2]', line: 7, column: 5, message: EMPTY_RULE },
+      { path: 'multi_thread', line: 9, column: 19, message: 'must be true or false' },
+      { path: 'target_host', line: 10, column: 18, message: HOST },
+    ],
+    'every problem of the Rust format, located',
+  )
+  t.same(problemsOf('{"metric_blocklist":"a."}', 'c.json'), [{ path: 'metric_blocklist', line: 1, column: 21, message: 'must be a list of strings' }])
+})
+
+t.test('configPath precedence: flag, FILTER_CONFIG, PROXY_CONFIG_FILE, ./filter.yaml', async (t) => {
+  const env = { FILTER_CONFIG: 'env-filter.yaml', PROXY_CONFIG_FILE: 'rust.json' }
+  t.equal(configPath('flag.yaml', env), 'flag.yaml')
+  t.equal(configPath(undefined, env), 'env-filter.yaml')
+  t.equal(configPath(undefined, { PROXY_CONFIG_FILE: 'rust.json' }), 'rust.json')
+  t.equal(configPath(undefined, {}), 'filter.yaml')
+  t.equal(configPath('', { FILTER_CONFIG: '', PROXY_CONFIG_FILE: 'rust.json' }), 'rust.json', 'empty values count as unset')
+  t.equal(configPath(undefined, { FILTER_CONFIG: '', PROXY_CONFIG_FILE: '' }), 'filter.yaml')
+})
+
+t.test('maxPacketSize: 8192 by default for a loopback target, the configured value otherwise', async (t) => {
+  const base = { listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' } }
+  const loopback = await startProxy(parseConfig('t.yaml', JSON.stringify({ ...base, forward: { host: '127.0.0.1', port: 9 } })), silentLogger())
+  t.teardown(() => loopback.close())
+  t.equal(loopback.maxPacketSize, 8192)
+  const other127 = await startProxy(parseConfig('t.yaml', JSON.stringify({ ...base, forward: { host: '127.0.0.2', port: 9 } })), silentLogger())
+  t.teardown(() => other127.close())
+  t.equal(other127.maxPacketSize, 8192, 'all of 127.0.0.0/8 is loopback')
+  const set = await startProxy(
+    parseConfig('t.yaml', JSON.stringify({ ...base, forward: { host: '127.0.0.1', port: 9 }, maxPacketSize: 1400 })),
+    silentLogger(),
+  )
+  t.teardown(() => set.close())
+  t.equal(set.maxPacketSize, 1400)
+})
+
+t.test('maxPacketSize: 1432 by default for a non-loopback target', async (t) => {
+  // Connecting a UDP socket sends nothing; nothing is sent through this proxy. TEST-NET-1 is never routed.
+  const config = parseConfig('t.yaml', JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, forward: { host: '192.0.2.1', port: 8127 }, log: { level: 'silent' } }))
+  let proxy: Proxy
+  try {
+    proxy = await startProxy(config, silentLogger())
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') return t.plan(0, `no route to 192.0.2.1 here (${code})`)
+    throw err
+  }
+  t.teardown(() => proxy.close())
+  t.equal(proxy.maxPacketSize, 1432)
+  t.equal(proxy.counters.datagramsOut, 0)
+})

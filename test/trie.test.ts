@@ -1,0 +1,155 @@
+import t from 'tap'
+import { rulesFromBlocklist } from '../src/match/rules.ts'
+import { Trie } from '../src/match/trie.ts'
+
+function compile(prefixes: string[], names: string[] = []): Trie {
+  return new Trie(rulesFromBlocklist({ prefixes, names }))
+}
+
+function match(trie: Trie, name: string): number {
+  const buf = Buffer.from(name, 'utf8')
+  return trie.match(buf, 0, buf.length)
+}
+
+t.test('rule table: prefixes first, then names, each indexed', async (t) => {
+  t.same(rulesFromBlocklist({ prefixes: ['a.', 'b.'], names: ['c'] }), [
+    { index: 0, kind: 'prefix', pattern: 'a.' },
+    { index: 1, kind: 'prefix', pattern: 'b.' },
+    { index: 2, kind: 'name', pattern: 'c' },
+  ])
+})
+
+t.test('an empty blocklist matches nothing', async (t) => {
+  const trie = compile([])
+  t.equal(trie.nodeCount, 1)
+  for (const name of ['', 'a', 'legacy.x', '\u00ff\u0000']) t.equal(match(trie, name), -1)
+})
+
+t.test('prefixes match the name itself and every extension, nothing shorter or different', async (t) => {
+  const trie = compile(['legacy.', 'debug.tmp'])
+  t.equal(match(trie, 'legacy.'), 0)
+  t.equal(match(trie, 'legacy.requests'), 0)
+  t.equal(match(trie, 'debug.tmp'), 1)
+  t.equal(match(trie, 'debug.tmpfile.size'), 1)
+  t.equal(match(trie, 'legacy'), -1)
+  t.equal(match(trie, 'Legacy.requests'), -1, 'byte-wise: case matters')
+  t.equal(match(trie, 'app.legacy.x'), -1, 'a prefix anchors at the start')
+  t.equal(match(trie, 'debug.tm'), -1)
+  t.equal(match(trie, ''), -1)
+})
+
+t.test('exact names match only the whole name', async (t) => {
+  const trie = compile([], ['app.requests.old', 'app'])
+  t.equal(match(trie, 'app.requests.old'), 0)
+  t.equal(match(trie, 'app'), 1)
+  t.equal(match(trie, 'app.requests.old.v2'), -1)
+  t.equal(match(trie, 'app.requests.ol'), -1)
+  t.equal(match(trie, 'ap'), -1)
+})
+
+t.test('overlapping prefixes: the longest wins; an exact name beats any prefix', async (t) => {
+  const trie = compile(['a', 'a.b.', 'a.b.c'], ['a.b.c.d', 'a.b.'])
+  t.equal(match(trie, 'a.x'), 0)
+  t.equal(match(trie, 'a.b.x'), 1)
+  t.equal(match(trie, 'a.b.cx'), 2)
+  t.equal(match(trie, 'a.b.c.d'), 3, 'exact name over prefix a.b.c')
+  t.equal(match(trie, 'a.b.c.d.e'), 2, 'the name rule is exact: longer names fall back to the prefix')
+  t.equal(match(trie, 'a.b.'), 4, 'a prefix equal to a name: the name rule is reported')
+  t.equal(match(trie, 'a'), 0)
+})
+
+t.test('duplicates keep the first rule and are reported', async (t) => {
+  const trie = compile(['x.', 'y.', 'x.'], ['n', 'n'])
+  t.equal(match(trie, 'x.1'), 0)
+  t.same(
+    trie.duplicates.map((r) => [r.index, r.kind, r.pattern]),
+    [
+      [2, 'prefix', 'x.'],
+      [4, 'name', 'n'],
+    ],
+  )
+  t.equal(trie.ruleCount, 5)
+})
+
+t.test('UTF-8 names and every byte value', async (t) => {
+  const trie = compile(['métrique.', '指标', '\u0000nul'], ['ünï'])
+  t.equal(match(trie, 'métrique.x'), 0)
+  t.equal(match(trie, 'metrique.x'), -1)
+  t.equal(match(trie, '指标.requests'), 1)
+  t.equal(match(trie, '指'), -1, 'half of a multi-byte prefix does not match')
+  t.equal(match(trie, '\u0000nul.x'), 2)
+  t.equal(match(trie, 'ünï'), 3)
+  // Invalid UTF-8 in a name is just bytes: no match, no throw.
+  const raw = Buffer.from([0xff, 0xfe, 0x00, 0x80])
+  t.equal(trie.match(raw, 0, raw.length), -1)
+  // A node with 128 ASCII children and the lead bytes of the Latin-1 range: a dense node in the double array.
+  const patterns = Array.from({ length: 256 }, (_, c) => `k${String.fromCharCode(c)}`)
+  const dense = compile(patterns)
+  for (let c = 0; c < 256; c++) {
+    t.equal(match(dense, `${patterns[c]}.x`), c, `code point ${c}`)
+  }
+  t.equal(match(dense, 'k'), -1)
+})
+
+t.test('matches within a range of a larger buffer', async (t) => {
+  const trie = compile(['abc'])
+  const buf = Buffer.from('xxabcdef:1|c')
+  t.equal(trie.match(buf, 2, 8), 0)
+  t.equal(trie.match(buf, 2, 4), -1, 'the range ends before the prefix does')
+  t.equal(trie.match(buf, 0, 8), -1)
+})
+
+t.test('100,000 rules: every rule matches its own names, near misses do not', async (t) => {
+  const prefixes: string[] = []
+  const names: string[] = []
+  for (let i = 0; i < 50_000; i++) prefixes.push(`legacy.team${i}.svc${i % 97}.`)
+  for (let i = 0; i < 50_000; i++) names.push(`app.metric.${(i * 2654435761) % 1_000_003}.count`)
+  const trie = compile(prefixes, names)
+  t.equal(trie.ruleCount, 100_000)
+  let wrong = 0
+  for (let i = 0; i < 50_000; i++) {
+    if (match(trie, `legacy.team${i}.svc${i % 97}.requests`) !== i) wrong++
+    if (match(trie, `legacy.team${i}.svc${(i % 97) + 1}.requests`) !== -1) wrong++
+  }
+  const seen = new Map<string, number>()
+  names.forEach((n, i) => seen.has(n) || seen.set(n, 50_000 + i))
+  for (const [n, index] of seen) {
+    if (match(trie, n) !== index) wrong++
+    if (match(trie, `${n}.x`) !== -1) wrong++
+  }
+  t.equal(wrong, 0)
+})
+
+t.test('agrees with a naive reference on random rule sets', async (t) => {
+  // Small alphabet so that prefixes overlap a lot.
+  let seed = 12345
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
+  const word = (): string => Array.from({ length: 1 + rand(6) }, () => 'ab.é'[rand(4)]).join('')
+  for (let round = 0; round < 200; round++) {
+    const prefixes = Array.from({ length: rand(20) }, word)
+    const names = Array.from({ length: rand(20) }, word)
+    const trie = compile(prefixes, names)
+    for (let k = 0; k < 50; k++) {
+      const name = word() + (rand(2) ? word() : '')
+      const exact = names.indexOf(name)
+      let expected = exact === -1 ? -1 : prefixes.length + exact
+      if (expected === -1) {
+        let bestLen = -1
+        prefixes.forEach((p, i) => {
+          if (name.startsWith(p) && p.length > bestLen) {
+            bestLen = p.length
+            expected = prefixes.indexOf(p) === i ? i : expected
+          }
+        })
+      }
+      if (match(trie, name) !== expected) {
+        t.fail(`round ${round}: ${JSON.stringify({ prefixes, names, name, got: match(trie, name), expected })}`)
+        return
+      }
+    }
+  }
+  t.pass('200 random rule sets x 50 names agree')
+})
