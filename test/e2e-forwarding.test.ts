@@ -1,5 +1,6 @@
 // End to end over real UDP sockets on 127.0.0.1: a raw dgram client sends exact bytes through the proxy to a sink.
 import t, { type Test } from 'tap'
+import { parseConfig } from '../src/config/load.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import type { Counters } from '../src/telemetry/counters.ts'
 import type { Logger } from '../src/telemetry/logger.ts'
@@ -405,5 +406,65 @@ t.test('the start log line describes the running proxy', async (t) => {
     sendPool: 128,
     recvBufferRequested: 8388608,
     recvBufferGranted: Number,
+  })
+})
+
+t.test('start-up warnings: config warnings, duplicate rules, a smaller receive buffer than asked', async (t) => {
+  const { log, records } = memoryLogger('info')
+  const sink = await startSink()
+  t.teardown(() => sink.close())
+  const config = parseConfig(
+    'rust.json',
+    JSON.stringify({
+      listen_host: '127.0.0.1',
+      listen_port: 0,
+      target_host: '127.0.0.1',
+      target_port: sink.port,
+      metric_blocklist: ['a.', 'b.', 'a.'],
+      multi_thread: true,
+    }),
+  )
+  const proxy = await startProxy({ ...config, blocklist: { prefixes: config.blocklist.prefixes, names: ['x', 'x'] } }, log)
+  t.teardown(() => proxy.close())
+  const warnings = records.filter((rec) => rec.level === 40)
+  const granted = proxy.listener.recvBufferGranted
+  t.ok(granted > 0, `granted ${granted}`)
+  t.same(
+    warnings.map(({ msg, file, rule, kind, requested, granted }) => ({ msg, file, rule, kind, requested, granted })),
+    [
+      { msg: 'multi_thread is ignored: this proxy filters on one event loop per process', file: 'rust.json' },
+      { msg: 'duplicate rule ignored', file: 'rust.json', rule: 'a.', kind: 'prefix' },
+      { msg: 'duplicate rule ignored', file: 'rust.json', rule: 'x', kind: 'name' },
+      ...(granted < 8388608
+        ? [{ msg: 'the kernel granted a smaller receive buffer than recvBufferSize; raise net.core.rmem_max to absorb bursts', requested: 8388608, granted }]
+        : []),
+    ].map((w) => ({ file: undefined, rule: undefined, kind: undefined, requested: undefined, granted: undefined, ...w })),
+  )
+  t.match(records.find((rec) => rec.msg === 'statsd-filter-proxy started'), { format: 'rust-json', rules: { prefixes: 3, names: 2 } })
+
+  // The duplicates changed nothing: both rules still apply.
+  const client = await createClient(proxy.listener.port)
+  t.teardown(() => client.close())
+  await client.send('a.1:1|c\nx:1|c\nb.2:1|c\nkept:1|c')
+  await waitFor(() => sink.bytes() > 0, () => 'the kept line at the sink')
+  t.same(sink.lines(), ['kept:1|c'])
+  t.equal(proxy.counters.linesBlocked, 3)
+})
+
+t.test('counters are logged on an interval', async (t) => {
+  const { log, records } = memoryLogger('info')
+  const sink = await startSink()
+  t.teardown(() => sink.close())
+  const proxy = await startProxy(testConfig({ forwardPort: sink.port, prefixes: ['blocked.'] }), log, { reportIntervalMs: 20 })
+  t.teardown(() => proxy.close())
+  const client = await createClient(proxy.listener.port)
+  t.teardown(() => client.close())
+  await client.send('a:1|c\nblocked.b:1|c')
+  const reported = (): Record<string, unknown> | undefined =>
+    records.find((rec) => rec.msg === 'counters' && (rec.counters as { linesIn: number }).linesIn === 2)
+  await waitFor(() => reported() !== undefined, () => `a counters line with linesIn 2: ${JSON.stringify(records.filter((r) => r.msg === 'counters'))}`)
+  t.match(reported(), {
+    level: 30,
+    counters: { datagramsIn: 1, bytesIn: 19, linesIn: 2, linesForwarded: 1, linesBlocked: 1, linesMalformed: 0, linesDroppedBackpressure: 0, datagramsOut: 1, bytesOut: 5, sendErrors: 0 },
   })
 })

@@ -63,7 +63,7 @@ function runProxyPath(datagrams: Buffer[], blocklist: Blocklist, maxPacketSize: 
   const target = new CaptureTarget()
   const assembler = new Assembler(new BufferPool(4, maxPacketSize), target, counters, () => {})
   const gate = new WarningGate(60_000)
-  const filter = new LineFilter(new Trie(rulesFromBlocklist(blocklist)), assembler, counters, gate, () => {})
+  const filter = new LineFilter(Trie.compile(rulesFromBlocklist(blocklist)), assembler, counters, gate, () => {})
   try {
     for (const d of datagrams) filter.handleDatagram(d)
     assembler.flush()

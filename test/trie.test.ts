@@ -3,7 +3,7 @@ import { rulesFromBlocklist } from '../src/match/rules.ts'
 import { Trie } from '../src/match/trie.ts'
 
 function compile(prefixes: string[], names: string[] = []): Trie {
-  return new Trie(rulesFromBlocklist({ prefixes, names }))
+  return Trie.compile(rulesFromBlocklist({ prefixes, names }))
 }
 
 function match(trie: Trie, name: string): number {
