@@ -23,8 +23,12 @@ export interface GeneratorSnapshot {
 
 /** Paced mode sends what is due every timer tick; Node's timers fire about every millisecond at best. */
 const TICK_MS = 1
-/** After a stall, catch up by at most this much of the schedule per tick, so a hiccup is not one huge burst. */
-const MAX_CATCH_UP_S = 0.01
+/**
+ * After a stall, catch up by at most this much of the schedule per tick, so a long hiccup is not one huge burst.
+ * It must exceed the scheduler's time slice (several ms when other processes share the CPU), or a generator that
+ * is merely descheduled between ticks could never catch up.
+ */
+const MAX_CATCH_UP_S = 0.05
 /** Saturation mode sends this many per event-loop turn, then yields so IPC requests get answered. */
 const SATURATION_BURST = 64
 /**

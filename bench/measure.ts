@@ -21,21 +21,31 @@ export interface RunSpec {
 
 export interface RunResult {
   spec: RunSpec
-  // Whole run (warm-up included, drained at the end): nothing is in flight at either end, so the ratio is exact.
+  // Whole run, warm-up included: it starts with nothing in flight, and a line counts as delivered if the sink has
+  // it DELIVERY_GRACE_MS after the generator stopped. A proxy that merely queued the excess in its socket buffer
+  // (4 MiB holds seconds of load for a slow proxy) does not pass for one that kept up.
   offeredLines: number
   expectedLines: number
   deliveredLines: number
   deliveredRatio: number
+  /** Where the missing lines went: forwarded by the proxy (so lost after it, or late), or dropped inside it. */
+  forwardedLines: number
+  /** Lines the proxy gave up on for want of a free send buffer (ours only). */
+  droppedLines: number
   // The measurement window.
   linesPerSecond: number
   cpuUsPerLine: number
   /** Proxy CPU time over wall time: 1 is one core; well under 1 at saturation means it was starved of CPU. */
   cpuShare: number
+  /** Share of wall time the proxy was ready to run but another process had its CPU (noise on a shared machine). */
+  cpuWaitShare: number
+  /** Highest RSS sampled in the window. */
   rssMaxBytes: number
+  /** Highest RSS sampled since the proxy started, as of the end of this run. */
+  rssPeakBytes: number
   scavengesPerMLines: number
   markSweepsPerMLines: number
   blockedShare: number
-  linesDropped: number
   generatorDatagramsPerSecond: number
   /** The generator fell more than 1% short of the offered rate: the row does not test that rate. */
   generatorShort: boolean
@@ -43,6 +53,8 @@ export interface RunResult {
   proxyReadShare: number
 }
 
+/** Generous for a proxy that keeps up (its latency is well under a millisecond), short for a growing backlog. */
+export const DELIVERY_GRACE_MS = 200
 /** Drained means the proxy and the sink counted nothing new for this long. */
 const QUIET_MS = 150
 const DRAIN_LIMIT_MS = 15_000
@@ -65,14 +77,14 @@ export class Bench {
   private readonly pin: boolean
   private readonly sink: Child
   private readonly generator: Child
-  readonly sinkReady: SinkReady
+  private readonly sinkPort: number
   private readonly proxies = new Map<string, Promise<ProxyHandle>>()
 
-  private constructor(execPath: string, pin: boolean, sink: Child, sinkReady: SinkReady, generator: Child) {
+  private constructor(execPath: string, pin: boolean, sink: Child, sinkPort: number, generator: Child) {
     this.execPath = execPath
     this.pin = pin
     this.sink = sink
-    this.sinkReady = sinkReady
+    this.sinkPort = sinkPort
     this.generator = generator
   }
 
@@ -88,7 +100,7 @@ export class Bench {
       pinToCpu(sink.child.pid, 0)
       pinToCpu(generator.child.pid, 0)
     }
-    return new Bench(execPath, pin, sink.child, sink.ready, generator.child)
+    return new Bench(execPath, pin, sink.child, sink.ready.port, generator.child)
   }
 
   proxy(kind: ProxyKind, rules: number): Promise<ProxyHandle> {
@@ -98,7 +110,7 @@ export class Bench {
       handle = Child.start<ProxyReady>(
         `proxy ${key}`,
         moduleUrl('proxy-child'),
-        [kind, String(rules), String(this.sinkReady.port)],
+        [kind, String(rules), String(this.sinkPort)],
         this.execPath,
         PROXY_START_TIMEOUT_MS,
       ).then(({ child, ready }) => {
@@ -118,7 +130,7 @@ export class Bench {
     const proxy = await this.proxy(spec.kind, spec.rules)
     const target: GeneratorTarget = { port: proxy.ready.port, rules: spec.rules, linesPerDatagram: spec.linesPerDatagram }
     await this.generator.call('configure', target, 30_000)
-    const sink0 = await this.sink.call<SinkSnapshot>('snapshot')
+    const [sink0, p0] = await Promise.all([this.sink.call<SinkSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
 
     await this.generator.call('start', spec.rate)
     await sleep(timing.warmupMs)
@@ -126,7 +138,9 @@ export class Bench {
     await sleep(timing.measureMs)
     const [g2, p2] = await Promise.all([this.generator.call<GeneratorSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
     const gEnd = await this.generator.call<GeneratorSnapshot>('stop')
-    const sink1 = await this.drain(proxy.child)
+    await sleep(DELIVERY_GRACE_MS)
+    const [sink1, pEnd] = await Promise.all([this.sink.call<SinkSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
+    await this.drain(proxy.child)
 
     const forwarded = p2.counters.linesForwarded - p1.counters.linesForwarded
     const blocked = p2.counters.linesBlocked - p1.counters.linesBlocked
@@ -144,14 +158,17 @@ export class Bench {
       expectedLines: gEnd.survivors,
       deliveredLines: delivered,
       deliveredRatio: gEnd.survivors === 0 ? 1 : delivered / gEnd.survivors,
+      forwardedLines: pEnd.counters.linesForwarded - p0.counters.linesForwarded,
+      droppedLines: pEnd.counters.linesDropped - p0.counters.linesDropped,
       linesPerSecond: lines / seconds,
       cpuUsPerLine: lines === 0 ? 0 : cpuUs / lines,
       cpuShare: cpuUs / 1e6 / seconds,
+      cpuWaitShare: (p2.runQueueWaitNs - p1.runQueueWaitNs) / 1e9 / seconds,
       rssMaxBytes: p2.rssMax,
+      rssPeakBytes: pEnd.rssPeak,
       scavengesPerMLines: perMLines(p2.gcMinor - p1.gcMinor),
       markSweepsPerMLines: perMLines(p2.gcMajor - p1.gcMajor),
       blockedShare: lines === 0 ? 0 : blocked / lines,
-      linesDropped: p2.counters.linesDropped - p1.counters.linesDropped,
       generatorDatagramsPerSecond,
       generatorShort: spec.rate !== null && (generatorDatagramsPerSecond < 0.99 * spec.rate || gEnd.due - gEnd.datagrams > 0.01 * gEnd.due),
       proxyReadShare: sent === 0 ? 0 : (p2.counters.datagramsIn - p1.counters.datagramsIn) / sent,
@@ -159,17 +176,17 @@ export class Bench {
   }
 
   /**
-   * Waits until the proxy has read what its socket queue held and the sink has counted what it sent, so the
-   * delivered count is final and nothing spills into the next run. At saturation the proxy's queue is full
-   * (net.core.rmem_max), so a slow proxy can take a while.
+   * Waits until the proxy has read what its socket queue held and the sink has counted what it sent, so that
+   * nothing spills into the next run. At saturation the proxy's queue is full (net.core.rmem_max), so a slow
+   * proxy can take a while.
    */
-  private async drain(proxy: Child): Promise<SinkSnapshot> {
+  private async drain(proxy: Child): Promise<void> {
     const deadline = Date.now() + DRAIN_LIMIT_MS
     let last = { proxy: -1, sink: -1 }
     for (;;) {
       const [p, s] = await Promise.all([proxy.call<ProxySnapshot>('snapshot'), this.sink.call<SinkSnapshot>('snapshot')])
       const now = { proxy: p.counters.datagramsIn, sink: s.lines }
-      if (now.proxy === last.proxy && now.sink === last.sink) return s
+      if (now.proxy === last.proxy && now.sink === last.sink) return
       if (Date.now() > deadline) throw new Error(`${proxy.name} was still draining after ${DRAIN_LIMIT_MS} ms`)
       last = now
       await sleep(QUIET_MS)

@@ -49,7 +49,7 @@ function buildDatagrams(rules: number): Buffer[] {
 
 async function main(): Promise<void> {
   const prefixes = Array.from({ length: ruleCount }, (_, i) => `legacy.team${i}.`)
-  const trie = new Trie(rulesFromBlocklist({ prefixes, names: [] }))
+  const trie = Trie.compile(rulesFromBlocklist({ prefixes, names: [] }))
   const counters = new Counters()
   const target = new NullTarget()
   const assembler = new Assembler(new BufferPool(128, 8192), target, counters, () => {})

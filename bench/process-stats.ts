@@ -1,4 +1,5 @@
 // What a measured process reports about itself: CPU time, memory and garbage collections.
+import { readFileSync } from 'node:fs'
 import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 
 export interface ProcessSnapshot {
@@ -6,11 +7,17 @@ export interface ProcessSnapshot {
   timeNs: number
   cpuUserUs: number
   cpuSystemUs: number
-  rss: number
   /** Highest RSS sampled since the previous snapshot. */
   rssMax: number
+  /** Highest RSS since the process started, start-up included (the kernel's ru_maxrss: exact, not sampled). */
+  rssPeak: number
   gcMinor: number
   gcMajor: number
+  /**
+   * Total time the main thread was ready to run but waited for a CPU (Linux schedstat; 0 where unavailable):
+   * the CPU that other processes took from it.
+   */
+  runQueueWaitNs: number
 }
 
 /** RSS is sampled on a timer: a snapshot alone would miss peaks between two IPC requests. */
@@ -20,7 +27,6 @@ export class ProcessStats {
   private gcMinor = 0
   private gcMajor = 0
   private rssMax = 0
-  private readonly timer: NodeJS.Timeout
 
   constructor() {
     new PerformanceObserver((list) => {
@@ -31,8 +37,7 @@ export class ProcessStats {
       }
     }).observe({ entryTypes: ['gc'] })
     this.sampleRss()
-    this.timer = setInterval(() => this.sampleRss(), RSS_SAMPLE_MS)
-    this.timer.unref()
+    setInterval(() => this.sampleRss(), RSS_SAMPLE_MS).unref()
   }
 
   snapshot(): ProcessSnapshot {
@@ -42,10 +47,11 @@ export class ProcessStats {
       timeNs: Number(process.hrtime.bigint()),
       cpuUserUs: cpu.user,
       cpuSystemUs: cpu.system,
-      rss,
       rssMax: this.rssMax,
+      rssPeak: process.resourceUsage().maxRSS * 1024,
       gcMinor: this.gcMinor,
       gcMajor: this.gcMajor,
+      runQueueWaitNs: runQueueWaitNs(),
     }
     this.rssMax = rss
     return snapshot
@@ -61,4 +67,13 @@ export class ProcessStats {
 /** Node 16+ puts the kind in `detail`, which these typings do not declare. */
 function gcKind(entry: PerformanceEntry): number | undefined {
   return (entry as unknown as { detail?: { kind?: number } }).detail?.kind
+}
+
+/** /proc/self/schedstat: "<ns on CPU> <ns waiting on a run queue> <timeslices>". */
+function runQueueWaitNs(): number {
+  try {
+    return Number(readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1])
+  } catch {
+    return 0
+  }
 }

@@ -3,17 +3,16 @@ import type { Bench, RunResult, RunSpec, Timing } from './measure.ts'
 import type { ProxyKind } from './proxy-child.ts'
 
 export interface SearchStep {
-  rate: number
-  deliveredRatio: number
-  cpuUsPerLine: number
+  run: RunResult
   passed: boolean
-  generatorShort: boolean
 }
 
 export interface SearchResult {
   kind: ProxyKind
   rules: number
   linesPerDatagram: number
+  /** Datagrams/s the proxy could take on a full core, from its CPU time per line at saturation: the search's scale. */
+  capacity: number
   /** The highest passing rate (datagrams/s), or null if even the lowest step lost lines. */
   best: number | null
   /** Why the search stopped above `best`. */
@@ -25,43 +24,38 @@ export interface SearchResult {
 export const SUSTAINED_RATIO = 0.995
 
 /**
- * Steps are fractions of the proxy's saturation throughput, so the search spends its runs near the answer for a
- * fast proxy and a slow one alike. It may pass 100%: at saturation the generator burns a whole core, at a
- * paced rate far less, leaving the proxy more CPU. A failing step is run once more before it counts, because
- * one noisy-neighbour hiccup can drop a burst.
+ * Steps are fractions of the proxy's capacity on one full core (1 / its CPU time per datagram at saturation),
+ * so the search spends its runs near the answer for a fast proxy and a slow one alike, and does not depend on
+ * how much CPU the noisy machine left the proxy during the saturation runs. A failing step (lines lost, or the
+ * generator fell short of the rate) is run once more before it counts: one noisy-neighbour hiccup can drop a burst.
  */
 export async function searchSustainedRate(
   bench: Bench,
   base: Omit<RunSpec, 'rate'>,
-  saturationDatagramsPerSecond: number,
+  capacityDatagramsPerSecond: number,
   fractions: readonly number[],
   timing: Timing,
   onRun: (r: RunResult) => void,
 ): Promise<SearchResult> {
   const steps: SearchStep[] = []
+  const result = (stoppedBy: SearchResult['stoppedBy']): SearchResult => ({ ...base, capacity: capacityDatagramsPerSecond, best, stoppedBy, steps })
   let best: number | null = null
-  const rates = [...new Set(fractions.map((f) => roundRate(f * saturationDatagramsPerSecond)))]
+  const rates = [...new Set(fractions.map((f) => roundRate(f * capacityDatagramsPerSecond)))]
   for (const rate of rates) {
     let step = await runStep(bench, { ...base, rate }, timing, onRun)
-    if (!step.passed && !step.generatorShort) step = await runStep(bench, { ...base, rate }, timing, onRun)
+    if (!step.passed || step.run.generatorShort) step = await runStep(bench, { ...base, rate }, timing, onRun)
     steps.push(step)
-    if (step.generatorShort) return { ...base, best, stoppedBy: 'generator', steps }
-    if (!step.passed) return { ...base, best, stoppedBy: 'loss', steps }
+    if (step.run.generatorShort) return result('generator')
+    if (!step.passed) return result('loss')
     best = rate
   }
-  return { ...base, best, stoppedBy: 'ceiling', steps }
+  return result('ceiling')
 }
 
 async function runStep(bench: Bench, spec: RunSpec, timing: Timing, onRun: (r: RunResult) => void): Promise<SearchStep> {
-  const r = await bench.run(spec, timing)
-  onRun(r)
-  return {
-    rate: spec.rate ?? 0,
-    deliveredRatio: r.deliveredRatio,
-    cpuUsPerLine: r.cpuUsPerLine,
-    passed: r.deliveredRatio >= SUSTAINED_RATIO,
-    generatorShort: r.generatorShort,
-  }
+  const run = await bench.run(spec, timing)
+  onRun(run)
+  return { run, passed: run.deliveredRatio >= SUSTAINED_RATIO }
 }
 
 /** Two significant digits: 187,340 -> 190,000. The search is a step search; more digits would be false precision. */

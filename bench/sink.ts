@@ -1,11 +1,11 @@
 // Stands in for the DogStatsD agent: counts the lines the proxies forward. It shares the machine with the proxy
-// under test, so it does as little as it can per datagram (no decoding, one native scan for '\n').
+// under test, so it does as little as it can per datagram: no decoding, a plain byte loop (a buf.indexOf call per
+// line costs far more than the few bytes between two newlines).
 import dgram from 'node:dgram'
 import { serve } from './ipc.ts'
 
 export interface SinkReady {
   port: number
-  recvBufferSize: number
 }
 
 export interface SinkSnapshot {
@@ -24,11 +24,11 @@ socket.on('message', (buf) => {
   datagrams++
   // Forwarded datagrams never end in '\n': n newlines separate n + 1 lines.
   let n = 1
-  for (let i = buf.indexOf(LF); i !== -1; i = buf.indexOf(LF, i + 1)) n++
+  for (let i = 0; i < buf.length; i++) if (buf[i] === LF) n++
   lines += n
 })
 await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
 
-serve({ port: socket.address().port, recvBufferSize: socket.getRecvBufferSize() } satisfies SinkReady, {
+serve({ port: socket.address().port } satisfies SinkReady, {
   snapshot: (): SinkSnapshot => ({ datagrams, lines }),
 })

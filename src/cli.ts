@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { configPath, loadConfig } from './config/load.ts'
-import { ConfigError } from './config/errors.ts'
+import { ConfigError, formatProblem } from './config/errors.ts'
 import { startProxy } from './proxy.ts'
 import { createLogger } from './telemetry/logger.ts'
 
@@ -68,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
     return 1
   }
   if (args.check) {
-    for (const w of config.warnings) process.stdout.write(`${file}: warning: ${w}\n`)
+    for (const w of config.warnings) process.stdout.write(`warning: ${formatProblem(file, w)}\n`)
     const { prefixes, names } = config.blocklist
     process.stdout.write(`${file}: OK (${config.format}, ${prefixes.length} prefixes, ${names.length} names)\n`)
     return 0

@@ -1,6 +1,7 @@
 import { Assembler } from './batch/assembler.ts'
 import { BufferPool } from './batch/pool.ts'
 import { DEFAULTS, type Config } from './config/config.ts'
+import { formatProblem } from './config/errors.ts'
 import { LineFilter } from './filter.ts'
 import { rulesFromBlocklist } from './match/rules.ts'
 import { Trie } from './match/trie.ts'
@@ -36,10 +37,8 @@ export interface Proxy {
 }
 
 export async function startProxy(config: Config, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
-  for (const warning of config.warnings) log.warn({ file: config.file }, warning)
-  const rules = rulesFromBlocklist(config.blocklist)
-  const trie = new Trie(rules)
-  for (const dup of trie.duplicates) log.warn({ file: config.file, rule: dup.pattern, kind: dup.kind }, 'duplicate rule ignored')
+  for (const warning of config.warnings) log.warn(formatProblem(config.file, warning))
+  const trie = Trie.compile(rulesFromBlocklist(config.blocklist))
 
   const counters = new Counters()
   const sendErrorGate = new WarningGate(WARN_INTERVAL_MS)

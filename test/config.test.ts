@@ -226,22 +226,16 @@ t.test('YAML syntax errors', async (t) => {
   t.match(problemsOf('{"listen_port": 8125,'), [{ path: '', message: /^YAML syntax error: / }], 'truncated JSON')
 })
 
-// Bug in src/config/load.ts: parseConfig takes a syntax error's position from YAMLError.linePos, which the yaml
-// library fills in only with prettyErrors: true (the loader passes false), so the line and column are always
-// missing. lineCounter.linePos(e.pos[0]) gives them. The assertions run and report, marked todo until fixed.
-const SYNTAX_POSITION_BUG = 'src bug: YAML syntax errors lack line/column (load.ts reads e.linePos, unset with prettyErrors: false)'
 t.test('YAML syntax errors carry their line and column', async (t) => {
   t.same(
     problemsOf('listen:\n  host: [127.0.0.1\n  port: 1\n'),
     [{ path: '', line: 3, column: 3, message: 'YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]' }],
     'an unclosed flow sequence',
-    { todo: SYNTAX_POSITION_BUG },
   )
   t.same(
     problemsOf('listen: {}\nlisten: {}\n'),
     [{ path: '', line: 2, column: 1, message: 'YAML syntax error: Map keys must be unique' }],
     'a duplicate key, at the second occurrence',
-    { todo: SYNTAX_POSITION_BUG },
   )
   let message = ''
   try {
@@ -249,7 +243,7 @@ t.test('YAML syntax errors carry their line and column', async (t) => {
   } catch (err) {
     message = (err as Error).message
   }
-  t.equal(message, 'f.yaml:2:1: YAML syntax error: Map keys must be unique', 'formatted as file:line:column', { todo: SYNTAX_POSITION_BUG })
+  t.equal(message, 'f.yaml:2:1: YAML syntax error: Map keys must be unique', 'formatted as file:line:column')
 })
 
 t.test('loadConfig reads files and names them in errors', async (t) => {
@@ -281,6 +275,15 @@ t.test('an unreadable file', { skip: process.getuid?.() === 0 ? 'root reads any 
   t.throws(() => loadConfig(file), { message: `${file}: cannot read the file (EACCES)` })
 })
 
+t.test('duplicate rules are warnings, located at the repeat', async (t) => {
+  const config = parseConfig('d.yaml', 'blocklist:\n  prefixes: [a., b., a.]\n  names:\n    - x\n    - a.\n    - x\n')
+  t.same(config.blocklist, { prefixes: ['a.', 'b.', 'a.'], names: ['x', 'a.', 'x'] }, 'a prefix and a name may share a pattern')
+  t.same(config.warnings, [
+    { path: 'blocklist.prefixes[2]', line: 2, column: 22, message: 'duplicate of prefixes[0]; ignored' },
+    { path: 'blocklist.names[2]', line: 6, column: 7, message: 'duplicate of names[0]; ignored' },
+  ])
+})
+
 t.test('statsd-filter-proxy-rs JSON config', async (t) => {
   const text = '{"listen_host":"0.0.0.0","listen_port":8125,"target_host":"127.0.0.1","target_port":8127,"metric_blocklist":["a.","b."],"multi_thread":true}'
   t.same(parseConfig('config.json', text), {
@@ -292,18 +295,14 @@ t.test('statsd-filter-proxy-rs JSON config', async (t) => {
     maxPacketSize: null,
     recvBufferSize: 8388608,
     log: { level: 'info' },
-    warnings: ['multi_thread is ignored: this proxy filters on one event loop per process'],
+    warnings: [{ path: 'multi_thread', line: 1, column: 136, message: 'ignored: this proxy filters on one event loop per process' }],
   })
   t.same(parseConfig('c.json', '{"target_port":9999}'), {
     ...defaults('c.json'),
     format: 'rust-json',
     forward: { host: '127.0.0.1', port: 9999 },
   }, 'missing keys take the defaults; no warning without multi_thread')
-  t.same(
-    parseConfig('c.json', '{"multi_thread":false}').warnings,
-    ['multi_thread is ignored: this proxy filters on one event loop per process'],
-    'multi_thread is ignored whatever its value',
-  )
+  t.same(parseConfig('c.json', '{"multi_thread":false}').warnings, [], 'multi_thread: false is what this proxy does anyway')
 
   const unknown = '{"listen_host":"0.0.0.0","listen_port":8125,"metric_blocklist":["a."],"bogus":1}'
   t.same(problemsOf(unknown, 'c.json'), [{ path: 'bogus', line: 1, column: 71, message: RUST }], 'unknown keys are errors')

@@ -429,17 +429,18 @@ t.test('start-up warnings: config warnings, duplicate rules, a smaller receive b
   const warnings = records.filter((rec) => rec.level === 40)
   const granted = proxy.listener.recvBufferGranted
   t.ok(granted > 0, `granted ${granted}`)
-  t.same(
-    warnings.map(({ msg, file, rule, kind, requested, granted }) => ({ msg, file, rule, kind, requested, granted })),
+  // The column depends on the sink's port number, written into the JSON before them.
+  t.match(
+    warnings.map(({ msg, requested, granted }) => ({ msg, requested, granted })),
     [
-      { msg: 'multi_thread is ignored: this proxy filters on one event loop per process', file: 'rust.json' },
-      { msg: 'duplicate rule ignored', file: 'rust.json', rule: 'a.', kind: 'prefix' },
-      { msg: 'duplicate rule ignored', file: 'rust.json', rule: 'x', kind: 'name' },
+      { msg: /^rust\.json:1:\d+: metric_blocklist\[2\]: duplicate of metric_blocklist\[0\]; ignored$/ },
+      { msg: /^rust\.json:1:\d+: multi_thread: ignored: this proxy filters on one event loop per process$/ },
       ...(granted < 8388608
         ? [{ msg: 'the kernel granted a smaller receive buffer than recvBufferSize; raise net.core.rmem_max to absorb bursts', requested: 8388608, granted }]
         : []),
-    ].map((w) => ({ file: undefined, rule: undefined, kind: undefined, requested: undefined, granted: undefined, ...w })),
+    ].map((w) => ({ requested: undefined, granted: undefined, ...w })),
   )
+  t.equal(warnings.length, granted < 8388608 ? 3 : 2)
   t.match(records.find((rec) => rec.msg === 'statsd-filter-proxy started'), { format: 'rust-json', rules: { prefixes: 3, names: 2 } })
 
   // The duplicates changed nothing: both rules still apply.

@@ -1,4 +1,5 @@
 import type { LogLevel } from '../telemetry/logger.ts'
+import type { ConfigProblem } from './errors.ts'
 
 export interface Endpoint {
   host: string
@@ -18,8 +19,8 @@ export interface Config {
   maxPacketSize: number | null
   recvBufferSize: number
   log: { level: LogLevel }
-  /** Things worth a warning at start that do not stop it (ignored keys, duplicate rules). */
-  warnings: string[]
+  /** Things worth a warning at start that do not stop it (ignored keys, duplicate rules), in file order. */
+  warnings: ConfigProblem[]
 }
 
 export const DEFAULTS = {

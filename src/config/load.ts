@@ -28,19 +28,18 @@ export function parseConfig(file: string, text: string): Config {
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => ({
-        path: '',
-        line: e.linePos?.[0].line,
-        column: e.linePos?.[0].col,
-        message: `YAML syntax error: ${e.message.split('\n')[0]}`,
-      })),
+      doc.errors.map((e) => {
+        const { line, col } = lineCounter.linePos(e.pos[0])
+        return { path: '', line, column: col, message: `YAML syntax error: ${e.message.split('\n')[0]}` }
+      }),
     )
   }
   const checker = new DocumentChecker(doc, lineCounter)
   const root: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {}
   const isRust = isPlainObject(root) && Object.keys(root).some((k) => RUST_KEYS.includes(k))
   const config = isRust ? validateRustJson(root, checker, file) : validateYaml(root, checker, file)
-  if (checker.problems.length > 0) throw new ConfigError(file, checker.problems)
+  if (checker.problems.length > 0) throw new ConfigError(file, byPosition(checker.problems))
+  config.warnings = byPosition(checker.warnings)
   return config
 }
 
@@ -51,6 +50,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 /** Records problems with the line and column of the offending key or value in the source. */
 class DocumentChecker implements Checker {
   readonly problems: ConfigProblem[] = []
+  readonly warnings: ConfigProblem[] = []
   private readonly doc: Document
   private readonly lineCounter: LineCounter
 
@@ -60,9 +60,17 @@ class DocumentChecker implements Checker {
   }
 
   problem(path: Path, message: string, atKey = false): void {
+    this.problems.push(this.locate(path, message, atKey))
+  }
+
+  warning(path: Path, message: string): void {
+    this.warnings.push(this.locate(path, message, false))
+  }
+
+  private locate(path: Path, message: string, atKey: boolean): ConfigProblem {
     const offset = this.offsetOf(path, atKey)
     const pos = offset === undefined ? undefined : this.lineCounter.linePos(offset)
-    this.problems.push({ path: formatPath(path), line: pos?.line, column: pos?.col, message })
+    return { path: formatPath(path), line: pos?.line, column: pos?.col, message }
   }
 
   private offsetOf(path: Path, atKey: boolean): number | undefined {
@@ -77,6 +85,11 @@ class DocumentChecker implements Checker {
     const node = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true)
     return isNode(node) ? node.range?.[0] : undefined
   }
+}
+
+/** In file order, as an editor would list them; problems without a position first. */
+function byPosition(problems: ConfigProblem[]): ConfigProblem[] {
+  return problems.slice().sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0))
 }
 
 export function formatPath(path: Path): string {

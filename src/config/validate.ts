@@ -5,8 +5,10 @@ export type Path = readonly (string | number)[]
 
 /** Where validation reports; the loader knows how to turn a key path into a line and column. */
 export interface Checker {
-  readonly problems: readonly unknown[]
+  /** Something that stops the config from loading. */
   problem(path: Path, message: string, atKey?: boolean): void
+  /** Something worth saying that does not (an ignored key, a duplicate rule). */
+  warning(path: Path, message: string): void
 }
 
 const TOP_KEYS = ['listen', 'forward', 'blocklist', 'maxPacketSize', 'recvBufferSize', 'log']
@@ -38,11 +40,8 @@ export const RUST_KEYS = ['listen_host', 'listen_port', 'target_host', 'target_p
 /** statsd-filter-proxy-rs' JSON config, so its users can swap the image without touching their ConfigMap. */
 export function validateRustJson(root: unknown, c: Checker, file: string): Config {
   const top = object(c, [], root, RUST_KEYS) ?? {}
-  const warnings: string[] = []
-  if (top.multi_thread !== undefined) {
-    if (typeof top.multi_thread !== 'boolean') c.problem(['multi_thread'], 'must be true or false')
-    else warnings.push('multi_thread is ignored: this proxy filters on one event loop per process')
-  }
+  if (top.multi_thread !== undefined && typeof top.multi_thread !== 'boolean') c.problem(['multi_thread'], 'must be true or false')
+  else if (top.multi_thread === true) c.warning(['multi_thread'], 'ignored: this proxy filters on one event loop per process')
   return {
     file,
     format: 'rust-json',
@@ -58,7 +57,7 @@ export function validateRustJson(root: unknown, c: Checker, file: string): Confi
     maxPacketSize: null,
     recvBufferSize: DEFAULTS.recvBufferSize,
     log: { level: DEFAULTS.logLevel },
-    warnings,
+    warnings: [],
   }
 }
 
@@ -106,12 +105,22 @@ function stringList(c: Checker, path: Path, v: unknown): string[] {
     return []
   }
   const out: string[] = []
+  const first = new Map<string, number>()
   v.forEach((item, i) => {
     if (typeof item !== 'string') c.problem([...path, i], `must be a string (got ${JSON.stringify(item)})`)
     else if (item === '') c.problem([...path, i], 'must not be empty (an empty rule would match every metric)')
-    else out.push(item)
+    else {
+      const seen = first.get(item)
+      if (seen === undefined) first.set(item, i)
+      else c.warning([...path, i], `duplicate of ${formatIndex(path, seen)}; ignored`)
+      out.push(item)
+    }
   })
   return out
+}
+
+function formatIndex(path: Path, i: number): string {
+  return `${String(path[path.length - 1])}[${i}]`
 }
 
 function logLevel(c: Checker, path: Path, v: unknown): LogLevel {

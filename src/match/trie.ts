@@ -16,27 +16,41 @@ const PAD = 256
  * Match semantics, so that later rule kinds (allow, dry-run) compose: an exact `name` rule beats any prefix,
  * and among prefixes the longest wins. The result is the rule's index in the rule table.
  */
+/** A compiled trie as plain typed arrays: what a worker thread builds and transfers to the event loop. */
+export interface TrieData {
+  nodeCount: number
+  ruleCount: number
+  base: Int32Array
+  check: Int32Array
+  prefixRule: Int32Array
+  exactRule: Int32Array
+}
+
 export class Trie {
   /** Nodes of the trie (the root and one per distinct non-empty pattern prefix). */
   readonly nodeCount: number
   readonly ruleCount: number
-  /** Rules whose pattern another rule of the same kind already had; the first one is kept. */
-  readonly duplicates: readonly Rule[]
   private readonly base: Int32Array
   private readonly check: Int32Array
   private readonly prefixRule: Int32Array
   private readonly exactRule: Int32Array
 
-  constructor(rules: readonly Rule[]) {
-    const tree = buildTree(rules)
-    const da = layOut(tree)
-    this.nodeCount = tree.nodeCount
-    this.ruleCount = rules.length
-    this.duplicates = tree.duplicates
-    this.base = da.base
-    this.check = da.check
-    this.prefixRule = da.prefixRule
-    this.exactRule = da.exactRule
+  constructor(data: TrieData) {
+    this.nodeCount = data.nodeCount
+    this.ruleCount = data.ruleCount
+    this.base = data.base
+    this.check = data.check
+    this.prefixRule = data.prefixRule
+    this.exactRule = data.exactRule
+  }
+
+  static compile(rules: readonly Rule[]): Trie {
+    return new Trie(compileTrie(rules))
+  }
+
+  /** The arrays to hand to postMessage's transfer list. */
+  static transferables(data: TrieData): ArrayBuffer[] {
+    return [data.base.buffer, data.check.buffer, data.prefixRule.buffer, data.exactRule.buffer] as ArrayBuffer[]
   }
 
   /** The index of the rule that matches the name `buf[start, end)`, or -1. */
@@ -60,10 +74,14 @@ export class Trie {
   }
 }
 
+export function compileTrie(rules: readonly Rule[]): TrieData {
+  const tree = buildTree(rules)
+  return { nodeCount: tree.nodeCount, ruleCount: rules.length, ...layOut(tree) }
+}
+
 /** The rules as a plain tree: children as sibling lists in byte order. */
 interface Tree {
   nodeCount: number
-  duplicates: Rule[]
   label: Uint8Array
   firstChild: Int32Array
   nextSibling: Int32Array
@@ -104,7 +122,6 @@ function buildTree(rules: readonly Rule[]): Tree {
   }
   newNode(0)
 
-  const duplicates: Rule[] = []
   for (const { rule, bytes } of entries) {
     let node = 0
     for (const byte of bytes) {
@@ -120,11 +137,10 @@ function buildTree(rules: readonly Rule[]): Tree {
       node = child
     }
     const terminal = rule.kind === 'prefix' ? prefixRule : exactRule
+    // Of duplicate rules the first wins; validation warns about the others.
     if (terminal[node] === NONE) terminal[node] = rule.index
-    else duplicates.push(rule)
   }
-  duplicates.sort((a, b) => a.index - b.index)
-  return { nodeCount, duplicates, label, firstChild, nextSibling, prefixRule, exactRule }
+  return { nodeCount, label, firstChild, nextSibling, prefixRule, exactRule }
 }
 
 interface DoubleArray {
@@ -157,8 +173,9 @@ function layOut(tree: Tree): DoubleArray {
   let tail = END
   const ensure = (needed: number): void => {
     if (needed <= size) return
+    // A quarter at a time: the layout ends up about as dense as the tree, and 1M rules make millions of slots.
     let bigger = Math.max(size, 1024)
-    while (bigger < needed) bigger *= 2
+    while (bigger < needed) bigger = Math.ceil(bigger * 1.25)
     base = grow(base, bigger, 0)
     check = grow(check, bigger, FREE)
     prefixRule = grow(prefixRule, bigger, NONE)
@@ -188,7 +205,7 @@ function layOut(tree: Tree): DoubleArray {
     else prevFree[next] = prev
   }
 
-  ensure(Math.max(1024, tree.nodeCount + PAD + 1))
+  ensure(tree.nodeCount + 2 * PAD + 1024)
   check[0] = ROOT_CHECK
   const slotOf = new Int32Array(tree.nodeCount)
   const queue = new Int32Array(tree.nodeCount)
@@ -209,9 +226,9 @@ function layOut(tree: Tree): DoubleArray {
     let pos = head
     for (;;) {
       if (pos === END) {
-        // Every listed slot failed: the fresh half that doubling appends is all free.
+        // Every listed slot failed: the fresh slots that growing appends are all free.
         pos = size
-        ensure(size * 2)
+        ensure(size + 1)
       }
       b = pos - labels[0]
       if (b >= 1) {
