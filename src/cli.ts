@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { loadAndCompile } from './config/compile.ts'
 import { configPath, loadConfig } from './config/load.ts'
 import { ConfigError, formatProblem } from './config/errors.ts'
 import { startProxy } from './proxy.ts'
@@ -58,15 +59,16 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const file = configPath(args.config, process.env)
-  let config
+  let compiled
   try {
-    config = loadConfig(file)
+    compiled = args.check ? { config: loadConfig(file), trie: undefined } : await loadAndCompile(file)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`${err.message}\n`)
     if (!args.check) process.stderr.write('statsd-filter-proxy: not started: the config is invalid\n')
     return 1
   }
+  const { config, trie } = compiled
   if (args.check) {
     for (const w of config.warnings) process.stdout.write(`warning: ${formatProblem(file, w)}\n`)
     const { prefixes, names } = config.blocklist
@@ -77,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.log.level)
   let proxy
   try {
-    proxy = await startProxy(config, log)
+    proxy = await startProxy(config, log, { trie })
   } catch (err) {
     log.fatal({ err }, 'statsd-filter-proxy could not start')
     return 1

@@ -3,8 +3,8 @@ import { BufferPool } from './batch/pool.ts'
 import { DEFAULTS, type Config } from './config/config.ts'
 import { formatProblem } from './config/errors.ts'
 import { LineFilter } from './filter.ts'
-import { rulesFromBlocklist } from './match/rules.ts'
-import { Trie } from './match/trie.ts'
+import { compileConfig } from './config/compile.ts'
+import type { Trie } from './match/trie.ts'
 import { listenUdp, type UdpListener } from './receive/udp-listener.ts'
 import { isLoopback } from './send/address.ts'
 import { createUdpTarget, type UdpTarget } from './send/udp-target.ts'
@@ -22,6 +22,8 @@ const REPORT_INTERVAL_MS = 60_000
 const DRAIN_TIMEOUT_MS = 2_000
 
 export interface ProxyOptions {
+  /** The config's rules, compiled (by loadAndCompile, off the event loop); compiled here when absent. */
+  trie?: Trie
   /** Counters are logged this often at info; tests shorten it. */
   reportIntervalMs?: number
   dnsIntervalMs?: number
@@ -38,7 +40,7 @@ export interface Proxy {
 
 export async function startProxy(config: Config, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
   for (const warning of config.warnings) log.warn(formatProblem(config.file, warning))
-  const trie = Trie.compile(rulesFromBlocklist(config.blocklist))
+  const trie = options.trie ?? compileConfig(config).trie
 
   const counters = new Counters()
   const sendErrorGate = new WarningGate(WARN_INTERVAL_MS)

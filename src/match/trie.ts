@@ -48,11 +48,6 @@ export class Trie {
     return new Trie(compileTrie(rules))
   }
 
-  /** The arrays to hand to postMessage's transfer list. */
-  static transferables(data: TrieData): ArrayBuffer[] {
-    return [data.base.buffer, data.check.buffer, data.prefixRule.buffer, data.exactRule.buffer] as ArrayBuffer[]
-  }
-
   /** The index of the rule that matches the name `buf[start, end)`, or -1. */
   match(buf: Uint8Array, start: number, end: number): number {
     const base = this.base
@@ -97,30 +92,24 @@ function buildTree(rules: readonly Rule[]): Tree {
   const entries = rules.map((rule) => ({ rule, bytes: Buffer.from(rule.pattern, 'utf8') }))
   entries.sort((a, b) => Buffer.compare(a.bytes, b.bytes) || a.rule.index - b.rule.index)
 
-  let capacity = 1024
-  let label = new Uint8Array(capacity)
-  let firstChild = new Int32Array(capacity)
-  let lastChild = new Int32Array(capacity)
-  let nextSibling = new Int32Array(capacity)
-  let prefixRule = new Int32Array(capacity)
-  let exactRule = new Int32Array(capacity)
-  let nodeCount = 0
-  const newNode = (byte: number): number => {
-    if (nodeCount === capacity) {
-      capacity *= 2
-      label = grow(label, capacity, 0)
-      firstChild = grow(firstChild, capacity, 0)
-      lastChild = grow(lastChild, capacity, 0)
-      nextSibling = grow(nextSibling, capacity, 0)
-      prefixRule = grow(prefixRule, capacity, 0)
-      exactRule = grow(exactRule, capacity, 0)
-    }
-    const n = nodeCount++
-    label[n] = byte
-    firstChild[n] = lastChild[n] = nextSibling[n] = prefixRule[n] = exactRule[n] = NONE
-    return n
+  // In byte order, each pattern adds one node per byte past what it shares with the previous one: the exact
+  // node count, so every array is allocated once (large build-time churn fragments the malloc heap for good).
+  let capacity = 1
+  for (let k = 0; k < entries.length; k++) {
+    const bytes = entries[k].bytes
+    capacity += bytes.length - (k === 0 ? 0 : commonPrefix(entries[k - 1].bytes, bytes))
   }
-  newNode(0)
+  const label = new Uint8Array(capacity)
+  const firstChild = new Int32Array(capacity).fill(NONE)
+  const lastChild = new Int32Array(capacity).fill(NONE)
+  const nextSibling = new Int32Array(capacity).fill(NONE)
+  const prefixRule = new Int32Array(capacity).fill(NONE)
+  const exactRule = new Int32Array(capacity).fill(NONE)
+  let nodeCount = 1 // the root
+  const newNode = (byte: number): number => {
+    label[nodeCount] = byte
+    return nodeCount++
+  }
 
   for (const { rule, bytes } of entries) {
     let node = 0
@@ -141,6 +130,13 @@ function buildTree(rules: readonly Rule[]): Tree {
     if (terminal[node] === NONE) terminal[node] = rule.index
   }
   return { nodeCount, label, firstChild, nextSibling, prefixRule, exactRule }
+}
+
+function commonPrefix(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length)
+  let i = 0
+  while (i < n && a[i] === b[i]) i++
+  return i
 }
 
 interface DoubleArray {
@@ -205,7 +201,8 @@ function layOut(tree: Tree): DoubleArray {
     else prevFree[next] = prev
   }
 
-  ensure(tree.nodeCount + 2 * PAD + 1024)
+  // The layout comes out about 1% larger than the tree; one allocation should hold it (see buildTree).
+  ensure(Math.ceil(tree.nodeCount * 1.05) + 2 * PAD + 1024)
   check[0] = ROOT_CHECK
   const slotOf = new Int32Array(tree.nodeCount)
   const queue = new Int32Array(tree.nodeCount)

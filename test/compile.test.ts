@@ -1,0 +1,51 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { compileConfig, loadAndCompile } from '../src/config/compile.ts'
+import { ConfigError } from '../src/config/errors.ts'
+
+function match(trie: { match(b: Uint8Array, s: number, e: number): number }, name: string): number {
+  const buf = Buffer.from(name)
+  return trie.match(buf, 0, buf.length)
+}
+
+t.test('a worker thread loads and compiles the same rules as the event loop would', async (t) => {
+  const dir = t.testdir({ 'f.yaml': 'blocklist:\n  prefixes: [legacy., debug.tmp]\n  names: [app.requests.old]\n' })
+  const file = join(dir, 'f.yaml')
+  const { config, trie } = await loadAndCompile(file)
+  t.same(config.blocklist, { prefixes: ['legacy.', 'debug.tmp'], names: ['app.requests.old'] })
+  const local = compileConfig(config).trie
+  t.equal(trie.nodeCount, local.nodeCount)
+  for (const name of ['legacy.x', 'debug.tmpfile', 'app.requests.old', 'app.requests.old2', 'other', 'legacy']) {
+    t.equal(match(trie, name), match(local, name), name)
+  }
+  t.equal(match(trie, 'app.requests.old'), 2)
+})
+
+t.test('a worker thread reports config problems like loadConfig', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'forward: { port: 0 }\n' })
+  const file = join(dir, 'bad.yaml')
+  const err = await loadAndCompile(file).then(
+    () => null,
+    (e: unknown) => e,
+  )
+  t.ok(err instanceof ConfigError)
+  t.equal((err as Error).message, `${file}:1:18: forward.port: must be an integer from 1 to 65535 (got 0)`)
+  const missing = await loadAndCompile(join(dir, 'nope.yaml')).catch((e: Error) => e)
+  t.match(missing, { name: 'ConfigError', message: `${join(dir, 'nope.yaml')}: cannot read the file (ENOENT)` })
+})
+
+t.test('100,000 rules load off the event loop', async (t) => {
+  const dir = t.testdir({})
+  const file = join(dir, 'big.yaml')
+  writeFileSync(file, `blocklist:\n  prefixes:\n${Array.from({ length: 100_000 }, (_, i) => `    - legacy.team${i}.\n`).join('')}`)
+  // The loop keeps turning while the worker parses and builds: count its turns.
+  let turns = 0
+  const timer = setInterval(() => turns++, 1)
+  const { config, trie } = await loadAndCompile(file)
+  clearInterval(timer)
+  t.equal(config.blocklist.prefixes.length, 100_000)
+  t.equal(match(trie, 'legacy.team99999.x'), 99_999)
+  t.equal(match(trie, 'legacy.team100000.x'), -1, 'legacy.team10000. is listed, legacy.team100000. is not')
+  t.ok(turns > 0, `the event loop ran ${turns} timer turns meanwhile`)
+})
