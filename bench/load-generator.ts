@@ -53,7 +53,7 @@ let survivors = 0
 let due = 0
 let sendErrors = 0
 
-async function configure(target: GeneratorTarget): Promise<{ bytesPerDatagram: number }> {
+async function configure(target: GeneratorTarget): Promise<void> {
   if (running) throw new Error('configure while running')
   const key = `${target.rules}/${target.linesPerDatagram}`
   let w = workloads.get(key)
@@ -67,7 +67,6 @@ async function configure(target: GeneratorTarget): Promise<{ bytesPerDatagram: n
     socket = await connect(target.port)
     socketPort = target.port
   }
-  return { bytesPerDatagram: w.bytes / DATAGRAM_SET }
 }
 
 function connect(port: number): Promise<dgram.Socket> {

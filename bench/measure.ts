@@ -138,6 +138,8 @@ export class Bench {
     await sleep(timing.measureMs)
     const [g2, p2] = await Promise.all([this.generator.call<GeneratorSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
     const gEnd = await this.generator.call<GeneratorSnapshot>('stop')
+    // On loopback a send fails only if nothing listens any more (ICMP port unreachable): the run means nothing.
+    if (gEnd.sendErrors > 0) throw new Error(`${proxy.child.name}: ${gEnd.sendErrors} sends to it failed; is it still running?`)
     await sleep(DELIVERY_GRACE_MS)
     const [sink1, pEnd] = await Promise.all([this.sink.call<SinkSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
     await this.drain(proxy.child)

@@ -1,8 +1,11 @@
 // A proxy under test, alone in its process so its CPU time, RSS and GCs are its own.
 //   node dist/bench/proxy-child.js <ours|naive> <rules> <sink port>
-// Both kinds get their config the same way (the proxy's own YAML loader), so the only difference measured is
-// the data path.
-import { parseConfig } from '../src/config/load.ts'
+// Both kinds load their config the way the CLI does (a YAML file, read and compiled on a worker thread), so the
+// only difference measured is the data path; the naive proxy simply ignores the compiled trie.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadAndCompile } from '../src/config/compile.ts'
 import { startProxy } from '../src/proxy.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 import { serve } from './ipc.ts'
@@ -37,12 +40,15 @@ const [kind, rulesArg, sinkPortArg] = process.argv.slice(2)
 if ((kind !== 'ours' && kind !== 'naive') || rulesArg === undefined || sinkPortArg === undefined) {
   throw new Error('usage: proxy-child <ours|naive> <rules> <sink port>')
 }
-const config = parseConfig(`bench-${rulesArg}-rules.yaml`, configYaml(Number(rulesArg), Number(sinkPortArg)))
+const dir = mkdtempSync(join(tmpdir(), 'statsd-bench-'))
+const file = join(dir, `bench-${rulesArg}-rules.yaml`)
+writeFileSync(file, configYaml(Number(rulesArg), Number(sinkPortArg)))
+const { config, trie } = await loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
 
 let port: number
 let counters: () => ProxyLineCounters
 if (kind === 'ours') {
-  const proxy = await startProxy(config, createLogger(config.log.level))
+  const proxy = await startProxy(config, createLogger(config.log.level), { trie })
   port = proxy.listener.port
   counters = () => {
     const c = proxy.counters

@@ -2,8 +2,8 @@
 // process and forwarding to a sink process, all over loopback UDP. Prints a markdown report on stdout (progress
 // goes to stderr) and writes it to bench/results/.
 //
-//   npm run bench                      full run, about 6 minutes
-//   node dist/bench/run.js --quick     every scenario once, short windows (about 1.5 minutes)
+//   npm run bench                      full run, about 5 minutes
+//   node dist/bench/run.js --quick     every scenario once, short windows (about 1 minute)
 //   options: --warmup <s> --seconds <s> --reps <n> --node <path to another node binary> --no-pin
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'

@@ -38,8 +38,8 @@ export async function searchSustainedRate(
   onRun: (r: RunResult) => void,
 ): Promise<SearchResult> {
   const steps: SearchStep[] = []
-  const result = (stoppedBy: SearchResult['stoppedBy']): SearchResult => ({ ...base, capacity: capacityDatagramsPerSecond, best, stoppedBy, steps })
   let best: number | null = null
+  const result = (stoppedBy: SearchResult['stoppedBy']): SearchResult => ({ ...base, capacity: capacityDatagramsPerSecond, best, stoppedBy, steps })
   const rates = [...new Set(fractions.map((f) => roundRate(f * capacityDatagramsPerSecond)))]
   for (const rate of rates) {
     let step = await runStep(bench, { ...base, rate }, timing, onRun)

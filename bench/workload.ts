@@ -30,7 +30,6 @@ export interface Workload {
   /** Lines per datagram that no rule blocks, index for index with `datagrams`. */
   survivors: Uint16Array
   linesPerDatagram: number
-  bytes: number
 }
 
 export function buildWorkload(rules: number, linesPerDatagram: number): Workload {
@@ -38,7 +37,6 @@ export function buildWorkload(rules: number, linesPerDatagram: number): Workload
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
   const datagrams: Buffer[] = []
   const survivors = new Uint16Array(DATAGRAM_SET)
-  let bytes = 0
   for (let d = 0; d < DATAGRAM_SET; d++) {
     const lines: string[] = []
     for (let l = 0; l < linesPerDatagram; l++) {
@@ -56,11 +54,9 @@ export function buildWorkload(rules: number, linesPerDatagram: number): Workload
       }
       lines.push(`${name}:${pick(VALUES)}|${pick(TYPES)}${random() < 0.1 ? '|@0.5' : ''}|${pick(TAGS).replaceAll('$', String(service))}`)
     }
-    const datagram = Buffer.from(lines.join('\n'))
-    bytes += datagram.length
-    datagrams.push(datagram)
+    datagrams.push(Buffer.from(lines.join('\n')))
   }
-  return { datagrams, survivors, linesPerDatagram, bytes }
+  return { datagrams, survivors, linesPerDatagram }
 }
 
 const COMPONENTS = ['requests', 'db.query', 'cache', 'queue.consumer', 'http.client', 'jobs']
