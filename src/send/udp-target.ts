@@ -12,6 +12,8 @@ export interface UdpTargetOptions {
   onError: (err: Error) => void
   /** The name now resolves elsewhere and later datagrams go there. */
   onAddressChange: (from: ResolvedAddress, to: ResolvedAddress) => void
+  /** The system resolver unless given (tests move a name between addresses with it). */
+  resolve?: (host: string) => Promise<ResolvedAddress>
 }
 
 export interface UdpTarget extends Target {
@@ -24,7 +26,7 @@ export interface UdpTarget extends Target {
  * the new address replaces the old one once it is ready.
  */
 export async function createUdpTarget(options: UdpTargetOptions): Promise<UdpTarget> {
-  const first = await resolveHost(options.host)
+  const first = await (options.resolve ?? resolveHost)(options.host)
   const target = new ConnectedUdpTarget(options, first, await connect(first, options.port, options.onError))
   if (isIP(options.host) === 0) target.watchDns()
   return target
@@ -66,7 +68,7 @@ class ConnectedUdpTarget implements UdpTarget {
   private async reresolve(): Promise<void> {
     let next: ResolvedAddress
     try {
-      next = await resolveHost(this.options.host)
+      next = await (this.options.resolve ?? resolveHost)(this.options.host)
     } catch (err) {
       // Keep sending to the last good address; the next tick tries again.
       this.options.onError(err as Error)
