@@ -22,8 +22,8 @@ t.test('a DNS name that moves to another address is followed without a restart',
   const first = await sinkOn('127.0.0.1')
   const second = await sinkOn('127.0.0.2', first.port).catch(() => null)
   if (second === null) {
-    t.skip('127.0.0.2 is not usable here')
     first.close()
+    t.pass('skipped: 127.0.0.2 is not usable here', { skip: true })
     return
   }
   t.teardown(() => {
