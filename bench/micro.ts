@@ -9,7 +9,10 @@ import { Assembler } from '../src/batch/assembler.ts'
 import { BufferPool } from '../src/batch/pool.ts'
 import { LineFilter } from '../src/filter.ts'
 import { rulesFromBlocklist } from '../src/match/rules.ts'
+import { RuleSet } from '../src/match/rule-set.ts'
 import { Trie } from '../src/match/trie.ts'
+import { TOP_TALKERS } from '../src/proxy.ts'
+import { TopTalkers } from '../src/telemetry/top-talkers.ts'
 import type { SendDone, Target } from '../src/send/target.ts'
 import { Counters } from '../src/telemetry/counters.ts'
 import { WarningGate } from '../src/telemetry/rate-limit.ts'
@@ -49,12 +52,18 @@ function buildDatagrams(rules: number): Buffer[] {
 
 async function main(): Promise<void> {
   const prefixes = Array.from({ length: ruleCount }, (_, i) => `legacy.team${i}.`)
-  const trie = Trie.compile(rulesFromBlocklist({ prefixes, names: [] }))
+  const rules = rulesFromBlocklist({ prefixes, names: [] })
+  const ruleSet = new RuleSet(rules, Trie.compile(rules), 'enforce')
+  // The production path: per-rule hits and both top-talker sketches on.
+  const insights = {
+    forwarded: new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery),
+    blocked: new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery),
+  }
   const counters = new Counters()
   const target = new NullTarget()
   const assembler = new Assembler(new BufferPool(128, 8192), target, counters, () => {})
   const gate = new WarningGate(60_000)
-  const filter = new LineFilter(trie, assembler, counters, gate, () => {})
+  const filter = new LineFilter(ruleSet, assembler, counters, gate, () => {}, insights)
   const datagrams = buildDatagrams(ruleCount)
   const rounds = Math.ceil(totalLines / LINES_PER_DATAGRAM)
 

@@ -43,12 +43,13 @@ if ((kind !== 'ours' && kind !== 'naive') || rulesArg === undefined || sinkPortA
 const dir = mkdtempSync(join(tmpdir(), 'statsd-bench-'))
 const file = join(dir, `bench-${rulesArg}-rules.yaml`)
 writeFileSync(file, configYaml(Number(rulesArg), Number(sinkPortArg)))
-const { config, trie } = await loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
+const compiled = await loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
+const { config } = compiled
 
 let port: number
 let counters: () => ProxyLineCounters
 if (kind === 'ours') {
-  const proxy = await startProxy(config, createLogger(config.log.level), { trie })
+  const proxy = await startProxy(config, createLogger(config.log.level), { compiled })
   port = proxy.listener.port
   counters = () => {
     const c = proxy.counters
@@ -64,7 +65,7 @@ if (kind === 'ours') {
   const proxy = await startNaiveProxy({
     listen: config.listen,
     forward: config.forward,
-    prefixes: config.blocklist.prefixes,
+    prefixes: config.blocklist.prefixes.map((rule) => rule.pattern),
     recvBufferSize: config.recvBufferSize,
   })
   port = proxy.port

@@ -3,10 +3,10 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { loadAndCompile } from './config/compile.ts'
+import { compileConfig, loadAndCompile, type Compiled } from './config/compile.ts'
 import { configPath, loadConfig } from './config/load.ts'
 import { ConfigError, formatProblem } from './config/errors.ts'
-import { startProxy } from './proxy.ts'
+import { startProxy, WATCH } from './proxy.ts'
 import { createLogger } from './telemetry/logger.ts'
 
 const USAGE = `Usage: statsd-filter-proxy [--config PATH] [--check]
@@ -59,16 +59,17 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const file = configPath(args.config, process.env)
-  let compiled
+  let compiled: Compiled
   try {
-    compiled = args.check ? { config: loadConfig(file), trie: undefined } : await loadAndCompile(file)
+    // --check compiles too: what it accepts is exactly what would start.
+    compiled = args.check ? compileConfig(loadConfig(file)) : await loadAndCompile(file)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`${err.message}\n`)
     if (!args.check) process.stderr.write('statsd-filter-proxy: not started: the config is invalid\n')
     return 1
   }
-  const { config, trie } = compiled
+  const { config } = compiled
   if (args.check) {
     for (const w of config.warnings) process.stdout.write(`warning: ${formatProblem(file, w)}\n`)
     const { prefixes, names } = config.blocklist
@@ -79,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.log.level)
   let proxy
   try {
-    proxy = await startProxy(config, log, { trie })
+    proxy = await startProxy(config, log, { compiled, watch: WATCH })
   } catch (err) {
     log.fatal({ err }, 'statsd-filter-proxy could not start')
     return 1
@@ -106,6 +107,8 @@ async function main(argv: string[]): Promise<number> {
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  // The reload's outcome is logged by the reloader.
+  process.on('SIGHUP', () => void proxy.reload('signal'))
   return -1 // keep running
 }
 

@@ -1,30 +1,49 @@
 import type { Assembler } from './batch/assembler.ts'
-import type { Trie } from './match/trie.ts'
+import type { RuleSet } from './match/rule-set.ts'
 import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
 import type { Counters } from './telemetry/counters.ts'
 import type { WarningGate } from './telemetry/rate-limit.ts'
+import type { TopTalkers } from './telemetry/top-talkers.ts'
 
 /** Called (rate-limited by the gate) with a malformed line, for a log sample. Off the hot path. */
 export type MalformedReporter = (buf: Buffer, start: number, end: number, suppressed: number) => void
 
+/** Per-rule hit counts and the heavy-hitter sketches; absent when the config turns insights off. */
+export interface Insights {
+  forwarded: TopTalkers
+  blocked: TopTalkers
+}
+
 /**
- * The per-datagram path: scan the lines in place, match each metric name against the trie, hand survivors
- * to the assembler. Every line ends up counted in exactly one of forwarded, blocked, malformed, dropped.
+ * The per-datagram path: scan the lines in place, match each metric name against the rules in force, hand
+ * survivors to the assembler. Every line ends up counted in exactly one of forwarded, blocked, malformed,
+ * dropped (a dry-run match is forwarded, and also counted as would-block).
  */
 export class LineFilter implements LineSink {
-  private readonly trie: Trie
+  private ruleSet: RuleSet
   private readonly assembler: Assembler
   private readonly counters: Counters
   private readonly malformedGate: WarningGate
   private readonly reportMalformed: MalformedReporter
+  private readonly insights: Insights | null
+  /** The time stamped on rule hits: read from the clock once a second by tick(), never per line. */
+  private nowMs = Date.now()
 
-  constructor(trie: Trie, assembler: Assembler, counters: Counters, malformedGate: WarningGate, reportMalformed: MalformedReporter) {
-    this.trie = trie
+  constructor(
+    ruleSet: RuleSet,
+    assembler: Assembler,
+    counters: Counters,
+    malformedGate: WarningGate,
+    reportMalformed: MalformedReporter,
+    insights: Insights | null,
+  ) {
+    this.ruleSet = ruleSet
     this.assembler = assembler
     this.counters = counters
     this.malformedGate = malformedGate
     this.reportMalformed = reportMalformed
+    this.insights = insights
   }
 
   handleDatagram(buf: Buffer): void {
@@ -34,9 +53,41 @@ export class LineFilter implements LineSink {
     counters.linesIn += scanDatagram(buf, 0, buf.length, this)
   }
 
+  get rules(): RuleSet {
+    return this.ruleSet
+  }
+
+  /** Takes effect from the next datagram on: a datagram is always filtered by one rule set. */
+  setRules(ruleSet: RuleSet): void {
+    ruleSet.inherit(this.ruleSet)
+    this.ruleSet = ruleSet
+  }
+
+  tick(nowMs: number): void {
+    this.nowMs = nowMs
+  }
+
   metric(buf: Buffer, start: number, nameEnd: number, end: number): void {
-    if (this.trie.match(buf, start, nameEnd) !== -1) this.counters.linesBlocked++
-    else this.assembler.append(buf, start, end)
+    const rs = this.ruleSet
+    const rule = rs.trie.match(buf, start, nameEnd)
+    const insights = this.insights
+    if (rule === -1) {
+      if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
+      this.assembler.append(buf, start, end)
+      return
+    }
+    if (insights !== null) {
+      rs.hits[rule]++
+      rs.lastHitMs[rule] = this.nowMs
+    }
+    if (rs.dryRun[rule] === 1) {
+      this.counters.linesWouldBlock++
+      if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
+      this.assembler.append(buf, start, end)
+    } else {
+      this.counters.linesBlocked++
+      if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
+    }
   }
 
   event(buf: Buffer, start: number, end: number): void {

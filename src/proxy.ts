@@ -1,32 +1,44 @@
+import { startAdmin, type AdminServer } from './admin/server.ts'
+import { createMetricsRegistry } from './admin/metrics.ts'
 import { Assembler } from './batch/assembler.ts'
 import { BufferPool } from './batch/pool.ts'
+import { compileConfig, type Compiled } from './config/compile.ts'
 import { DEFAULTS, type Config } from './config/config.ts'
 import { formatProblem } from './config/errors.ts'
-import { LineFilter } from './filter.ts'
-import { compileConfig } from './config/compile.ts'
-import type { Trie } from './match/trie.ts'
+import { LineFilter, type Insights } from './filter.ts'
+import { RuleSet } from './match/rule-set.ts'
+import { rulesFromBlocklist } from './match/rules.ts'
 import { listenUdp, type UdpListener } from './receive/udp-listener.ts'
-import { isLoopback } from './send/address.ts'
+import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.ts'
+import { isLoopback, type ResolvedAddress } from './send/address.ts'
 import { createUdpTarget, type UdpTarget } from './send/udp-target.ts'
 import { Counters } from './telemetry/counters.ts'
 import { escapeSample } from './telemetry/escape.ts'
 import type { Logger } from './telemetry/logger.ts'
 import { WarningGate } from './telemetry/rate-limit.ts'
+import { SelfMetrics } from './telemetry/self-metrics.ts'
+import { TopTalkers } from './telemetry/top-talkers.ts'
 
 /** Output buffers; with 8 KiB datagrams this bounds memory held by sends in flight to 1 MiB. */
 export const SEND_POOL_SIZE = 128
+/** Top talkers: names tracked per sketch, bytes kept per name, and one line in this many sampled. */
+export const TOP_TALKERS = { capacity: 1000, maxNameBytes: 128, sampleEvery: 16 } as const
 const WARN_INTERVAL_MS = 10_000
 const DNS_INTERVAL_MS = 30_000
 const REPORT_INTERVAL_MS = 60_000
 /** How long shutdown waits for sends in flight before giving up on them. */
 const DRAIN_TIMEOUT_MS = 2_000
+export const WATCH = { debounceMs: 200, pollMs: 5_000 } as const
 
 export interface ProxyOptions {
-  /** The config's rules, compiled (by loadAndCompile, off the event loop); compiled here when absent. */
-  trie?: Trie
+  /** The config's rules compiled off the event loop (loadAndCompile); compiled here when absent. */
+  compiled?: Pick<Compiled, 'trie' | 'hash'>
+  /** Watch config.file and reload on change (and on reload()); off for configs built in memory. */
+  watch?: { debounceMs: number; pollMs: number } | null
   /** Counters are logged this often at info; tests shorten it. */
   reportIntervalMs?: number
   dnsIntervalMs?: number
+  resolve?: (host: string) => Promise<ResolvedAddress>
 }
 
 export interface Proxy {
@@ -34,23 +46,35 @@ export interface Proxy {
   readonly listener: UdpListener
   readonly target: UdpTarget
   readonly maxPacketSize: number
+  readonly admin: AdminServer | null
+  readonly insights: Insights | null
+  /** The rules in force. */
+  rules(): RuleSet
+  /** The config in force (rules, mode and log level follow reloads; the rest is what the proxy started with). */
+  config(): Config
+  /** Re-reads config.file; rejects for a config that did not come from a file. */
+  reload(trigger: ReloadTrigger): Promise<ReloadResult>
   /** Stops receiving, sends what is buffered, waits (bounded) for sends in flight, closes the sockets. */
   close(): Promise<void>
 }
 
 export async function startProxy(config: Config, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
   for (const warning of config.warnings) log.warn(formatProblem(config.file, warning))
-  const trie = options.trie ?? compileConfig(config).trie
+  const { trie, hash } = options.compiled ?? compileConfig(config)
 
   const counters = new Counters()
   const sendErrorGate = new WarningGate(WARN_INTERVAL_MS)
   const onSendError = (err: Error): void => {
-    if (sendErrorGate.pass()) log.warn({ err: { code: (err as NodeJS.ErrnoException).code, message: err.message }, suppressed: sendErrorGate.takeSuppressed(), sendErrors: counters.sendErrors }, 'send to forward target failed')
+    if (sendErrorGate.pass()) {
+      const code = (err as NodeJS.ErrnoException).code
+      log.warn({ err: { code, message: err.message }, suppressed: sendErrorGate.takeSuppressed(), sendErrors: counters.sendErrors }, 'send to forward target failed')
+    }
   }
   const target = await createUdpTarget({
     host: config.forward.host,
     port: config.forward.port,
     resolveIntervalMs: options.dnsIntervalMs ?? DNS_INTERVAL_MS,
+    resolve: options.resolve,
     onError: (err) => {
       counters.sendErrors++
       onSendError(err)
@@ -62,10 +86,29 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
   const pool = new BufferPool(SEND_POOL_SIZE, maxPacketSize)
   const assembler = new Assembler(pool, target, counters, onSendError)
 
+  const insights: Insights | null = config.insights
+    ? {
+        forwarded: new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery),
+        blocked: new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery),
+      }
+    : null
   const malformedGate = new WarningGate(WARN_INTERVAL_MS)
-  const filter = new LineFilter(trie, assembler, counters, malformedGate, (buf, start, end, suppressed) =>
-    log.warn({ sample: escapeSample(buf, start, end), suppressed, linesMalformed: counters.linesMalformed }, 'malformed line dropped'),
+  const filter = new LineFilter(
+    new RuleSet(rulesFromBlocklist(config.blocklist), trie, config.mode),
+    assembler,
+    counters,
+    malformedGate,
+    (buf, start, end, suppressed) =>
+      log.warn({ sample: escapeSample(buf, start, end), suppressed, linesMalformed: counters.linesMalformed }, 'malformed line dropped'),
+    insights,
   )
+  const clock = setInterval(() => filter.tick(Date.now()), 1000)
+  clock.unref()
+
+  const stopped: (() => unknown)[] = [() => clearInterval(clock), () => target.close(), () => sendErrorGate.close(), () => malformedGate.close()]
+  const cleanUp = async (): Promise<void> => {
+    for (const stop of stopped.splice(0).reverse()) await stop()
+  }
 
   let listener: UdpListener
   try {
@@ -77,19 +120,77 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
       onError: (err) => log.warn({ err: { code: (err as NodeJS.ErrnoException).code, message: err.message } }, 'receive socket error'),
     })
   } catch (err) {
-    await target.close()
-    sendErrorGate.close()
-    malformedGate.close()
+    await cleanUp()
     throw err
+  }
+
+  const reloader = new Reloader({
+    file: config.file,
+    config,
+    hash,
+    log,
+    watch: options.watch ?? null,
+    apply: (next) => {
+      filter.setRules(new RuleSet(rulesFromBlocklist(next.config.blocklist), next.trie, next.config.mode))
+      log.level = next.config.log.level
+    },
+  })
+  stopped.push(() => reloader.close())
+
+  let ready = true
+  let admin: AdminServer | null = null
+  if (config.admin !== null) {
+    const registry = createMetricsRegistry({
+      counters,
+      rules: () => filter.rules,
+      config: () => reloader.current,
+      reload: reloader.status,
+      recvBuffer: { requested: config.recvBufferSize, granted: listener.recvBufferGranted },
+      sendPool: () => ({ size: pool.size, inUse: pool.inUse }),
+    })
+    try {
+      admin = await startAdmin(
+        config.admin,
+        {
+          ready: () => ready,
+          registry,
+          rules: () => filter.rules,
+          top: (n) =>
+            insights === null
+              ? null
+              : { sampleEvery: TOP_TALKERS.sampleEvery, memoryBytes: insights.forwarded.memoryBytes * 2, forwarded: insights.forwarded.top(n), blocked: insights.blocked.top(n) },
+          reload: () => reloader.reload('http'),
+        },
+        log,
+      )
+    } catch (err) {
+      await listener.close()
+      await cleanUp()
+      throw err
+    }
+    const server = admin
+    stopped.push(() => server.close())
+  }
+
+  if (config.selfMetrics !== null) {
+    const self = new SelfMetrics(
+      counters,
+      config.forward,
+      { ...config.selfMetrics, gauges: () => ({ send_pool_in_use: pool.inUse }) },
+      log,
+    )
+    stopped.push(() => self.close())
   }
 
   log.info(
     {
       config: config.file,
       format: config.format,
+      mode: config.mode,
       listen: `${listener.address}:${listener.port}`,
       forward: `${config.forward.host}:${config.forward.port}`,
       forwardAddress: target.address.address,
+      admin: admin === null ? null : `${config.admin?.host}:${admin.port}`,
       rules: { prefixes: config.blocklist.prefixes.length, names: config.blocklist.names.length, trieNodes: trie.nodeCount },
       maxPacketSize,
       sendPool: SEND_POOL_SIZE,
@@ -107,10 +208,11 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
 
   const report = setInterval(() => log.info({ counters: counters.snapshot() }, 'counters'), options.reportIntervalMs ?? REPORT_INTERVAL_MS)
   report.unref()
+  stopped.push(() => clearInterval(report))
 
   let closing: Promise<void> | null = null
   const close = async (): Promise<void> => {
-    clearInterval(report)
+    ready = false
     await listener.close()
     assembler.flush()
     let timer: NodeJS.Timeout | undefined
@@ -122,9 +224,7 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
     ])
     clearTimeout(timer)
     if (!drained) log.warn({ inFlight: assembler.inFlight() }, 'sends still in flight at shutdown were abandoned')
-    await target.close()
-    sendErrorGate.close()
-    malformedGate.close()
+    await cleanUp()
     log.info({ counters: counters.snapshot() }, 'statsd-filter-proxy stopped')
   }
   return {
@@ -132,6 +232,11 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
     listener,
     target,
     maxPacketSize,
+    admin,
+    insights,
+    rules: () => filter.rules,
+    config: () => reloader.current,
+    reload: (trigger) => reloader.reload(trigger),
     close: () => (closing ??= close()),
   }
 }

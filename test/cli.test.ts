@@ -207,7 +207,7 @@ t.test('running: forwards, then stops on SIGTERM with the final counters', async
   const sink = await startSink()
   t.teardown(() => sink.close())
   const dir = t.testdir({
-    'run.yaml': `listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nblocklist: { prefixes: [legacy.], names: [app.old] }\n`,
+    'run.yaml': `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nblocklist: { prefixes: [legacy.], names: [app.old] }\n`,
   })
   const config = join(dir, 'run.yaml')
   const { child, port, done } = await startCli(t, config)
@@ -249,6 +249,9 @@ t.test('running: forwards, then stops on SIGTERM with the final counters', async
     linesBlocked: 2,
     linesMalformed: 1,
     linesDroppedBackpressure: 0,
+    linesWouldBlock: 0,
+    linesOversize: 0,
+    linesSendFailed: 0,
     datagramsOut: sink.datagrams.length,
     bytesOut: sink.bytes(),
     sendErrors: 0,
@@ -260,7 +263,7 @@ t.test('running: forwards, then stops on SIGTERM with the final counters', async
 })
 
 t.test('SIGINT stops it the same way', async (t) => {
-  const dir = t.testdir({ 'run.yaml': 'listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n' })
+  const dir = t.testdir({ 'run.yaml': 'listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n' })
   const { child, done } = await startCli(t, join(dir, 'run.yaml'))
   child.kill('SIGINT')
   const r = await done
@@ -273,7 +276,7 @@ t.test('SIGINT stops it the same way', async (t) => {
 t.test('a listen port in use: exit 1 with a fatal log line', async (t) => {
   const taken = await startSink()
   t.teardown(() => taken.close())
-  const dir = t.testdir({ 'run.yaml': `listen: { host: 127.0.0.1, port: ${taken.port} }\nforward: { host: 127.0.0.1, port: 9 }\n` })
+  const dir = t.testdir({ 'run.yaml': `listen: { host: 127.0.0.1, port: ${taken.port} }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n` })
   const r = await run(['--config', join(dir, 'run.yaml')])
   t.equal(r.code, 1)
   t.equal(r.stderr, '')

@@ -13,7 +13,10 @@ t.test('a worker thread loads and compiles the same rules as the event loop woul
   const dir = t.testdir({ 'f.yaml': 'blocklist:\n  prefixes: [legacy., debug.tmp]\n  names: [app.requests.old]\n' })
   const file = join(dir, 'f.yaml')
   const { config, trie } = await loadAndCompile(file)
-  t.same(config.blocklist, { prefixes: ['legacy.', 'debug.tmp'], names: ['app.requests.old'] })
+  t.same(config.blocklist, {
+    prefixes: [{ pattern: 'legacy.', dryRun: false }, { pattern: 'debug.tmp', dryRun: false }],
+    names: [{ pattern: 'app.requests.old', dryRun: false }],
+  })
   const local = compileConfig(config).trie
   t.equal(trie.nodeCount, local.nodeCount)
   for (const name of ['legacy.x', 'debug.tmpfile', 'app.requests.old', 'app.requests.old2', 'other', 'legacy']) {

@@ -4,12 +4,13 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { DEFAULTS, type Config } from '../src/config/config.ts'
+import type { RuleSpec } from '../src/match/rules.ts'
 import { ConfigError, formatProblem, type ConfigProblem } from '../src/config/errors.ts'
 import { configPath, loadConfig, parseConfig } from '../src/config/load.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
-const TOP = 'unknown key (expected one of: listen, forward, blocklist, maxPacketSize, recvBufferSize, log)'
+const TOP = 'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, log, admin, selfMetrics, insights)'
 const RUST = 'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
 const LEVELS = 'must be one of fatal, error, warn, info, debug, trace, silent'
 const EMPTY_RULE = 'must not be empty (an empty rule would match every metric)'
@@ -26,16 +27,25 @@ function problemsOf(text: string, file = 'filter.yaml'): ConfigProblem[] {
   throw new Error(`expected a ConfigError for:\n${text}`)
 }
 
+/** Rule entries as the validator returns them for plain strings. */
+function specs(...patterns: string[]): RuleSpec[] {
+  return patterns.map((pattern) => ({ pattern, dryRun: false }))
+}
+
 function defaults(file: string, overrides: Partial<Config> = {}): Config {
   return {
     file,
     format: 'yaml',
     listen: { host: '0.0.0.0', port: 8125 },
     forward: { host: '127.0.0.1', port: 8127 },
+    mode: 'enforce',
     blocklist: { prefixes: [], names: [] },
     maxPacketSize: null,
     recvBufferSize: 8388608,
     log: { level: 'info' },
+    admin: { host: '127.0.0.1', port: 8128 },
+    selfMetrics: null,
+    insights: true,
     warnings: [],
     ...overrides,
   }
@@ -49,7 +59,7 @@ t.test('defaults when keys are absent', async (t) => {
     ...defaults('partial.yaml'),
     listen: { host: '0.0.0.0', port: 9125 },
     forward: { host: 'agent', port: 8127 },
-    blocklist: { prefixes: [], names: ['a'] },
+    blocklist: { prefixes: [], names: specs('a') },
   }, 'each missing key of a mapping takes its default')
   t.same(parseConfig('nulls.yaml', 'listen:\nforward:\nblocklist:\n  prefixes:\nmaxPacketSize: ~\nlog:\n'), defaults('nulls.yaml'), 'null values are absent values')
   t.same(DEFAULTS.listen, { host: '0.0.0.0', port: 8125 })
@@ -73,7 +83,7 @@ t.test('every key set', async (t) => {
     ...defaults('all.yaml'),
     listen: { host: '127.0.0.1', port: 0 },
     forward: { host: '::1', port: 65535 },
-    blocklist: { prefixes: ['a.', 'b c', 'é.'], names: ['x.y'] },
+    blocklist: { prefixes: specs('a.', 'b c', 'é.'), names: specs('x.y') },
     maxPacketSize: 512,
     recvBufferSize: 4096,
     log: { level: 'silent' },
@@ -85,7 +95,7 @@ t.test('every key set', async (t) => {
   t.same(parseConfig('json.yaml', '{"listen":{"port":1},"blocklist":{"prefixes":["p."]}}'), {
     ...defaults('json.yaml'),
     listen: { host: '0.0.0.0', port: 1 },
-    blocklist: { prefixes: ['p.'], names: [] },
+    blocklist: { prefixes: specs('p.'), names: [] },
   }, 'our format written as JSON')
 })
 
@@ -93,7 +103,7 @@ t.test('the bundled filter.yaml parses; the values it sets are the defaults', as
   const file = fileURLToPath(new URL('../filter.yaml', import.meta.url))
   t.same(loadConfig(file), {
     ...defaults(file),
-    blocklist: { prefixes: ['legacy.', 'debug.tmp'], names: ['app.requests.old'] },
+    blocklist: { prefixes: specs('legacy.', 'debug.tmp'), names: specs('app.requests.old') },
   })
 })
 
@@ -115,11 +125,11 @@ t.test('wrong types', async (t) => {
     { path: 'listen.port', line: 2, column: 9, message: 'must be an integer from 0 to 65535 (got "8125")' },
   ], 'a port as a string')
   t.same(problemsOf('blocklist:\n  prefixes: legacy.\n'), [
-    { path: 'blocklist.prefixes', line: 2, column: 13, message: 'must be a list of strings' },
+    { path: 'blocklist.prefixes', line: 2, column: 13, message: 'must be a list of strings or { prefix: ..., dryRun: true|false }' },
   ], 'prefixes not a list')
   t.same(problemsOf('blocklist:\n  prefixes:\n    - a.\n    - 42\n  names: [x, true]\n'), [
-    { path: 'blocklist.prefixes[1]', line: 4, column: 7, message: 'must be a string (got 42)' },
-    { path: 'blocklist.names[1]', line: 5, column: 14, message: 'must be a string (got true)' },
+    { path: 'blocklist.prefixes[1]', line: 4, column: 7, message: 'must be a string or { prefix: ..., dryRun: true|false } (got 42)' },
+    { path: 'blocklist.names[1]', line: 5, column: 14, message: 'must be a string or { name: ..., dryRun: true|false } (got true)' },
   ], 'non-strings inside the lists')
   t.same(problemsOf('listen: 8125\n'), [{ path: 'listen', line: 1, column: 9, message: 'must be a mapping with the keys host, port' }])
   t.same(problemsOf('blocklist: [a.]\n'), [
@@ -130,7 +140,7 @@ t.test('wrong types', async (t) => {
     { path: 'maxPacketSize', line: 1, column: 16, message: 'must be an integer from 512 to 65507 (got 1000.5)' },
   ])
   t.same(problemsOf('- a\n- b\n'), [
-    { path: '', line: 1, column: 1, message: 'must be a mapping with the keys listen, forward, blocklist, maxPacketSize, recvBufferSize, log' },
+    { path: '', line: 1, column: 1, message: 'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, log, admin, selfMetrics, insights' },
   ], 'a document that is not a mapping')
 })
 
@@ -277,7 +287,7 @@ t.test('an unreadable file', { skip: process.getuid?.() === 0 ? 'root reads any 
 
 t.test('duplicate rules are warnings, located at the repeat', async (t) => {
   const config = parseConfig('d.yaml', 'blocklist:\n  prefixes: [a., b., a.]\n  names:\n    - x\n    - a.\n    - x\n')
-  t.same(config.blocklist, { prefixes: ['a.', 'b.', 'a.'], names: ['x', 'a.', 'x'] }, 'a prefix and a name may share a pattern')
+  t.same(config.blocklist, { prefixes: specs('a.', 'b.', 'a.'), names: specs('x', 'a.', 'x') }, 'a prefix and a name may share a pattern')
   t.same(config.warnings, [
     { path: 'blocklist.prefixes[2]', line: 2, column: 22, message: 'duplicate of prefixes[0]; ignored' },
     { path: 'blocklist.names[2]', line: 6, column: 7, message: 'duplicate of names[0]; ignored' },
@@ -291,10 +301,14 @@ t.test('statsd-filter-proxy-rs JSON config', async (t) => {
     format: 'rust-json',
     listen: { host: '0.0.0.0', port: 8125 },
     forward: { host: '127.0.0.1', port: 8127 },
-    blocklist: { prefixes: ['a.', 'b.'], names: [] },
+    mode: 'enforce',
+    blocklist: { prefixes: specs('a.', 'b.'), names: [] },
     maxPacketSize: null,
     recvBufferSize: 8388608,
     log: { level: 'info' },
+    admin: { host: '127.0.0.1', port: 8128 },
+    selfMetrics: null,
+    insights: true,
     warnings: [{ path: 'multi_thread', line: 1, column: 136, message: 'ignored: this proxy filters on one event loop per process' }],
   })
   t.same(parseConfig('c.json', '{"target_port":9999}'), {
@@ -334,7 +348,7 @@ t.test('configPath precedence: flag, FILTER_CONFIG, PROXY_CONFIG_FILE, ./filter.
 })
 
 t.test('maxPacketSize: 8192 by default for a loopback target, the configured value otherwise', async (t) => {
-  const base = { listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' } }
+  const base = { listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' }, admin: { enabled: false } }
   const loopback = await startProxy(parseConfig('t.yaml', JSON.stringify({ ...base, forward: { host: '127.0.0.1', port: 9 } })), silentLogger())
   t.teardown(() => loopback.close())
   t.equal(loopback.maxPacketSize, 8192)
@@ -351,7 +365,7 @@ t.test('maxPacketSize: 8192 by default for a loopback target, the configured val
 
 t.test('maxPacketSize: 1432 by default for a non-loopback target', async (t) => {
   // Connecting a UDP socket sends nothing; nothing is sent through this proxy. TEST-NET-1 is never routed.
-  const config = parseConfig('t.yaml', JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, forward: { host: '192.0.2.1', port: 8127 }, log: { level: 'silent' } }))
+  const config = parseConfig('t.yaml', JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, forward: { host: '192.0.2.1', port: 8127 }, log: { level: 'silent' }, admin: { enabled: false } }))
   let proxy: Proxy
   try {
     proxy = await startProxy(config, silentLogger())

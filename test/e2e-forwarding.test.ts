@@ -98,6 +98,9 @@ t.test('forwards every DogStatsD shape byte for byte and removes only whole bloc
     linesBlocked: blocked,
     linesMalformed: 0,
     linesDroppedBackpressure: 0,
+    linesWouldBlock: 0,
+    linesOversize: 0,
+    linesSendFailed: 0,
     datagramsOut: 1,
     bytesOut: expected.length,
     sendErrors: 0,
@@ -120,6 +123,9 @@ t.test('a datagram of only empty lines forwards nothing', async (t) => {
     linesBlocked: 1,
     linesMalformed: 0,
     linesDroppedBackpressure: 0,
+    linesWouldBlock: 0,
+    linesOversize: 0,
+    linesSendFailed: 0,
     datagramsOut: 1,
     bytesOut: 10,
     sendErrors: 0,
@@ -155,6 +161,9 @@ t.test('malformed lines are dropped and counted; the rest of the datagram is una
     linesBlocked: 1,
     linesMalformed: 7,
     linesDroppedBackpressure: 0,
+    linesWouldBlock: 0,
+    linesOversize: 0,
+    linesSendFailed: 0,
     datagramsOut: 1,
     bytesOut: 'good.one:1|c\ngood.two:2|g'.length,
     sendErrors: 0,
@@ -245,6 +254,9 @@ t.test('lines are packed greedily up to exactly maxPacketSize; a longer line lea
     linesBlocked: 1,
     linesMalformed: 0,
     linesDroppedBackpressure: 0,
+    linesWouldBlock: 0,
+    linesOversize: 1,
+    linesSendFailed: 0,
     datagramsOut: 5,
     bytesOut: 512 + C.length + 512 + 513 + F.length + 1 + G.length,
     sendErrors: 0,
@@ -275,6 +287,9 @@ t.test('a 2000-byte line is forwarded alone and whole, in order with its neighbo
     linesBlocked: 1,
     linesMalformed: 0,
     linesDroppedBackpressure: 0,
+    linesWouldBlock: 0,
+    linesOversize: 1,
+    linesSendFailed: 0,
     datagramsOut: 3,
     bytesOut: 25 + 2000 + 11,
     sendErrors: 0,
@@ -373,6 +388,9 @@ t.test('close() sends what is buffered and waits for it to leave', async (t) => 
     linesBlocked: 1,
     linesMalformed: 0,
     linesDroppedBackpressure: 0,
+    linesWouldBlock: 0,
+    linesOversize: 0,
+    linesSendFailed: 0,
     datagramsOut: 1,
     bytesOut: 'last.1:1|c\nlast.2:2|g\nlast.3:3|ms'.length,
     sendErrors: 0,
@@ -424,7 +442,7 @@ t.test('start-up warnings: config warnings, duplicate rules, a smaller receive b
       multi_thread: true,
     }),
   )
-  const proxy = await startProxy({ ...config, blocklist: { prefixes: config.blocklist.prefixes, names: ['x', 'x'] } }, log)
+  const proxy = await startProxy({ ...config, blocklist: { prefixes: config.blocklist.prefixes, names: [{ pattern: 'x', dryRun: false }, { pattern: 'x', dryRun: false }] } }, log)
   t.teardown(() => proxy.close())
   const warnings = records.filter((rec) => rec.level === 40)
   const granted = proxy.listener.recvBufferGranted
@@ -466,6 +484,6 @@ t.test('counters are logged on an interval', async (t) => {
   await waitFor(() => reported() !== undefined, () => `a counters line with linesIn 2: ${JSON.stringify(records.filter((r) => r.msg === 'counters'))}`)
   t.match(reported(), {
     level: 30,
-    counters: { datagramsIn: 1, bytesIn: 19, linesIn: 2, linesForwarded: 1, linesBlocked: 1, linesMalformed: 0, linesDroppedBackpressure: 0, datagramsOut: 1, bytesOut: 5, sendErrors: 0 },
+    counters: { datagramsIn: 1, bytesIn: 19, linesIn: 2, linesForwarded: 1, linesBlocked: 1, linesMalformed: 0, linesDroppedBackpressure: 0, linesWouldBlock: 0, linesOversize: 0, linesSendFailed: 0, datagramsOut: 1, bytesOut: 5, sendErrors: 0 },
   })
 })

@@ -11,11 +11,11 @@ function match(trie: Trie, name: string): number {
   return trie.match(buf, 0, buf.length)
 }
 
-t.test('rule table: prefixes first, then names, each indexed', async (t) => {
-  t.same(rulesFromBlocklist({ prefixes: ['a.', 'b.'], names: ['c'] }), [
-    { index: 0, kind: 'prefix', pattern: 'a.' },
-    { index: 1, kind: 'prefix', pattern: 'b.' },
-    { index: 2, kind: 'name', pattern: 'c' },
+t.test('rule table: prefixes first, then names, each indexed, with its options', async (t) => {
+  t.same(rulesFromBlocklist({ prefixes: ['a.', { pattern: 'b.', dryRun: true }], names: ['c'] }), [
+    { index: 0, kind: 'prefix', pattern: 'a.', dryRun: false },
+    { index: 1, kind: 'prefix', pattern: 'b.', dryRun: true },
+    { index: 2, kind: 'name', pattern: 'c', dryRun: false },
   ])
 })
 

@@ -19,6 +19,9 @@ export class Assembler {
   private slot = -1
   private buf: Buffer | null = null
   private len = 0
+  private lines = 0
+  /** Lines in each slot's datagram in flight, to count them if its send fails. */
+  private readonly slotLines: Int32Array
   private flushScheduled = false
   private oversizeInFlight = 0
   private idleWaiter: (() => void) | null = null
@@ -33,6 +36,7 @@ export class Assembler {
     this.counters = counters
     this.maxPacketSize = pool.bufferSize
     this.onSendError = onSendError
+    this.slotLines = new Int32Array(pool.size)
     for (let slot = 0; slot < pool.size; slot++) this.slotDone.push((err) => this.sent(slot, err))
     this.oversizeDone = (err) => this.sent(-1, err)
     this.flushAtTurnEnd = () => {
@@ -56,12 +60,14 @@ export class Assembler {
       this.slot = slot
       buf = this.buf = this.pool.buffer(slot)
       this.len = 0
+      this.lines = 0
     }
     let at = this.len
     if (at > 0) buf[at++] = LF
     // A byte loop, not Buffer#copy: on Node 20 copy() allocates a Uint8Array view of the source per call.
     for (let i = start; i < end; i++) buf[at++] = src[i]
     this.len = at
+    this.lines++
     this.counters.linesForwarded++
     if (!this.flushScheduled) {
       this.flushScheduled = true
@@ -76,6 +82,7 @@ export class Assembler {
     if (buf === null) return
     const slot = this.slot
     const len = this.len
+    this.slotLines[slot] = this.lines
     this.buf = null
     this.slot = -1
     this.len = 0
@@ -109,6 +116,7 @@ export class Assembler {
     this.flush()
     this.oversizeInFlight++
     this.counters.linesForwarded++
+    this.counters.linesOversize++
     this.counters.datagramsOut++
     this.counters.bytesOut += length
     this.target.send(src, start, length, this.oversizeDone)
@@ -120,6 +128,7 @@ export class Assembler {
     else this.pool.release(slot)
     if (err !== null) {
       this.counters.sendErrors++
+      this.counters.linesSendFailed += slot === -1 ? 1 : this.slotLines[slot]
       this.onSendError(err)
     }
     if (this.idleWaiter !== null && this.buf === null && this.inFlight() === 0) {

@@ -1,16 +1,19 @@
 // Worker thread entry: load and compile one config file, reply once, exit. See loadAndCompile.
+import { createHash } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
 import type { WorkerReply } from './compile.ts'
 import { ConfigError } from './errors.ts'
-import { loadConfig } from './load.ts'
+import { parseConfig, readConfigFile } from './load.ts'
 import { rulesFromBlocklist } from '../match/rules.ts'
 import { compileTrie } from '../match/trie.ts'
 
 const { file } = workerData as { file: string }
 let reply: WorkerReply
 try {
-  const config = loadConfig(file)
-  reply = { ok: true, config, trie: compileTrie(rulesFromBlocklist(config.blocklist)) }
+  const bytes = readConfigFile(file)
+  const config = parseConfig(file, bytes.toString('utf8'))
+  const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16)
+  reply = { ok: true, config, trie: compileTrie(rulesFromBlocklist(config.blocklist)), hash }
 } catch (err) {
   reply = err instanceof ConfigError ? { ok: false, problems: [...err.problems] } : { ok: false, error: (err as Error).stack ?? String(err) }
 }

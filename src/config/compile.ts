@@ -8,14 +8,19 @@ import { Trie, type TrieData } from '../match/trie.ts'
 export interface Compiled {
   config: Config
   trie: Trie
+  /** Of the file's bytes (first 16 hex digits of SHA-256); null for a config built in memory. */
+  hash: string | null
 }
 
 /** Compiles on the calling thread; for configs already in memory. */
 export function compileConfig(config: Config): Compiled {
-  return { config, trie: Trie.compile(rulesFromBlocklist(config.blocklist)) }
+  return { config, trie: Trie.compile(rulesFromBlocklist(config.blocklist)), hash: null }
 }
 
-export type WorkerReply = { ok: true; config: Config; trie: TrieData } | { ok: false; problems: ConfigProblem[] } | { ok: false; error: string }
+export type WorkerReply =
+  | { ok: true; config: Config; trie: TrieData; hash: string }
+  | { ok: false; problems: ConfigProblem[] }
+  | { ok: false; error: string }
 
 /**
  * Reads, validates and compiles a config file on a worker thread. A list of 100,000 rules takes a YAML
@@ -28,7 +33,7 @@ export function loadAndCompile(file: string): Promise<Compiled> {
   const worker = new Worker(new URL(`./compile-worker${ext}`, import.meta.url), { workerData: { file } })
   return new Promise((resolve, reject) => {
     worker.once('message', (reply: WorkerReply) => {
-      if (reply.ok) resolve({ config: reply.config, trie: new Trie(reply.trie) })
+      if (reply.ok) resolve({ config: reply.config, trie: new Trie(reply.trie), hash: reply.hash })
       else if ('problems' in reply) reject(new ConfigError(file, reply.problems))
       else reject(new Error(reply.error))
     })

@@ -1,10 +1,14 @@
 import type { LogLevel } from '../telemetry/logger.ts'
 import type { ConfigProblem } from './errors.ts'
+import type { RuleSpec } from '../match/rules.ts'
 
 export interface Endpoint {
   host: string
   port: number
 }
+
+/** `enforce` drops what the rules match; `dry-run` treats every rule as `dryRun: true`. */
+export type Mode = 'enforce' | 'dry-run'
 
 /** A validated configuration, every default filled in. */
 export interface Config {
@@ -14,11 +18,18 @@ export interface Config {
   format: 'yaml' | 'rust-json'
   listen: Endpoint
   forward: Endpoint
-  blocklist: { prefixes: string[]; names: string[] }
+  mode: Mode
+  blocklist: { prefixes: RuleSpec[]; names: RuleSpec[] }
   /** Largest datagram sent; null = chosen by the forward address (8192 on loopback, 1432 otherwise). */
   maxPacketSize: number | null
   recvBufferSize: number
   log: { level: LogLevel }
+  /** The HTTP endpoint for probes, Prometheus, /rules and /top; null when disabled. */
+  admin: Endpoint | null
+  /** The proxy's own counters sent to the forward target with hot-shots; null when disabled. */
+  selfMetrics: { prefix: string; intervalMs: number } | null
+  /** Per-rule hit counts and the top-talkers sketch; off only to measure what they cost. */
+  insights: boolean
   /** Things worth a warning at start that do not stop it (ignored keys, duplicate rules), in file order. */
   warnings: ConfigProblem[]
 }
@@ -31,6 +42,8 @@ export const DEFAULTS = {
   logLevel: 'info' as LogLevel,
   /** The agent's dogstatsd_buffer_size: the largest datagram it reads whole. */
   loopbackPacketSize: 8192,
+  admin: { host: '127.0.0.1', port: 8128 },
+  selfMetrics: { prefix: 'statsd_filter_proxy', intervalMs: 10_000 },
   /** 1500-byte MTU minus IPv6 (40) and UDP (8) headers, and some room for tunnels: no IP fragmentation. */
   networkPacketSize: 1432,
 } as const

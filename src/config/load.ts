@@ -11,14 +11,16 @@ export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv): st
 
 /** Reads, parses and validates a config file; throws ConfigError naming the file and every problem found. */
 export function loadConfig(file: string): Config {
-  let text: string
+  return parseConfig(file, readConfigFile(file).toString('utf8'))
+}
+
+export function readConfigFile(file: string): Buffer {
   try {
-    text = readFileSync(file, 'utf8')
+    return readFileSync(file)
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${e.code ?? e.message})` }])
   }
-  return parseConfig(file, text)
 }
 
 /** Parses config text. YAML is a superset of JSON, so one parser serves filter.yaml and the Rust JSON file. */

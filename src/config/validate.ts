@@ -1,4 +1,5 @@
-import { DEFAULTS, PACKET_SIZE_RANGE, RECV_BUFFER_RANGE, type Config, type Endpoint } from './config.ts'
+import { DEFAULTS, PACKET_SIZE_RANGE, RECV_BUFFER_RANGE, type Config, type Endpoint, type Mode } from './config.ts'
+import type { RuleSpec } from '../match/rules.ts'
 import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts'
 
 export type Path = readonly (string | number)[]
@@ -11,7 +12,8 @@ export interface Checker {
   warning(path: Path, message: string): void
 }
 
-const TOP_KEYS = ['listen', 'forward', 'blocklist', 'maxPacketSize', 'recvBufferSize', 'log']
+const TOP_KEYS = ['listen', 'forward', 'mode', 'blocklist', 'maxPacketSize', 'recvBufferSize', 'log', 'admin', 'selfMetrics', 'insights']
+const MODES: readonly Mode[] = ['enforce', 'dry-run']
 
 /** filter.yaml: every key optional, unknown keys are errors (a typo must not silently disable a rule). */
 export function validateYaml(root: unknown, c: Checker, file: string): Config {
@@ -23,13 +25,17 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
     format: 'yaml',
     listen: endpoint(c, 'listen', top.listen, DEFAULTS.listen, 0),
     forward: endpoint(c, 'forward', top.forward, DEFAULTS.forward, 1),
+    mode: oneOf(c, ['mode'], top.mode ?? 'enforce', MODES),
     blocklist: {
-      prefixes: stringList(c, ['blocklist', 'prefixes'], blocklist.prefixes),
-      names: stringList(c, ['blocklist', 'names'], blocklist.names),
+      prefixes: ruleList(c, ['blocklist', 'prefixes'], blocklist.prefixes, 'prefix'),
+      names: ruleList(c, ['blocklist', 'names'], blocklist.names, 'name'),
     },
     maxPacketSize: top.maxPacketSize == null ? null : integer(c, ['maxPacketSize'], top.maxPacketSize, PACKET_SIZE_RANGE.min, PACKET_SIZE_RANGE.max, 0),
     recvBufferSize: integer(c, ['recvBufferSize'], top.recvBufferSize ?? DEFAULTS.recvBufferSize, RECV_BUFFER_RANGE.min, RECV_BUFFER_RANGE.max, 0),
-    log: { level: logLevel(c, ['log', 'level'], log.level ?? DEFAULTS.logLevel) },
+    log: { level: oneOf(c, ['log', 'level'], log.level ?? DEFAULTS.logLevel, LOG_LEVELS) },
+    admin: admin(c, top.admin),
+    selfMetrics: selfMetrics(c, top.selfMetrics),
+    insights: boolean(c, ['insights'], top.insights ?? true),
     warnings: [],
   }
   return config
@@ -53,10 +59,14 @@ export function validateRustJson(root: unknown, c: Checker, file: string): Confi
       host: host(c, ['target_host'], top.target_host ?? DEFAULTS.forward.host),
       port: integer(c, ['target_port'], top.target_port ?? DEFAULTS.forward.port, 1, 65535, DEFAULTS.forward.port),
     },
-    blocklist: { prefixes: stringList(c, ['metric_blocklist'], top.metric_blocklist), names: [] },
+    mode: 'enforce',
+    blocklist: { prefixes: ruleList(c, ['metric_blocklist'], top.metric_blocklist, null), names: [] },
     maxPacketSize: null,
     recvBufferSize: DEFAULTS.recvBufferSize,
     log: { level: DEFAULTS.logLevel },
+    admin: { ...DEFAULTS.admin },
+    selfMetrics: null,
+    insights: true,
     warnings: [],
   }
 }
@@ -98,35 +108,98 @@ function integer(c: Checker, path: Path, v: unknown, min: number, max: number, f
   return v
 }
 
-function stringList(c: Checker, path: Path, v: unknown): string[] {
+/**
+ * A rule list: plain strings, or (where `key` is given) mappings `{ <key>: pattern, dryRun: bool }`.
+ * statsd-filter-proxy-rs' list (`key` null) takes strings only.
+ */
+function ruleList(c: Checker, path: Path, v: unknown, key: 'prefix' | 'name' | null): RuleSpec[] {
   if (v === undefined || v === null) return []
+  const expected = key === null ? 'a list of strings' : `a list of strings or { ${key}: ..., dryRun: true|false }`
   if (!Array.isArray(v)) {
-    c.problem(path, 'must be a list of strings')
+    c.problem(path, `must be ${expected}`)
     return []
   }
-  const out: string[] = []
+  const out: RuleSpec[] = []
   const first = new Map<string, number>()
-  v.forEach((item, i) => {
-    if (typeof item !== 'string') c.problem([...path, i], `must be a string (got ${JSON.stringify(item)})`)
-    else if (item === '') c.problem([...path, i], 'must not be empty (an empty rule would match every metric)')
+  v.forEach((item: unknown, i) => {
+    const at = [...path, i]
+    let pattern: unknown
+    let dryRun = false
+    if (typeof item === 'string') {
+      pattern = item
+    } else if (key !== null && typeof item === 'object' && item !== null && !Array.isArray(item)) {
+      const entry = object(c, at, item, [key, 'dryRun']) ?? {}
+      dryRun = boolean(c, [...at, 'dryRun'], entry.dryRun ?? false)
+      if (entry[key] === undefined) {
+        c.problem(at, `needs the key ${key}`)
+        return
+      }
+      pattern = entry[key]
+      at.push(key)
+    } else {
+      c.problem(at, `must be ${key === null ? 'a string' : `a string or { ${key}: ..., dryRun: true|false }`} (got ${JSON.stringify(item)})`)
+      return
+    }
+    if (typeof pattern !== 'string') c.problem(at, `must be a string (got ${JSON.stringify(pattern)})`)
+    else if (pattern === '') c.problem(at, 'must not be empty (an empty rule would match every metric)')
     else {
-      const seen = first.get(item)
-      if (seen === undefined) first.set(item, i)
-      else c.warning([...path, i], `duplicate of ${formatIndex(path, seen)}; ignored`)
-      out.push(item)
+      const seen = first.get(pattern)
+      if (seen === undefined) first.set(pattern, i)
+      else c.warning(at, `duplicate of ${formatIndex(path, seen)}; ignored`)
+      out.push({ pattern, dryRun })
     }
   })
   return out
 }
 
-function formatIndex(path: Path, i: number): string {
-  return `${String(path[path.length - 1])}[${i}]`
+function boolean(c: Checker, path: Path, v: unknown): boolean {
+  if (typeof v !== 'boolean') {
+    c.problem(path, 'must be true or false')
+    return false
+  }
+  return v
 }
 
-function logLevel(c: Checker, path: Path, v: unknown): LogLevel {
-  if (typeof v !== 'string' || !(LOG_LEVELS as readonly string[]).includes(v)) {
-    c.problem(path, `must be one of ${LOG_LEVELS.join(', ')}`)
-    return DEFAULTS.logLevel
+function oneOf<T extends string>(c: Checker, path: Path, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    c.problem(path, `must be one of ${allowed.join(', ')}`)
+    return allowed[0]
   }
-  return v as LogLevel
+  return v as T
+}
+
+function admin(c: Checker, v: unknown): Endpoint | null {
+  const obj = object(c, ['admin'], v, ['enabled', 'host', 'port']) ?? {}
+  if (!boolean(c, ['admin', 'enabled'], obj.enabled ?? true)) return null
+  return {
+    host: host(c, ['admin', 'host'], obj.host ?? DEFAULTS.admin.host),
+    port: integer(c, ['admin', 'port'], obj.port ?? DEFAULTS.admin.port, 0, 65535, DEFAULTS.admin.port),
+  }
+}
+
+function selfMetrics(c: Checker, v: unknown): Config['selfMetrics'] {
+  if (v === undefined || v === null) return null
+  const obj = object(c, ['selfMetrics'], v, ['enabled', 'prefix', 'interval']) ?? {}
+  if (!boolean(c, ['selfMetrics', 'enabled'], obj.enabled ?? true)) return null
+  const prefix = obj.prefix ?? DEFAULTS.selfMetrics.prefix
+  if (typeof prefix !== 'string' || !/^[A-Za-z][A-Za-z0-9_.]*$/.test(prefix)) {
+    c.problem(['selfMetrics', 'prefix'], 'must be a metric name prefix (letters, digits, _ and .)')
+  }
+  return { prefix: String(prefix), intervalMs: duration(c, ['selfMetrics', 'interval'], obj.interval ?? '10s', 1000, 3_600_000) }
+}
+
+/** `500ms`, `10s`, `1m`, or a number of seconds. */
+function duration(c: Checker, path: Path, v: unknown, minMs: number, maxMs: number): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
+  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(v.trim()) : null
+  const ms = typeof v === 'number' ? v * 1000 : m !== null ? Number(m[1]) * units[m[2]] : NaN
+  if (!(ms >= minMs && ms <= maxMs)) {
+    c.problem(path, `must be a duration from ${minMs / 1000}s to ${maxMs / 60_000}m, e.g. 10s or 500ms (got ${JSON.stringify(v)})`)
+    return minMs
+  }
+  return ms
+}
+
+function formatIndex(path: Path, i: number): string {
+  return `${String(path[path.length - 1])}[${i}]`
 }

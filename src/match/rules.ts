@@ -6,17 +6,30 @@ export interface Rule {
   readonly index: number
   readonly kind: RuleKind
   readonly pattern: string
+  readonly dryRun: boolean
 }
 
+/** One blocklist entry: a plain string in the file, or `{ prefix|name: pattern, dryRun: true }`. */
+export interface RuleSpec {
+  readonly pattern: string
+  /** Matching lines are forwarded and counted as would-block instead of dropped. */
+  readonly dryRun: boolean
+}
+
+/** A blocklist: each entry a pattern, or a pattern with options. */
 export interface Blocklist {
-  readonly prefixes: readonly string[]
-  readonly names: readonly string[]
+  readonly prefixes: readonly (string | RuleSpec)[]
+  readonly names: readonly (string | RuleSpec)[]
 }
 
 /** The rule table of a blocklist: prefixes first, then names, each in the order the config gives them. */
 export function rulesFromBlocklist(blocklist: Blocklist): Rule[] {
   const rules: Rule[] = []
-  for (const pattern of blocklist.prefixes) rules.push({ index: rules.length, kind: 'prefix', pattern })
-  for (const pattern of blocklist.names) rules.push({ index: rules.length, kind: 'name', pattern })
+  const add = (kind: RuleKind, entry: string | RuleSpec): void => {
+    const { pattern, dryRun } = typeof entry === 'string' ? { pattern: entry, dryRun: false } : entry
+    rules.push({ index: rules.length, kind, pattern, dryRun })
+  }
+  for (const entry of blocklist.prefixes) add('prefix', entry)
+  for (const entry of blocklist.names) add('name', entry)
   return rules
 }

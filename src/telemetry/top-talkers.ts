@@ -1,6 +1,6 @@
 /** One row of {@link TopTalkers.top}. */
 export interface TopEntry {
-  /** The name as UTF-8 text (invalid bytes shown as U+FFFD); a truncated name ends in {@link TRUNCATION_MARK}. */
+  /** The name as UTF-8 text (invalid bytes shown as U+FFFD); a name cut to maxNameBytes ends in '…'. */
   name: string
   /** Estimated lines with this name, scaled by the sampling: an overestimate by at most `error` plus sampling noise. */
   count: number
@@ -10,11 +10,11 @@ export interface TopEntry {
 
 const TRUNCATION_MARK = '…'
 const EMPTY = -1
-const FNV_OFFSET = 0x811c9dc5
+const FNV_OFFSET = 0x811c9dc5 | 0
 const FNV_PRIME = 0x01000193
 const SEED = 0x9e3779b9 | 0
-/** Bytes per counter besides the name: hash, length (Int32), truncated flag (Uint8), count, error (Float64), heap, heap position (Int32). */
-const SLOT_OVERHEAD_BYTES = 4 + 4 + 1 + 8 + 8 + 4 + 4
+/** Bytes per counter besides its name: hash, name length, heap, heap position (Int32), cut flag, count, error. */
+const SLOT_OVERHEAD_BYTES = 4 + 4 + 4 + 4 + 1 + 8 + 8
 
 const decoder = new TextDecoder()
 
@@ -61,7 +61,7 @@ export class TopTalkers {
   /** Heap position -> counter slot. */
   private readonly heap: Int32Array
 
-  /** Slots in use; until the sketch is full, slot i is the i-th name seen. */
+  /** Counter slots in use, which is also the heap's size: a new counter takes slot and heap position `used`. */
   private used = 0
   private lines = 0
   private random = SEED
@@ -263,12 +263,14 @@ export class TopTalkers {
 }
 
 function requirePositiveInteger(what: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer, got ${value}`)
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${what} must be a positive integer, got ${value}`)
+  }
 }
 
 /**
- * FNV-1a over the kept bytes and the truncation flag, then murmur3's finalizer: FNV-1a alone leaves the low bits
- * (the ones the table mask keeps) depending only on the low bits of each byte.
+ * FNV-1a over the kept bytes and the cut flag, then murmur3's finalizer: FNV-1a's multiply carries only upward, so
+ * the k low bits the table mask keeps would otherwise depend on nothing but the k low bits of each byte.
  */
 function hashName(buf: Uint8Array, start: number, length: number, cut: number): number {
   let h = FNV_OFFSET

@@ -1,0 +1,131 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import type { Config } from '../config/config.ts'
+import type { RuleSet } from '../match/rule-set.ts'
+import type { ReloadStatus } from '../reload/reloader.ts'
+import type { Counters } from '../telemetry/counters.ts'
+
+export const METRIC_PREFIX = 'statsd_filter_proxy_'
+
+/** What /metrics reads at scrape time; the hot path never calls into prom-client. */
+export interface MetricsSource {
+  counters: Counters
+  rules: () => RuleSet
+  config: () => Config
+  reload: ReloadStatus
+  recvBuffer: { requested: number; granted: number }
+  sendPool: () => { size: number; inUse: number }
+}
+
+/** A registry whose every data-path metric is filled in by a collect callback from the plain counters. */
+export function createMetricsRegistry(source: MetricsSource): Registry {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const { counters: c } = source
+  const counter = (name: string, help: string, read: () => number): void => {
+    new Counter({
+      name: METRIC_PREFIX + name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(read())
+      },
+    })
+  }
+  counter('datagrams_received_total', 'Datagrams read from the listen socket.', () => c.datagramsIn)
+  counter('bytes_received_total', 'Bytes read from the listen socket.', () => c.bytesIn)
+  counter('lines_received_total', 'Non-empty lines received.', () => c.linesIn)
+  counter('lines_forwarded_total', 'Lines handed to the forward socket (dry-run matches included).', () => c.linesForwarded)
+  counter('lines_would_block_total', 'Forwarded lines a dry-run rule (or mode: dry-run) matched.', () => c.linesWouldBlock)
+  counter('lines_oversize_total', 'Forwarded lines longer than maxPacketSize, each sent alone.', () => c.linesOversize)
+  counter('datagrams_sent_total', 'Datagrams sent to the forward target.', () => c.datagramsOut)
+  counter('bytes_sent_total', 'Bytes sent to the forward target.', () => c.bytesOut)
+  counter('send_errors_total', 'Failed sends and asynchronous socket errors (e.g. ECONNREFUSED).', () => c.sendErrors)
+  new Counter({
+    name: METRIC_PREFIX + 'lines_dropped_total',
+    help: 'Lines not delivered, by reason. send_error lines were also counted as forwarded.',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc({ reason: 'blocked' }, c.linesBlocked)
+      this.inc({ reason: 'malformed' }, c.linesMalformed)
+      this.inc({ reason: 'backpressure' }, c.linesDroppedBackpressure)
+      this.inc({ reason: 'send_error' }, c.linesSendFailed)
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'rules',
+    help: 'Rules loaded, by kind and by whether a match drops (enforce) or only counts (dry_run).',
+    labelNames: ['kind', 'action'],
+    registers: [registry],
+    collect() {
+      const rules = source.rules()
+      this.reset()
+      for (const kind of ['prefix', 'name'] as const) {
+        this.set({ kind, action: 'enforce' }, rules.count(kind, false))
+        this.set({ kind, action: 'dry_run' }, rules.count(kind, true))
+      }
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'config_info',
+    help: 'The config in force: file hash, mode and format (value 1).',
+    labelNames: ['hash', 'mode', 'format'],
+    registers: [registry],
+    collect() {
+      const config = source.config()
+      this.reset()
+      this.set({ hash: source.reload.hash ?? 'none', mode: config.mode, format: config.format }, 1)
+    },
+  })
+  new Counter({
+    name: METRIC_PREFIX + 'config_reloads_total',
+    help: 'Config reloads, by result.',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc({ result: 'success' }, source.reload.successes)
+      this.inc({ result: 'failure' }, source.reload.failures)
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'config_last_reload_timestamp_seconds',
+    help: 'When the last reload attempt ended (0: none yet).',
+    registers: [registry],
+    collect() {
+      this.set((source.reload.lastAttemptMs ?? 0) / 1000)
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'config_last_reload_success',
+    help: '1 if the last reload attempt succeeded, 0 if it failed (1 before any).',
+    registers: [registry],
+    collect() {
+      this.set(source.reload.lastOk === false ? 0 : 1)
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'receive_buffer_bytes',
+    help: 'SO_RCVBUF of the listen socket: requested in the config and granted by the kernel.',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.set({ kind: 'requested' }, source.recvBuffer.requested)
+      this.set({ kind: 'granted' }, source.recvBuffer.granted)
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'send_pool_buffers',
+    help: 'Output buffers: the pool size and how many hold datagrams being assembled or in flight.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const pool = source.sendPool()
+      this.set({ state: 'total' }, pool.size)
+      this.set({ state: 'in_use' }, pool.inUse)
+    },
+  })
+  return registry
+}

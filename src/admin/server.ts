@@ -1,0 +1,122 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Registry } from 'prom-client'
+import type { Endpoint } from '../config/config.ts'
+import type { RuleSet } from '../match/rule-set.ts'
+import type { ReloadResult } from '../reload/reloader.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import type { TopEntry } from '../telemetry/top-talkers.ts'
+
+export interface AdminHandlers {
+  /** The listen socket is bound and a valid config is in force (false once shutdown starts). */
+  ready(): boolean
+  registry: Registry
+  rules(): RuleSet
+  /** The heaviest metric names; null when insights are off. */
+  top(n: number): { forwarded: TopEntry[]; blocked: TopEntry[]; sampleEvery: number; memoryBytes: number } | null
+  reload(): Promise<ReloadResult>
+}
+
+export interface AdminServer {
+  readonly port: number
+  close(): Promise<void>
+}
+
+const TOP_MAX = 1000
+
+/** The operator's view: probes, Prometheus, rule hits, top talkers and reload, on plain node:http. */
+export async function startAdmin(endpoint: Endpoint, handlers: AdminHandlers, log: Logger): Promise<AdminServer> {
+  const server = createServer((req, res) => {
+    route(req, res, handlers).catch((err: unknown) => {
+      log.error({ err, url: req.url }, 'admin request failed')
+      if (!res.headersSent) send(res, 500, { error: 'internal error' })
+      else res.end()
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(endpoint.port, endpoint.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address()
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : endpoint.port,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin')
+  const get = req.method === 'GET' || req.method === 'HEAD'
+  switch (url.pathname) {
+    case '/healthz':
+      if (!get) return methodNotAllowed(res, 'GET')
+      return sendText(res, 200, 'ok\n')
+    case '/readyz':
+      if (!get) return methodNotAllowed(res, 'GET')
+      return h.ready() ? sendText(res, 200, 'ready\n') : sendText(res, 503, 'not ready\n')
+    case '/metrics': {
+      if (!get) return methodNotAllowed(res, 'GET')
+      const body = await h.registry.metrics()
+      res.writeHead(200, { 'content-type': h.registry.contentType })
+      res.end(body)
+      return
+    }
+    case '/rules': {
+      if (!get) return methodNotAllowed(res, 'GET')
+      const rules = h.rules()
+      const unusedOnly = url.searchParams.get('unused') === '1'
+      const list = []
+      for (const rule of rules.rules) {
+        const hits = rules.hits[rule.index]
+        if (unusedOnly && hits > 0) continue
+        const last = rules.lastHitMs[rule.index]
+        list.push({
+          index: rule.index,
+          kind: rule.kind,
+          pattern: rule.pattern,
+          dryRun: rules.dryRun[rule.index] === 1,
+          hits,
+          lastHit: last === 0 ? null : new Date(last).toISOString(),
+        })
+      }
+      return send(res, 200, { mode: rules.mode, count: list.length, rules: list })
+    }
+    case '/top': {
+      if (!get) return methodNotAllowed(res, 'GET')
+      const raw = url.searchParams.get('n') ?? '50'
+      const n = Number(raw)
+      if (!Number.isInteger(n) || n < 1 || n > TOP_MAX) return send(res, 400, { error: `n must be an integer from 1 to ${TOP_MAX}` })
+      const top = h.top(n)
+      if (top === null) return send(res, 404, { error: 'top talkers are off (insights: false)' })
+      return send(res, 200, top)
+    }
+    case '/-/reload': {
+      if (req.method !== 'POST') return methodNotAllowed(res, 'POST')
+      const result = await h.reload()
+      return send(res, result.ok ? 200 : 422, result)
+    }
+    default:
+      return send(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/metrics', '/rules', '/top', 'POST /-/reload'] })
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end(`${JSON.stringify(body)}\n`)
+}
+
+function sendText(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain' })
+  res.end(body)
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): void {
+  res.writeHead(405, { allow, 'content-type': 'application/json' })
+  res.end(`${JSON.stringify({ error: `use ${allow}` })}\n`)
+}

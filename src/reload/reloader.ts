@@ -1,0 +1,121 @@
+import type { Config } from '../config/config.ts'
+import { loadAndCompile, type Compiled } from '../config/compile.ts'
+import { ConfigError, formatProblem } from '../config/errors.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import { FileWatch } from './watch.ts'
+
+export type ReloadTrigger = 'watch' | 'signal' | 'http'
+
+export interface ReloadResult {
+  ok: boolean
+  /** False when the file's content was what is already running (a watch event without a real change). */
+  changed: boolean
+  /** Settings that differ in the file but apply only after a restart. */
+  restartNeeded: string[]
+  /** file:line:column: path: reason, one per problem, when not ok. */
+  errors: string[]
+}
+
+export interface ReloadStatus {
+  successes: number
+  failures: number
+  /** When the last reload attempt ended (ms since the epoch); null before any. */
+  lastAttemptMs: number | null
+  lastOk: boolean | null
+  /** Hash of the config file in force; null when it was not loaded from a file. */
+  hash: string | null
+}
+
+/** Settings bound to sockets, buffers or timers made at start: a reload reports them instead of applying them. */
+const RESTART_ONLY: readonly (keyof Config)[] = ['listen', 'forward', 'maxPacketSize', 'recvBufferSize', 'admin', 'selfMetrics', 'insights']
+
+export interface ReloaderOptions {
+  file: string
+  config: Config
+  hash: string | null
+  log: Logger
+  /** Puts the new rules (and mode, log level) in force; called on the event loop between two datagrams. */
+  apply: (compiled: Compiled) => void
+  watch: { debounceMs: number; pollMs: number } | null
+}
+
+/**
+ * Owns the config in force after start-up. A reload parses, validates and compiles the whole file on a worker
+ * thread first; an invalid file changes nothing but the failure count and the log. Reloads never overlap:
+ * triggers that arrive during one are served by a single reload right after it.
+ */
+export class Reloader {
+  private config: Config
+  private readonly options: ReloaderOptions
+  private readonly watcher: FileWatch | null
+  private running: Promise<ReloadResult> | null = null
+  private queued: Promise<ReloadResult> | null = null
+  readonly status: ReloadStatus
+
+  constructor(options: ReloaderOptions) {
+    this.options = options
+    this.config = options.config
+    this.status = { successes: 0, failures: 0, lastAttemptMs: null, lastOk: null, hash: options.hash }
+    this.watcher =
+      options.watch === null
+        ? null
+        : new FileWatch(options.file, { ...options.watch, onChange: () => void this.reload('watch') })
+  }
+
+  get current(): Config {
+    return this.config
+  }
+
+  reload(trigger: ReloadTrigger): Promise<ReloadResult> {
+    if (this.running === null) {
+      this.running = this.attempt(trigger).finally(() => {
+        this.running = this.queued
+        this.queued = null
+      })
+      return this.running
+    }
+    // One reload after the running one serves every trigger that arrives meanwhile.
+    this.queued ??= this.running.then(() => this.attempt(trigger))
+    return this.queued
+  }
+
+  close(): void {
+    this.watcher?.close()
+  }
+
+  private async attempt(trigger: ReloadTrigger): Promise<ReloadResult> {
+    const { file, log } = this.options
+    let compiled: Compiled
+    try {
+      compiled = await loadAndCompile(file)
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.problems.map((p) => formatProblem(file, p)) : [String((err as Error).message)]
+      this.status.failures++
+      this.status.lastAttemptMs = Date.now()
+      this.status.lastOk = false
+      log.error({ trigger, file, errors }, 'config reload failed: the rules in force stay unchanged')
+      return { ok: false, changed: false, restartNeeded: [], errors }
+    }
+    if (trigger === 'watch' && compiled.hash === this.status.hash) return { ok: true, changed: false, restartNeeded: [], errors: [] }
+
+    const restartNeeded = RESTART_ONLY.filter((key) => JSON.stringify(compiled.config[key]) !== JSON.stringify(this.config[key]))
+    // The running proxy keeps the values it was started with; the file's rules, mode and log level apply now.
+    const next: Config = { ...compiled.config }
+    for (const key of restartNeeded) (next as unknown as Record<string, unknown>)[key] = this.config[key]
+    this.options.apply({ ...compiled, config: next })
+    this.config = next
+    this.status.successes++
+    this.status.lastAttemptMs = Date.now()
+    this.status.lastOk = true
+    this.status.hash = compiled.hash
+    for (const warning of compiled.config.warnings) log.warn(formatProblem(file, warning))
+    if (restartNeeded.length > 0) {
+      log.warn({ keys: restartNeeded }, 'config reload: these settings changed in the file but apply only after a restart')
+    }
+    log.info(
+      { trigger, file, hash: compiled.hash, mode: next.mode, rules: { prefixes: next.blocklist.prefixes.length, names: next.blocklist.names.length } },
+      'config reloaded',
+    )
+    return { ok: true, changed: true, restartNeeded, errors: [] }
+  }
+}
