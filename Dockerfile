@@ -19,5 +19,5 @@ COPY filter.yaml /etc/statsd-filter-proxy/filter.yaml
 # otherwise: running from the mount point keeps all four ways working.
 WORKDIR /etc/statsd-filter-proxy
 USER node
-EXPOSE 8125/udp
+EXPOSE 8125/udp 8128/tcp
 ENTRYPOINT ["node", "/app/dist/src/cli.js"]
