@@ -1,7 +1,8 @@
 // A proxy under test, alone in its process so its CPU time, RSS and GCs are its own.
-//   node dist/bench/proxy-child.js <ours|naive> <rules> <sink port>
-// Both kinds load their config the way the CLI does (a YAML file, read and compiled on a worker thread), so the
-// only difference measured is the data path; the naive proxy simply ignores the compiled trie.
+//   node dist/bench/proxy-child.js <ours|lean|naive> <rules> <sink port>
+// Every kind loads its config the way the CLI does (a YAML file, read and compiled on a worker thread), so the
+// only difference measured is the data path; the naive proxy simply ignores the compiled trie. `lean` is ours
+// with `insights: false` (no per-rule hit counts, no top-talker sketches): what those cost on the hot path.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,7 +14,8 @@ import { startNaiveProxy } from './naive-proxy.ts'
 import { ProcessStats, type ProcessSnapshot } from './process-stats.ts'
 import { configYaml } from './workload.ts'
 
-export type ProxyKind = 'ours' | 'naive'
+export type ProxyKind = 'ours' | 'lean' | 'naive'
+export const PROXY_KINDS: readonly ProxyKind[] = ['ours', 'lean', 'naive']
 
 export interface ProxyReady {
   port: number
@@ -37,18 +39,19 @@ export interface ProxySnapshot extends ProcessSnapshot {
 }
 
 const [kind, rulesArg, sinkPortArg] = process.argv.slice(2)
-if ((kind !== 'ours' && kind !== 'naive') || rulesArg === undefined || sinkPortArg === undefined) {
-  throw new Error('usage: proxy-child <ours|naive> <rules> <sink port>')
+if (!(PROXY_KINDS as readonly string[]).includes(kind) || rulesArg === undefined || sinkPortArg === undefined) {
+  throw new Error(`usage: proxy-child <${PROXY_KINDS.join('|')}> <rules> <sink port>`)
 }
 const dir = mkdtempSync(join(tmpdir(), 'statsd-bench-'))
 const file = join(dir, `bench-${rulesArg}-rules.yaml`)
-writeFileSync(file, configYaml(Number(rulesArg), Number(sinkPortArg)))
+writeFileSync(file, configYaml(Number(rulesArg), Number(sinkPortArg), kind !== 'lean'))
 const compiled = await loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
 const { config } = compiled
 
 let port: number
 let counters: () => ProxyLineCounters
-if (kind === 'ours') {
+if (kind === 'ours' || kind === 'lean') {
+  if (config.insights !== (kind === 'ours')) throw new Error(`${kind}: the config has insights: ${config.insights}`)
   const proxy = await startProxy(config, createLogger(config.log.level), { compiled })
   port = proxy.listener.port
   counters = () => {

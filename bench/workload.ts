@@ -12,11 +12,17 @@ export function blockedPrefixes(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `legacy.team${i}.`)
 }
 
-/** filter.yaml text for the proxies: what an operator would write, parsed by the proxy's own config loader. */
-export function configYaml(rules: number, forwardPort: number): string {
+/**
+ * filter.yaml text for the proxies: what an operator would write, parsed by the proxy's own config loader. The
+ * admin endpoint is on, as in production, on a port of its own per proxy process (several run at once).
+ * `insights: false` turns off per-rule hit counts and the top-talker sketches: only to measure what they cost.
+ */
+export function configYaml(rules: number, forwardPort: number, insights = true): string {
   const lines = [
     'listen: { host: 127.0.0.1, port: 0 }',
     `forward: { host: 127.0.0.1, port: ${forwardPort} }`,
+    'admin: { host: 127.0.0.1, port: 0 }',
+    `insights: ${insights}`,
     'log: { level: warn }',
     'blocklist:',
     '  prefixes:',
