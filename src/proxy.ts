@@ -14,6 +14,7 @@ import { isLoopback, type ResolvedAddress } from './send/address.ts'
 import { createUdpTarget, type UdpTarget } from './send/udp-target.ts'
 import { Counters } from './telemetry/counters.ts'
 import { escapeSample } from './telemetry/escape.ts'
+import { KernelDrops } from './telemetry/kernel-drops.ts'
 import type { Logger } from './telemetry/logger.ts'
 import { WarningGate } from './telemetry/rate-limit.ts'
 import { SelfMetrics } from './telemetry/self-metrics.ts'
@@ -26,6 +27,7 @@ export const TOP_TALKERS = { capacity: 1000, maxNameBytes: 128, sampleEvery: 16 
 const WARN_INTERVAL_MS = 10_000
 const DNS_INTERVAL_MS = 30_000
 const REPORT_INTERVAL_MS = 60_000
+const KERNEL_DROPS_INTERVAL_MS = 10_000
 /** How long shutdown waits for sends in flight before giving up on them. */
 const DRAIN_TIMEOUT_MS = 2_000
 export const WATCH = { debounceMs: 200, pollMs: 5_000 } as const
@@ -38,6 +40,7 @@ export interface ProxyOptions {
   /** Counters are logged this often at info; tests shorten it. */
   reportIntervalMs?: number
   dnsIntervalMs?: number
+  kernelDropsIntervalMs?: number
   resolve?: (host: string) => Promise<ResolvedAddress>
 }
 
@@ -124,6 +127,18 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
     throw err
   }
 
+  const kernel = new KernelDrops({
+    port: listener.port,
+    intervalMs: options.kernelDropsIntervalMs ?? KERNEL_DROPS_INTERVAL_MS,
+    onRise: (rise, stats) =>
+      log.warn(
+        { kernelDrops: stats.drops, rise, rxQueueBytes: stats.rxQueue, recvBufferGranted: listener.recvBufferGranted },
+        'the kernel dropped datagrams for the listen socket (receive buffer full): raise recvBufferSize and net.core.rmem_max',
+      ),
+  })
+  await kernel.read()
+  stopped.push(() => kernel.close())
+
   const reloader = new Reloader({
     file: config.file,
     config,
@@ -146,6 +161,7 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
       config: () => reloader.current,
       reload: reloader.status,
       recvBuffer: { requested: config.recvBufferSize, granted: listener.recvBufferGranted },
+      kernel: () => kernel.latest,
       sendPool: () => ({ size: pool.size, inUse: pool.inUse }),
     })
     try {
@@ -206,7 +222,10 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
     )
   }
 
-  const report = setInterval(() => log.info({ counters: counters.snapshot() }, 'counters'), options.reportIntervalMs ?? REPORT_INTERVAL_MS)
+  const report = setInterval(
+    () => log.info({ counters: counters.snapshot(), kernelDrops: kernel.latest?.drops ?? null }, 'counters'),
+    options.reportIntervalMs ?? REPORT_INTERVAL_MS,
+  )
   report.unref()
   stopped.push(() => clearInterval(report))
 

@@ -3,6 +3,7 @@ import type { Config } from '../config/config.ts'
 import type { RuleSet } from '../match/rule-set.ts'
 import type { ReloadStatus } from '../reload/reloader.ts'
 import type { Counters } from '../telemetry/counters.ts'
+import type { UdpSocketStats } from '../telemetry/kernel-drops.ts'
 
 export const METRIC_PREFIX = 'statsd_filter_proxy_'
 
@@ -13,6 +14,8 @@ export interface MetricsSource {
   config: () => Config
   reload: ReloadStatus
   recvBuffer: { requested: number; granted: number }
+  /** The listen socket as the kernel sees it (last periodic reading); null off Linux. */
+  kernel: () => UdpSocketStats | null
   sendPool: () => { size: number; inUse: number }
 }
 
@@ -114,6 +117,23 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
     collect() {
       this.set({ kind: 'requested' }, source.recvBuffer.requested)
       this.set({ kind: 'granted' }, source.recvBuffer.granted)
+    },
+  })
+  new Counter({
+    name: METRIC_PREFIX + 'kernel_receive_drops_total',
+    help: 'Datagrams the kernel dropped for the listen socket before the proxy read them (receive buffer full).',
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc(source.kernel()?.drops ?? 0)
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'receive_queue_bytes',
+    help: 'Bytes waiting in the listen socket\'s kernel receive queue.',
+    registers: [registry],
+    collect() {
+      this.set(source.kernel()?.rxQueue ?? 0)
     },
   })
   new Gauge({
