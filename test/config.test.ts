@@ -103,7 +103,7 @@ t.test('the bundled filter.yaml parses; the values it sets are the defaults', as
   const file = fileURLToPath(new URL('../filter.yaml', import.meta.url))
   t.same(loadConfig(file), {
     ...defaults(file),
-    blocklist: { prefixes: specs('legacy.', 'debug.tmp'), names: specs('app.requests.old') },
+    blocklist: { prefixes: [...specs('legacy.', 'debug.tmp'), { pattern: 'canary.tmp.', dryRun: true }], names: specs('app.requests.old') },
   })
 })
 
