@@ -78,6 +78,7 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
     port: config.forward.port,
     resolveIntervalMs: options.dnsIntervalMs ?? DNS_INTERVAL_MS,
     resolve: options.resolve,
+    sendBufferSize: config.sendBufferSize ?? undefined,
     onError: (err) => {
       counters.sendErrors++
       onSendError(err)
@@ -163,6 +164,7 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
       recvBuffer: { requested: config.recvBufferSize, granted: listener.recvBufferGranted },
       kernel: () => kernel.latest,
       sendPool: () => ({ size: pool.size, inUse: pool.inUse }),
+      sendQueue: () => target.queue(),
     })
     try {
       admin = await startAdmin(

@@ -10,7 +10,7 @@ import { configPath, loadConfig, parseConfig } from '../src/config/load.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
-const TOP = 'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, log, admin, selfMetrics, insights)'
+const TOP = 'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights)'
 const RUST = 'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
 const LEVELS = 'must be one of fatal, error, warn, info, debug, trace, silent'
 const EMPTY_RULE = 'must not be empty (an empty rule would match every metric)'
@@ -42,6 +42,7 @@ function defaults(file: string, overrides: Partial<Config> = {}): Config {
     blocklist: { prefixes: [], names: [] },
     maxPacketSize: null,
     recvBufferSize: 8388608,
+    sendBufferSize: null,
     log: { level: 'info' },
     admin: { host: '127.0.0.1', port: 8128 },
     selfMetrics: null,
@@ -140,7 +141,7 @@ t.test('wrong types', async (t) => {
     { path: 'maxPacketSize', line: 1, column: 16, message: 'must be an integer from 512 to 65507 (got 1000.5)' },
   ])
   t.same(problemsOf('- a\n- b\n'), [
-    { path: '', line: 1, column: 1, message: 'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, log, admin, selfMetrics, insights' },
+    { path: '', line: 1, column: 1, message: 'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights' },
   ], 'a document that is not a mapping')
 })
 
@@ -305,6 +306,7 @@ t.test('statsd-filter-proxy-rs JSON config', async (t) => {
     blocklist: { prefixes: specs('a.', 'b.'), names: [] },
     maxPacketSize: null,
     recvBufferSize: 8388608,
+    sendBufferSize: null,
     log: { level: 'info' },
     admin: { host: '127.0.0.1', port: 8128 },
     selfMetrics: null,

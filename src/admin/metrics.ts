@@ -17,6 +17,8 @@ export interface MetricsSource {
   /** The listen socket as the kernel sees it (last periodic reading); null off Linux. */
   kernel: () => UdpSocketStats | null
   sendPool: () => { size: number; inUse: number }
+  /** What libuv queues in user space when the forward socket's kernel buffer is full. */
+  sendQueue: () => { count: number; bytes: number }
 }
 
 /** A registry whose every data-path metric is filled in by a collect callback from the plain counters. */
@@ -145,6 +147,17 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       const pool = source.sendPool()
       this.set({ state: 'total' }, pool.size)
       this.set({ state: 'in_use' }, pool.inUse)
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'send_queue',
+    help: 'Sends queued in user space because the forward socket\'s kernel buffer was full (bounded by the pool).',
+    labelNames: ['unit'],
+    registers: [registry],
+    collect() {
+      const queue = source.sendQueue()
+      this.set({ unit: 'datagrams' }, queue.count)
+      this.set({ unit: 'bytes' }, queue.bytes)
     },
   })
   return registry

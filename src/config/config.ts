@@ -23,6 +23,8 @@ export interface Config {
   /** Largest datagram sent; null = chosen by the forward address (8192 on loopback, 1432 otherwise). */
   maxPacketSize: number | null
   recvBufferSize: number
+  /** SO_SNDBUF of the forward socket; null = the kernel's default. */
+  sendBufferSize: number | null
   log: { level: LogLevel }
   /** The HTTP endpoint for probes, Prometheus, /rules and /top; null when disabled. */
   admin: Endpoint | null
@@ -49,4 +51,5 @@ export const DEFAULTS = {
 } as const
 
 export const PACKET_SIZE_RANGE = { min: 512, max: 65507 } as const
+/** For both socket buffer sizes. */
 export const RECV_BUFFER_RANGE = { min: 4096, max: 2 ** 31 - 1 } as const

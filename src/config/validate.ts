@@ -12,7 +12,7 @@ export interface Checker {
   warning(path: Path, message: string): void
 }
 
-const TOP_KEYS = ['listen', 'forward', 'mode', 'blocklist', 'maxPacketSize', 'recvBufferSize', 'log', 'admin', 'selfMetrics', 'insights']
+const TOP_KEYS = ['listen', 'forward', 'mode', 'blocklist', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'log', 'admin', 'selfMetrics', 'insights']
 const MODES: readonly Mode[] = ['enforce', 'dry-run']
 
 /** filter.yaml: every key optional, unknown keys are errors (a typo must not silently disable a rule). */
@@ -32,6 +32,7 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
     },
     maxPacketSize: top.maxPacketSize == null ? null : integer(c, ['maxPacketSize'], top.maxPacketSize, PACKET_SIZE_RANGE.min, PACKET_SIZE_RANGE.max, 0),
     recvBufferSize: integer(c, ['recvBufferSize'], top.recvBufferSize ?? DEFAULTS.recvBufferSize, RECV_BUFFER_RANGE.min, RECV_BUFFER_RANGE.max, 0),
+    sendBufferSize: top.sendBufferSize == null ? null : integer(c, ['sendBufferSize'], top.sendBufferSize, RECV_BUFFER_RANGE.min, RECV_BUFFER_RANGE.max, 0),
     log: { level: oneOf(c, ['log', 'level'], log.level ?? DEFAULTS.logLevel, LOG_LEVELS) },
     admin: admin(c, top.admin),
     selfMetrics: selfMetrics(c, top.selfMetrics),
@@ -63,6 +64,7 @@ export function validateRustJson(root: unknown, c: Checker, file: string): Confi
     blocklist: { prefixes: ruleList(c, ['metric_blocklist'], top.metric_blocklist, null), names: [] },
     maxPacketSize: null,
     recvBufferSize: DEFAULTS.recvBufferSize,
+    sendBufferSize: null,
     log: { level: DEFAULTS.logLevel },
     admin: { ...DEFAULTS.admin },
     selfMetrics: null,

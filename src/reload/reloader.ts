@@ -27,7 +27,7 @@ export interface ReloadStatus {
 }
 
 /** Settings bound to sockets, buffers or timers made at start: a reload reports them instead of applying them. */
-const RESTART_ONLY: readonly (keyof Config)[] = ['listen', 'forward', 'maxPacketSize', 'recvBufferSize', 'admin', 'selfMetrics', 'insights']
+const RESTART_ONLY: readonly (keyof Config)[] = ['listen', 'forward', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'admin', 'selfMetrics', 'insights']
 
 export interface ReloaderOptions {
   file: string

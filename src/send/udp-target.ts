@@ -12,12 +12,16 @@ export interface UdpTargetOptions {
   onError: (err: Error) => void
   /** The name now resolves elsewhere and later datagrams go there. */
   onAddressChange: (from: ResolvedAddress, to: ResolvedAddress) => void
+  /** SO_SNDBUF; the kernel's default when absent. */
+  sendBufferSize?: number
   /** The system resolver unless given (tests move a name between addresses with it). */
   resolve?: (host: string) => Promise<ResolvedAddress>
 }
 
 export interface UdpTarget extends Target {
   readonly address: ResolvedAddress
+  /** Sends libuv holds because the kernel's send buffer was full: bounded by the sender's pool. */
+  queue(): { count: number; bytes: number }
 }
 
 /**
@@ -27,7 +31,7 @@ export interface UdpTarget extends Target {
  */
 export async function createUdpTarget(options: UdpTargetOptions): Promise<UdpTarget> {
   const first = await (options.resolve ?? resolveHost)(options.host)
-  const target = new ConnectedUdpTarget(options, first, await connect(first, options.port, options.onError))
+  const target = new ConnectedUdpTarget(options, first, await connect(first, options))
   if (isIP(options.host) === 0) target.watchDns()
   return target
 }
@@ -54,6 +58,10 @@ class ConnectedUdpTarget implements UdpTarget {
     }
   }
 
+  queue(): { count: number; bytes: number } {
+    return { count: this.socket.getSendQueueCount(), bytes: this.socket.getSendQueueSize() }
+  }
+
   watchDns(): void {
     this.timer = setInterval(() => void this.reresolve(), this.options.resolveIntervalMs)
     this.timer.unref()
@@ -77,7 +85,7 @@ class ConnectedUdpTarget implements UdpTarget {
     if (this.closed || next.address === this.address.address) return
     let socket: dgram.Socket
     try {
-      socket = await connect(next, this.options.port, this.options.onError)
+      socket = await connect(next, this.options)
     } catch (err) {
       this.options.onError(err as Error)
       return
@@ -95,9 +103,10 @@ class ConnectedUdpTarget implements UdpTarget {
   }
 }
 
-function connect(to: ResolvedAddress, port: number, onError: (err: Error) => void): Promise<dgram.Socket> {
+function connect(to: ResolvedAddress, options: UdpTargetOptions): Promise<dgram.Socket> {
+  const { port, onError, sendBufferSize } = options
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(to.family === 6 ? 'udp6' : 'udp4')
+    const socket = dgram.createSocket({ type: to.family === 6 ? 'udp6' : 'udp4', sendBufferSize })
     const fail = (err: Error): void => {
       socket.close()
       reject(err)
