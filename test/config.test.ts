@@ -286,6 +286,13 @@ t.test('an unreadable file', { skip: process.getuid?.() === 0 ? 'root reads any 
   t.throws(() => loadConfig(file), { message: `${file}: cannot read the file (EACCES)` })
 })
 
+t.test('a rule with a line break is an error: no metric name contains one', async (t) => {
+  t.same(problemsOf('blocklist:\n  prefixes: ["a\\nb"]\n  names:\n    - "x\\r"\n'), [
+    { path: 'blocklist.prefixes[0]', line: 2, column: 14, message: 'must not contain a line break (no metric name does)' },
+    { path: 'blocklist.names[0]', line: 4, column: 7, message: 'must not contain a line break (no metric name does)' },
+  ])
+})
+
 t.test('duplicate rules are warnings, located at the repeat', async (t) => {
   const config = parseConfig('d.yaml', 'blocklist:\n  prefixes: [a., b., a.]\n  names:\n    - x\n    - a.\n    - x\n')
   t.same(config.blocklist, { prefixes: specs('a.', 'b.', 'a.'), names: specs('x', 'a.', 'x') }, 'a prefix and a name may share a pattern')

@@ -147,3 +147,16 @@ t.test('agrees with a naive reference on random rule sets', async (t) => {
   }
   t.pass('200 random rule sets x 50 names agree')
 })
+
+t.test('find: the rule with exactly a kind and pattern, not the best match', async (t) => {
+  const trie = compile(['a', 'a.b.', 'x'], ['a.b.', 'a.b.c'])
+  const find = (kind: 'prefix' | 'name', pattern: string): number => trie.find(kind, Buffer.from(pattern))
+  t.equal(find('prefix', 'a'), 0)
+  t.equal(find('prefix', 'a.b.'), 1)
+  t.equal(find('name', 'a.b.'), 3)
+  t.equal(find('name', 'a.b.c'), 4)
+  t.equal(find('prefix', 'a.b.c'), -1, 'a.b.c is a name rule, not a prefix')
+  t.equal(find('prefix', 'a.'), -1, 'an inner node is no rule')
+  t.equal(find('name', 'a'), -1)
+  t.equal(find('prefix', 'zzz'), -1)
+})

@@ -144,6 +144,7 @@ function ruleList(c: Checker, path: Path, v: unknown, key: 'prefix' | 'name' | n
     }
     if (typeof pattern !== 'string') c.problem(at, `must be a string (got ${JSON.stringify(pattern)})`)
     else if (pattern === '') c.problem(at, 'must not be empty (an empty rule would match every metric)')
+    else if (/[\n\r]/.test(pattern)) c.problem(at, 'must not contain a line break (no metric name does)')
     else {
       const seen = first.get(pattern)
       if (seen === undefined) first.set(pattern, i)

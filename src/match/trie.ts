@@ -48,6 +48,17 @@ export class Trie {
     return new Trie(compileTrie(rules))
   }
 
+  /** The index of the rule with exactly this kind and pattern (not the best match for a name), or -1. */
+  find(kind: 'prefix' | 'name', pattern: Uint8Array): number {
+    let s = 0
+    for (let i = 0; i < pattern.length; i++) {
+      const t = this.base[s] + pattern[i]
+      if (this.check[t] !== s) return NONE
+      s = t
+    }
+    return kind === 'prefix' ? this.prefixRule[s] : this.exactRule[s]
+  }
+
   /** The index of the rule that matches the name `buf[start, end)`, or -1. */
   match(buf: Uint8Array, start: number, end: number): number {
     const base = this.base
