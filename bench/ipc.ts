@@ -81,8 +81,15 @@ export class Child {
    * Forks `module` with the given Node binary and waits for its ready message. The child's stdout goes to our
    * stderr: stdout is kept for the report.
    */
-  static async start<R>(name: string, module: string, args: string[], execPath: string, timeoutMs: number): Promise<{ child: Child; ready: R }> {
-    const proc = fork(module, args, { execPath, stdio: ['ignore', 2, 'inherit', 'ipc'] })
+  static async start<R>(
+    name: string,
+    module: string,
+    args: string[],
+    execPath: string,
+    timeoutMs: number,
+    execArgv: string[] = [],
+  ): Promise<{ child: Child; ready: R }> {
+    const proc = fork(module, args, { execPath, execArgv, stdio: ['ignore', 2, 'inherit', 'ipc'] })
     const child = new Child(name, proc)
     const ready = await withTimeout(
       new Promise<R>((resolve, reject) => {

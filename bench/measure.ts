@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url'
 import { Child } from './ipc.ts'
 import type { GeneratorSnapshot, GeneratorTarget } from './load-generator.ts'
 import type { ProxyKind, ProxyReady, ProxySnapshot } from './proxy-child.ts'
+
+/** As in package.json's start script, the Dockerfile's ENTRYPOINT and the CLI's shebang (test/launch.test.ts). */
+export const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=1']
 import type { SinkReady, SinkSnapshot } from './sink.ts'
 
 export interface Timing {
@@ -113,6 +116,8 @@ export class Bench {
         [kind, String(rules), String(this.sinkPort)],
         this.execPath,
         PROXY_START_TIMEOUT_MS,
+        // Ours runs with the V8 flags it ships with (npm start, the image); the naive proxy with Node's defaults.
+        kind === 'naive' ? [] : PRODUCTION_NODE_FLAGS,
       ).then(({ child, ready }) => {
         if (this.pin) pinToCpu(child.pid, 1)
         return { kind, rules, child, ready }
