@@ -8,9 +8,7 @@ import { PerformanceObserver } from 'node:perf_hooks'
 import { Assembler } from '../src/batch/assembler.ts'
 import { BufferPool } from '../src/batch/pool.ts'
 import { LineFilter } from '../src/filter.ts'
-import { rulesFromBlocklist } from '../src/match/rules.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
-import { Trie } from '../src/match/trie.ts'
 import { TOP_TALKERS } from '../src/proxy.ts'
 import { TopTalkers } from '../src/telemetry/top-talkers.ts'
 import type { SendDone, Target } from '../src/send/target.ts'
@@ -52,8 +50,7 @@ function buildDatagrams(rules: number): Buffer[] {
 
 async function main(): Promise<void> {
   const prefixes = Array.from({ length: ruleCount }, (_, i) => `legacy.team${i}.`)
-  const rules = rulesFromBlocklist({ prefixes, names: [] })
-  const ruleSet = new RuleSet(rules, Trie.compile(rules), 'enforce')
+  const ruleSet = RuleSet.fromBlocklist({ prefixes, names: [] }, 'enforce')
   // The production path: per-rule hits and both top-talker sketches on.
   const insights = {
     forwarded: new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery),

@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { unpackRules } from '../src/match/packed-rules.ts'
 import { loadAndCompile } from '../src/config/compile.ts'
 import { startProxy } from '../src/proxy.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
@@ -68,7 +69,7 @@ if (kind === 'ours' || kind === 'lean') {
   const proxy = await startNaiveProxy({
     listen: config.listen,
     forward: config.forward,
-    prefixes: config.blocklist.prefixes.map((rule) => rule.pattern),
+    prefixes: unpackRules(compiled.rules).flatMap((rule) => (rule.kind === 'prefix' ? [rule.pattern] : [])),
     recvBufferSize: config.recvBufferSize,
   })
   port = proxy.port

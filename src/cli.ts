@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { compileConfig, loadAndCompile, type Compiled } from './config/compile.ts'
 import { configPath, loadConfig } from './config/load.ts'
 import { ConfigError, formatProblem } from './config/errors.ts'
+import { ruleCount } from './match/packed-rules.ts'
 import { startProxy, WATCH } from './proxy.ts'
 import { createLogger } from './telemetry/logger.ts'
 
@@ -72,8 +73,9 @@ async function main(argv: string[]): Promise<number> {
   const { config } = compiled
   if (args.check) {
     for (const w of config.warnings) process.stdout.write(`warning: ${formatProblem(file, w)}\n`)
-    const { prefixes, names } = config.blocklist
-    process.stdout.write(`${file}: OK (${config.format}, ${prefixes.length} prefixes, ${names.length} names)\n`)
+    const prefixes = compiled.rules.prefixCount
+    const names = ruleCount(compiled.rules) - prefixes
+    process.stdout.write(`${file}: OK (${config.format}, ${prefixes} prefixes, ${names} names)\n`)
     return 0
   }
 

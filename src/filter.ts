@@ -59,7 +59,6 @@ export class LineFilter implements LineSink {
 
   /** Takes effect from the next datagram on: a datagram is always filtered by one rule set. */
   setRules(ruleSet: RuleSet): void {
-    ruleSet.inherit(this.ruleSet)
     this.ruleSet = ruleSet
   }
 

@@ -3,11 +3,11 @@ import { createMetricsRegistry } from './admin/metrics.ts'
 import { Assembler } from './batch/assembler.ts'
 import { BufferPool } from './batch/pool.ts'
 import { compileConfig, type Compiled } from './config/compile.ts'
-import { DEFAULTS, type Config } from './config/config.ts'
+import { DEFAULTS, type Config, type Settings } from './config/config.ts'
 import { formatProblem } from './config/errors.ts'
 import { LineFilter, type Insights } from './filter.ts'
 import { RuleSet } from './match/rule-set.ts'
-import { rulesFromBlocklist } from './match/rules.ts'
+import { ruleCount } from './match/packed-rules.ts'
 import { listenUdp, type UdpListener } from './receive/udp-listener.ts'
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.ts'
 import { isLoopback, type ResolvedAddress } from './send/address.ts'
@@ -33,8 +33,8 @@ const DRAIN_TIMEOUT_MS = 2_000
 export const WATCH = { debounceMs: 200, pollMs: 5_000 } as const
 
 export interface ProxyOptions {
-  /** The config's rules compiled off the event loop (loadAndCompile); compiled here when absent. */
-  compiled?: Pick<Compiled, 'trie' | 'hash'>
+  /** The config compiled off the event loop (loadAndCompile); the config is compiled here when absent. */
+  compiled?: Compiled
   /** Watch config.file and reload on change (and on reload()); off for configs built in memory. */
   watch?: { debounceMs: number; pollMs: number } | null
   /** Counters are logged this often at info; tests shorten it. */
@@ -53,17 +53,21 @@ export interface Proxy {
   readonly insights: Insights | null
   /** The rules in force. */
   rules(): RuleSet
-  /** The config in force (rules, mode and log level follow reloads; the rest is what the proxy started with). */
-  config(): Config
+  /** The settings in force (mode and log level follow reloads; the rest is what the proxy started with). */
+  config(): Settings
   /** Re-reads config.file; rejects for a config that did not come from a file. */
   reload(trigger: ReloadTrigger): Promise<ReloadResult>
   /** Stops receiving, sends what is buffered, waits (bounded) for sends in flight, closes the sockets. */
   close(): Promise<void>
 }
 
-export async function startProxy(config: Config, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
+/** Starts on a config (compiled here), or on its settings with `options.compiled`. */
+export async function startProxy(config: Config, log: Logger, options?: ProxyOptions): Promise<Proxy>
+export async function startProxy(config: Settings, log: Logger, options: ProxyOptions & { compiled: Compiled }): Promise<Proxy>
+export async function startProxy(config: Config | Settings, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
   for (const warning of config.warnings) log.warn(formatProblem(config.file, warning))
-  const { trie, hash } = options.compiled ?? compileConfig(config)
+  const compiled = options.compiled ?? compileConfig(config as Config)
+  const { trie, hash } = compiled
 
   const counters = new Counters()
   const sendErrorGate = new WarningGate(WARN_INTERVAL_MS)
@@ -98,7 +102,7 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
     : null
   const malformedGate = new WarningGate(WARN_INTERVAL_MS)
   const filter = new LineFilter(
-    new RuleSet(rulesFromBlocklist(config.blocklist), trie, config.mode),
+    new RuleSet(compiled.rules, trie, config.mode),
     assembler,
     counters,
     malformedGate,
@@ -142,12 +146,16 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
 
   const reloader = new Reloader({
     file: config.file,
-    config,
+    config: compiled.config,
+    rules: () => filter.rules.table,
     hash,
     log,
     watch: options.watch ?? null,
     apply: (next) => {
-      filter.setRules(new RuleSet(rulesFromBlocklist(next.config.blocklist), next.trie, next.config.mode))
+      const rules = new RuleSet(next.rules, next.trie, next.config.mode)
+      const current = filter.rules
+      if (next.inherit !== null && next.inherit.from === current.table) rules.inherit(current, next.inherit.to)
+      filter.setRules(rules)
       log.level = next.config.log.level
     },
   })
@@ -209,7 +217,7 @@ export async function startProxy(config: Config, log: Logger, options: ProxyOpti
       forward: `${config.forward.host}:${config.forward.port}`,
       forwardAddress: target.address.address,
       admin: admin === null ? null : `${config.admin?.host}:${admin.port}`,
-      rules: { prefixes: config.blocklist.prefixes.length, names: config.blocklist.names.length, trieNodes: trie.nodeCount },
+      rules: { prefixes: compiled.rules.prefixCount, names: ruleCount(compiled.rules) - compiled.rules.prefixCount, trieNodes: trie.nodeCount },
       maxPacketSize,
       sendPool: SEND_POOL_SIZE,
       recvBufferRequested: config.recvBufferSize,

@@ -13,7 +13,6 @@ import { DEFAULTS, type Config } from '../src/config/config.ts'
 import { ConfigError, formatProblem } from '../src/config/errors.ts'
 import { configPath, parseConfig } from '../src/config/load.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
-import { rulesFromBlocklist } from '../src/match/rules.ts'
 import { isLoopback } from '../src/send/address.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
@@ -224,7 +223,7 @@ const CHECKS = {
     const c = proxyContainer(m)
     const config = proxyConfig(m)
     const compiled = compileConfig(config)
-    const rules = new RuleSet(rulesFromBlocklist(config.blocklist), compiled.trie, config.mode)
+    const rules = new RuleSet(compiled.rules, compiled.trie, config.mode)
     let ready = false
     // The real admin server with this config's rules, on a free loopback port.
     const admin = await startAdmin(

@@ -3,9 +3,7 @@ import t from 'tap'
 import { Assembler } from '../src/batch/assembler.ts'
 import { BufferPool } from '../src/batch/pool.ts'
 import { LineFilter } from '../src/filter.ts'
-import { rulesFromBlocklist } from '../src/match/rules.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
-import { Trie } from '../src/match/trie.ts'
 import type { SendDone, Target } from '../src/send/target.ts'
 import { Counters } from '../src/telemetry/counters.ts'
 import { WarningGate } from '../src/telemetry/rate-limit.ts'
@@ -64,8 +62,7 @@ function runProxyPath(datagrams: Buffer[], blocklist: Blocklist, maxPacketSize: 
   const target = new CaptureTarget()
   const assembler = new Assembler(new BufferPool(4, maxPacketSize), target, counters, () => {})
   const gate = new WarningGate(60_000)
-  const rules = rulesFromBlocklist(blocklist)
-  const filter = new LineFilter(new RuleSet(rules, Trie.compile(rules), 'enforce'), assembler, counters, gate, () => {}, null)
+  const filter = new LineFilter(RuleSet.fromBlocklist(blocklist, 'enforce'), assembler, counters, gate, () => {}, null)
   try {
     for (const d of datagrams) filter.handleDatagram(d)
     assembler.flush()

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
-import type { Config } from '../config/config.ts'
+import type { Settings } from '../config/config.ts'
 import type { RuleSet } from '../match/rule-set.ts'
 import type { ReloadStatus } from '../reload/reloader.ts'
 import type { Counters } from '../telemetry/counters.ts'
@@ -11,7 +11,7 @@ export const METRIC_PREFIX = 'statsd_filter_proxy_'
 export interface MetricsSource {
   counters: Counters
   rules: () => RuleSet
-  config: () => Config
+  config: () => Settings
   reload: ReloadStatus
   recvBuffer: { requested: number; granted: number }
   /** The listen socket as the kernel sees it (last periodic reading); null off Linux. */

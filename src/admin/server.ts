@@ -72,6 +72,7 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
       const rules = h.rules()
       const unusedOnly = url.searchParams.get('unused') === '1'
       const list = []
+      // Built here, not kept: a million-rule table is one string until someone asks for it.
       for (const rule of rules.rules) {
         const hits = rules.hits[rule.index]
         if (unusedOnly && hits > 0) continue

@@ -36,6 +36,9 @@ export interface Config {
   warnings: ConfigProblem[]
 }
 
+/** A config without its rule lists (those are compiled): what a running proxy holds. */
+export type Settings = Omit<Config, 'blocklist'>
+
 export const DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8125 },
   // 8126 is the agent's trace port; DogStatsD is moved to 8127 so the proxy can own 8125.

@@ -1,6 +1,6 @@
 import { DEFAULTS, PACKET_SIZE_RANGE, RECV_BUFFER_RANGE, type Config, type Endpoint, type Mode } from './config.ts'
 import type { RuleSpec } from '../match/rules.ts'
-import { LOG_LEVELS, type LogLevel } from '../telemetry/logger.ts'
+import { LOG_LEVELS } from '../telemetry/logger.ts'
 
 export type Path = readonly (string | number)[]
 

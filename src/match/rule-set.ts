@@ -1,14 +1,15 @@
 import type { Mode } from '../config/config.ts'
-import type { Rule, RuleKind } from './rules.ts'
-import type { Trie } from './trie.ts'
+import { kindOf, packRules, ruleCount, unpackRules, type PackedRules } from './packed-rules.ts'
+import { rulesFromBlocklist, type Blocklist, type Rule, type RuleKind } from './rules.ts'
+import { Trie } from './trie.ts'
 
 /**
- * The rules in force: the table, its compiled trie, and per-rule state indexed by the rule's index, so the
- * hot path updates a typed array slot and never looks anything up. A reload builds a new RuleSet and swaps
+ * The rules in force: the packed table, its compiled trie, and per-rule state indexed by the rule's index, so
+ * the hot path updates a typed array slot and never looks anything up. A reload builds a new RuleSet and swaps
  * it in whole, between two datagrams.
  */
 export class RuleSet {
-  readonly rules: readonly Rule[]
+  readonly table: PackedRules
   readonly trie: Trie
   readonly mode: Mode
   /** 1 where a match is forwarded and counted as would-block (the rule's dryRun, or mode dry-run). */
@@ -17,36 +18,50 @@ export class RuleSet {
   readonly hits: Float64Array
   /** When each rule last matched, in ms since the epoch (to the second); 0 = never. */
   readonly lastHitMs: Float64Array
+  private unpacked: Rule[] | null = null
 
-  constructor(rules: readonly Rule[], trie: Trie, mode: Mode) {
-    this.rules = rules
+  constructor(table: PackedRules, trie: Trie, mode: Mode) {
+    this.table = table
     this.trie = trie
     this.mode = mode
-    this.dryRun = new Uint8Array(rules.length)
-    for (const rule of rules) this.dryRun[rule.index] = mode === 'dry-run' || rule.dryRun ? 1 : 0
-    this.hits = new Float64Array(rules.length)
-    this.lastHitMs = new Float64Array(rules.length)
+    const n = ruleCount(table)
+    this.dryRun = mode === 'dry-run' ? new Uint8Array(n).fill(1) : table.dryRun
+    this.hits = new Float64Array(n)
+    this.lastHitMs = new Float64Array(n)
   }
 
-  /** Keeps the history of rules that survive a reload (same kind and pattern), so dead-rule reports stay true. */
-  inherit(previous: RuleSet): void {
-    const byKey = new Map<string, number>()
-    for (const rule of previous.rules) byKey.set(key(rule.kind, rule.pattern), rule.index)
-    for (const rule of this.rules) {
-      const old = byKey.get(key(rule.kind, rule.pattern))
-      if (old === undefined) continue
-      this.hits[rule.index] = previous.hits[old]
-      this.lastHitMs[rule.index] = previous.lastHitMs[old]
+  /** Packs and compiles on the calling thread; for rule lists already in memory. */
+  static fromBlocklist(blocklist: Blocklist, mode: Mode): RuleSet {
+    return new RuleSet(packRules(blocklist), Trie.compile(rulesFromBlocklist(blocklist)), mode)
+  }
+
+  get size(): number {
+    return this.hits.length
+  }
+
+  /** The rule table as objects, made on first use (by /rules), never on the hot path. */
+  get rules(): readonly Rule[] {
+    this.unpacked ??= unpackRules(this.table)
+    return this.unpacked
+  }
+
+  /**
+   * Keeps the history of rules that survive a reload (same kind and pattern): `map[i]` is the index here of
+   * the previous set's rule i, or -1, as the loader thread worked it out. Typed-array work only.
+   */
+  inherit(previous: RuleSet, map: Int32Array): void {
+    for (let i = 0; i < map.length; i++) {
+      const j = map[i]
+      if (j === -1) continue
+      this.hits[j] += previous.hits[i]
+      if (previous.lastHitMs[i] > this.lastHitMs[j]) this.lastHitMs[j] = previous.lastHitMs[i]
     }
   }
 
   count(kind: RuleKind, dryRun: boolean): number {
     let n = 0
-    for (const rule of this.rules) if (rule.kind === kind && (this.dryRun[rule.index] === 1) === dryRun) n++
+    const want = dryRun ? 1 : 0
+    for (let i = 0; i < this.size; i++) if (kindOf(this.table, i) === kind && this.dryRun[i] === want) n++
     return n
   }
-}
-
-function key(kind: RuleKind, pattern: string): string {
-  return `${kind}\u0000${pattern}`
 }

@@ -1,4 +1,6 @@
-import type { Config } from '../config/config.ts'
+import type { Settings } from '../config/config.ts'
+import type { PackedRules } from '../match/packed-rules.ts'
+import { ruleCount } from '../match/packed-rules.ts'
 import { loadAndCompile, type Compiled } from '../config/compile.ts'
 import { ConfigError, formatProblem } from '../config/errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -27,11 +29,13 @@ export interface ReloadStatus {
 }
 
 /** Settings bound to sockets, buffers or timers made at start: a reload reports them instead of applying them. */
-const RESTART_ONLY: readonly (keyof Config)[] = ['listen', 'forward', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'admin', 'selfMetrics', 'insights']
+const RESTART_ONLY: readonly (keyof Settings)[] = ['listen', 'forward', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'admin', 'selfMetrics', 'insights']
 
 export interface ReloaderOptions {
   file: string
-  config: Config
+  config: Settings
+  /** The rule table in force, whose hit history a reload carries over. */
+  rules: () => PackedRules
   hash: string | null
   log: Logger
   /** Puts the new rules (and mode, log level) in force; called on the event loop between two datagrams. */
@@ -45,7 +49,7 @@ export interface ReloaderOptions {
  * triggers that arrive during one are served by a single reload right after it.
  */
 export class Reloader {
-  private config: Config
+  private config: Settings
   private readonly options: ReloaderOptions
   private readonly watcher: FileWatch | null
   private running: Promise<ReloadResult> | null = null
@@ -62,7 +66,7 @@ export class Reloader {
         : new FileWatch(options.file, { ...options.watch, onChange: () => void this.reload('watch') })
   }
 
-  get current(): Config {
+  get current(): Settings {
     return this.config
   }
 
@@ -87,7 +91,7 @@ export class Reloader {
     const { file, log } = this.options
     let compiled: Compiled
     try {
-      compiled = await loadAndCompile(file)
+      compiled = await loadAndCompile(file, this.options.rules())
     } catch (err) {
       const errors = err instanceof ConfigError ? err.problems.map((p) => formatProblem(file, p)) : [String((err as Error).message)]
       this.status.failures++
@@ -100,7 +104,7 @@ export class Reloader {
 
     const restartNeeded = RESTART_ONLY.filter((key) => JSON.stringify(compiled.config[key]) !== JSON.stringify(this.config[key]))
     // The running proxy keeps the values it was started with; the file's rules, mode and log level apply now.
-    const next: Config = { ...compiled.config }
+    const next: Settings = { ...compiled.config }
     for (const key of restartNeeded) (next as unknown as Record<string, unknown>)[key] = this.config[key]
     this.options.apply({ ...compiled, config: next })
     this.config = next
@@ -113,7 +117,7 @@ export class Reloader {
       log.warn({ keys: restartNeeded }, 'config reload: these settings changed in the file but apply only after a restart')
     }
     log.info(
-      { trigger, file, hash: compiled.hash, mode: next.mode, rules: { prefixes: next.blocklist.prefixes.length, names: next.blocklist.names.length } },
+      { trigger, file, hash: compiled.hash, mode: next.mode, rules: { prefixes: compiled.rules.prefixCount, names: ruleCount(compiled.rules) - compiled.rules.prefixCount } },
       'config reloaded',
     )
     return { ok: true, changed: true, restartNeeded, errors: [] }
