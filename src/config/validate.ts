@@ -191,13 +191,13 @@ function selfMetrics(c: Checker, v: unknown): Config['selfMetrics'] {
   return { prefix: String(prefix), intervalMs: duration(c, ['selfMetrics', 'interval'], obj.interval ?? '10s', 1000, 3_600_000) }
 }
 
-/** `500ms`, `10s`, `1m`, or a number of seconds. */
+/** `1500ms`, `10s`, `1m`, or a number of seconds. */
 function duration(c: Checker, path: Path, v: unknown, minMs: number, maxMs: number): number {
   const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
   const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(v.trim()) : null
   const ms = typeof v === 'number' ? v * 1000 : m !== null ? Number(m[1]) * units[m[2]] : NaN
   if (!(ms >= minMs && ms <= maxMs)) {
-    c.problem(path, `must be a duration from ${minMs / 1000}s to ${maxMs / 60_000}m, e.g. 10s or 500ms (got ${JSON.stringify(v)})`)
+    c.problem(path, `must be a duration from ${minMs / 1000}s to ${maxMs / 60_000}m, e.g. 10s, 1m or 1500ms (got ${JSON.stringify(v)})`)
     return minMs
   }
   return ms

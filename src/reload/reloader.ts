@@ -36,6 +36,7 @@ export interface ReloaderOptions {
   config: Settings
   /** The rule table in force, whose hit history a reload carries over. */
   rules: () => PackedRules
+  /** Of the file in force; null for a config built in memory, which cannot be reloaded. */
   hash: string | null
   log: Logger
   /** Puts the new rules (and mode, log level) in force; called on the event loop between two datagrams. */
@@ -52,8 +53,10 @@ export class Reloader {
   private config: Settings
   private readonly options: ReloaderOptions
   private readonly watcher: FileWatch | null
-  private running: Promise<ReloadResult> | null = null
-  private queued: Promise<ReloadResult> | null = null
+  /** Settles when the last reload asked for has ended; the next one starts after it. */
+  private tail: Promise<unknown> = Promise.resolve()
+  /** A reload asked for but not started yet: later triggers join it. */
+  private waiting: Promise<ReloadResult> | null = null
   readonly status: ReloadStatus
 
   constructor(options: ReloaderOptions) {
@@ -61,7 +64,7 @@ export class Reloader {
     this.config = options.config
     this.status = { successes: 0, failures: 0, lastAttemptMs: null, lastOk: null, hash: options.hash }
     this.watcher =
-      options.watch === null
+      options.watch === null || options.hash === null
         ? null
         : new FileWatch(options.file, { ...options.watch, onChange: () => void this.reload('watch') })
   }
@@ -71,16 +74,15 @@ export class Reloader {
   }
 
   reload(trigger: ReloadTrigger): Promise<ReloadResult> {
-    if (this.running === null) {
-      this.running = this.attempt(trigger).finally(() => {
-        this.running = this.queued
-        this.queued = null
-      })
-      return this.running
-    }
-    // One reload after the running one serves every trigger that arrives meanwhile.
-    this.queued ??= this.running.then(() => this.attempt(trigger))
-    return this.queued
+    if (this.options.hash === null) return Promise.reject(new Error('this config was not loaded from a file: there is nothing to reload'))
+    if (this.waiting !== null) return this.waiting
+    const next = this.tail.then(() => {
+      this.waiting = null
+      return this.attempt(trigger)
+    })
+    this.waiting = next
+    this.tail = next.catch(() => {})
+    return next
   }
 
   close(): void {
@@ -100,7 +102,10 @@ export class Reloader {
       log.error({ trigger, file, errors }, 'config reload failed: the rules in force stay unchanged')
       return { ok: false, changed: false, restartNeeded: [], errors }
     }
-    if (trigger === 'watch' && compiled.hash === this.status.hash) return { ok: true, changed: false, restartNeeded: [], errors: [] }
+    // A watch event for the content in force changes nothing, unless it ends a failure (the file put back).
+    if (trigger === 'watch' && compiled.hash === this.status.hash && this.status.lastOk !== false) {
+      return { ok: true, changed: false, restartNeeded: [], errors: [] }
+    }
 
     const restartNeeded = RESTART_ONLY.filter((key) => JSON.stringify(compiled.config[key]) !== JSON.stringify(this.config[key]))
     // The running proxy keeps the values it was started with; the file's rules, mode and log level apply now.

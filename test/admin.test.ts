@@ -1,0 +1,438 @@
+// The admin HTTP server of a running proxy: probes, Prometheus metrics, rule hits and top talkers, after known
+// traffic over real UDP sockets. Everything on 127.0.0.1, every port ephemeral (admin port 0, never 8128).
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Registry } from 'prom-client'
+import t, { type Test } from 'tap'
+import { startAdmin } from '../src/admin/server.ts'
+import { loadAndCompile } from '../src/config/compile.ts'
+import { RuleSet } from '../src/match/rule-set.ts'
+import { startProxy, type Proxy } from '../src/proxy.ts'
+import type { Logger } from '../src/telemetry/logger.ts'
+import {
+  assertInvariant,
+  createClient,
+  http,
+  memoryLogger,
+  ownTestdir,
+  promSeries,
+  rawHttpConnection,
+  scrape,
+  silentLogger,
+  startSink,
+  TEST_ADMIN,
+  testConfigWith,
+  waitFor,
+  type Client,
+  type Sink,
+} from './fixtures/udp.ts'
+
+const P = 'statsd_filter_proxy_'
+const JSON_TYPE = 'application/json'
+const TEXT_TYPE = 'text/plain'
+const PROMETHEUS_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+const NOT_FOUND = { error: 'not found', endpoints: ['/healthz', '/readyz', '/metrics', '/rules', '/top', 'POST /-/reload'] }
+const BAD_N = { error: 'n must be an integer from 1 to 1000' }
+
+interface Rig {
+  proxy: Proxy
+  sink: Sink
+  client: Client
+  /** The admin server's port. */
+  port: number
+}
+
+/** Sink, proxy (admin on 127.0.0.1:0) forwarding to it, client sending to the proxy; all closed at teardown. */
+async function rig(tt: Test, keys: Record<string, unknown>, log: Logger = silentLogger()): Promise<Rig> {
+  const sink = await startSink()
+  tt.teardown(() => sink.close())
+  const proxy = await startProxy(testConfigWith(sink.port, { admin: TEST_ADMIN, ...keys }), log)
+  tt.teardown(() => proxy.close())
+  const client = await createClient(proxy.listener.port)
+  tt.teardown(() => client.close())
+  if (proxy.admin === null) throw new Error('the admin server did not start')
+  return { proxy, sink, client, port: proxy.admin.port }
+}
+
+/** Waits until the proxy has counted `linesIn` lines and the sink has every byte the proxy sent. */
+function settled(r: Rig, linesIn: number): Promise<void> {
+  const c = r.proxy.counters
+  return waitFor(
+    () => c.linesIn >= linesIn && c.bytesOut === r.sink.bytes(),
+    () => `linesIn ${c.linesIn}/${linesIn}, sink bytes ${r.sink.bytes()}/${c.bytesOut}`,
+  )
+}
+
+async function getJson(port: number, path: string): Promise<{ status: number; type: string | null; json: unknown }> {
+  const reply = await http(port, path)
+  if (!reply.body.endsWith('\n')) throw new Error(`${path}: the body does not end in a newline: ${reply.body}`)
+  return { status: reply.status, type: reply.headers.get('content-type'), json: JSON.parse(reply.body) as unknown }
+}
+
+interface RuleRow {
+  index: number
+  kind: string
+  pattern: string
+  dryRun: boolean
+  hits: number
+  lastHit: string | null
+}
+interface RulesBody {
+  mode: string
+  count: number
+  rules: RuleRow[]
+}
+
+/**
+ * Checks each lastHit (an ISO timestamp within [from, to] for a rule with hits, null for one without) and
+ * returns the body with every timestamp replaced by 'ISO', for an exact comparison of the rest.
+ */
+function checkLastHits(tt: Test, body: RulesBody, from: number, to: number): RulesBody {
+  for (const rule of body.rules) {
+    if (rule.hits === 0) {
+      tt.equal(rule.lastHit, null, `${rule.pattern}: never hit, lastHit null`)
+      continue
+    }
+    const ms = Date.parse(rule.lastHit ?? '')
+    tt.equal(rule.lastHit, new Date(ms).toISOString(), `${rule.pattern}: lastHit is an ISO string`)
+    tt.ok(ms >= from && ms <= to, `${rule.pattern}: lastHit ${rule.lastHit} within the test (${new Date(from).toISOString()} .. ${new Date(to).toISOString()})`)
+  }
+  return { ...body, rules: body.rules.map((rule) => ({ ...rule, lastHit: rule.lastHit === null ? null : 'ISO' })) }
+}
+
+// Rule indices: prefixes first, then names, in file order.
+const RULES = {
+  prefixes: ['blocked.', { prefix: 'dry.', dryRun: true }, 'unused.'],
+  names: ['exact.block', 'never.seen'],
+}
+
+/** Known traffic against RULES: 4 datagrams, 9 lines: 5 forwarded (1 of them would-block), 3 blocked, 1 malformed. */
+const TRAFFIC = [
+  'ok.a:1|c\nblocked.x:1|c\nblocked.y:2|g',
+  'exact.block:1|c\ndry.z:3|ms|#k:v\nok.b:1|c',
+  'no-colon-or-pipe\nexact.block.not:1|c',
+  '_sc|blocked.check|0', // a service check: never matched against the rules
+]
+const FORWARDED = ['ok.a:1|c', 'dry.z:3|ms|#k:v', 'ok.b:1|c', 'exact.block.not:1|c', '_sc|blocked.check|0']
+
+t.test('after known traffic: probes, exact Prometheus metrics and rule hits', async (t) => {
+  const before = Date.now()
+  const r = await rig(t, { blocklist: RULES })
+  await r.client.burst(TRAFFIC)
+  await settled(r, 9)
+  t.same(r.sink.lines(), FORWARDED, 'what reached the sink')
+  const c = r.proxy.counters
+  t.same(
+    { linesIn: c.linesIn, linesForwarded: c.linesForwarded, linesBlocked: c.linesBlocked, linesMalformed: c.linesMalformed, linesWouldBlock: c.linesWouldBlock },
+    { linesIn: 9, linesForwarded: 5, linesBlocked: 3, linesMalformed: 1, linesWouldBlock: 1 },
+  )
+  assertInvariant(t, c)
+
+  t.test('probes', async (t) => {
+    const healthz = await http(r.port, '/healthz')
+    t.same([healthz.status, healthz.headers.get('content-type'), healthz.body], [200, TEXT_TYPE, 'ok\n'], 'GET /healthz')
+    const head = await http(r.port, '/healthz', { method: 'HEAD' })
+    t.same([head.status, head.body], [200, ''], 'HEAD /healthz: no body')
+    const query = await http(r.port, '/healthz?verbose=1')
+    t.same([query.status, query.body], [200, 'ok\n'], 'a query string does not change the route')
+    const readyz = await http(r.port, '/readyz')
+    t.same([readyz.status, readyz.headers.get('content-type'), readyz.body], [200, TEXT_TYPE, 'ready\n'], 'GET /readyz')
+  })
+
+  t.test('a wrong method: 405 with Allow', async (t) => {
+    const cases: [string, string, string][] = [
+      ['POST', '/healthz', 'GET'],
+      ['PUT', '/readyz', 'GET'],
+      ['DELETE', '/metrics', 'GET'],
+      ['POST', '/rules', 'GET'],
+      ['POST', '/top', 'GET'],
+      ['GET', '/-/reload', 'POST'],
+      ['PUT', '/-/reload', 'POST'],
+    ]
+    for (const [method, path, allow] of cases) {
+      const reply = await http(r.port, path, { method })
+      t.same(
+        { status: reply.status, allow: reply.headers.get('allow'), type: reply.headers.get('content-type'), body: reply.body },
+        { status: 405, allow, type: JSON_TYPE, body: `${JSON.stringify({ error: `use ${allow}` })}\n` },
+        `${method} ${path}`,
+      )
+    }
+  })
+
+  t.test('an unknown path: 404 listing the endpoints', async (t) => {
+    for (const path of ['/nope', '/', '/metrics/', '/healthz/x', '/-/reload/']) {
+      const reply = await getJson(r.port, path)
+      t.same(reply, { status: 404, type: JSON_TYPE, json: NOT_FOUND }, path)
+    }
+    const post = await http(r.port, '/nope', { method: 'POST' })
+    t.equal(post.status, 404, 'POST to an unknown path')
+  })
+
+  t.test('/metrics', async (t) => {
+    const reply = await http(r.port, '/metrics')
+    t.equal(reply.status, 200)
+    t.equal(reply.headers.get('content-type'), PROMETHEUS_TYPE)
+    t.match(reply.body, /^# TYPE statsd_filter_proxy_lines_dropped_total counter$/m)
+    t.match(reply.body, /^# TYPE statsd_filter_proxy_rules gauge$/m)
+    const m = await scrape(r.port)
+    const bytesIn = TRAFFIC.reduce((n, d) => n + Buffer.byteLength(d), 0)
+    const one = (v: number): Record<string, number> => ({ '{}': v })
+    t.same(promSeries(m, `${P}datagrams_received_total`), one(4), 'datagrams_received_total')
+    t.same(promSeries(m, `${P}bytes_received_total`), one(bytesIn), 'bytes_received_total')
+    t.same(promSeries(m, `${P}lines_received_total`), one(9), 'lines_received_total')
+    t.same(promSeries(m, `${P}lines_forwarded_total`), one(5), 'lines_forwarded_total')
+    t.same(
+      promSeries(m, `${P}lines_dropped_total`),
+      { '{reason="blocked"}': 3, '{reason="malformed"}': 1, '{reason="backpressure"}': 0, '{reason="send_error"}': 0 },
+      'lines_dropped_total by reason',
+    )
+    t.same(promSeries(m, `${P}lines_would_block_total`), one(1), 'lines_would_block_total')
+    t.same(promSeries(m, `${P}lines_oversize_total`), one(0), 'lines_oversize_total')
+    t.same(promSeries(m, `${P}datagrams_sent_total`), one(r.sink.datagrams.length), 'datagrams_sent_total: what the sink received')
+    t.same(promSeries(m, `${P}bytes_sent_total`), one(r.sink.bytes()), 'bytes_sent_total: what the sink received')
+    t.same(promSeries(m, `${P}send_errors_total`), one(0), 'send_errors_total')
+    t.same(
+      promSeries(m, `${P}rules`),
+      { '{action="enforce",kind="prefix"}': 2, '{action="dry_run",kind="prefix"}': 1, '{action="enforce",kind="name"}': 2, '{action="dry_run",kind="name"}': 0 },
+      'rules by kind and action',
+    )
+    t.same(promSeries(m, `${P}config_info`), { '{format="yaml",hash="none",mode="enforce"}': 1 }, 'config_info: a config built in memory has no hash')
+    t.same(promSeries(m, `${P}config_reloads_total`), { '{result="success"}': 0, '{result="failure"}': 0 }, 'config_reloads_total')
+    t.same(promSeries(m, `${P}config_last_reload_timestamp_seconds`), one(0), 'no reload yet')
+    t.same(promSeries(m, `${P}config_last_reload_success`), one(1), '1 before any reload')
+    t.same(
+      promSeries(m, `${P}receive_buffer_bytes`),
+      { '{kind="requested"}': 8388608, '{kind="granted"}': r.proxy.listener.recvBufferGranted },
+      'receive_buffer_bytes',
+    )
+    t.same(promSeries(m, `${P}send_pool_buffers`), { '{state="total"}': 128, '{state="in_use"}': 0 }, 'send_pool_buffers')
+    // prom-client's default metrics are registered too.
+    for (const name of ['process_cpu_user_seconds_total', 'nodejs_eventloop_lag_seconds']) {
+      const series = promSeries(m, name)
+      t.same(Object.keys(series), ['{}'], `${name} is exported`)
+      t.ok(Number.isFinite(series['{}']) && series['{}'] >= 0, `${name} = ${series['{}']}`)
+    }
+  })
+
+  t.test('/rules: every rule with its exact hits; ?unused=1 lists the rules that never matched', async (t) => {
+    const reply = await getJson(r.port, '/rules')
+    const after = Date.now()
+    t.equal(reply.status, 200)
+    t.equal(reply.type, JSON_TYPE)
+    const body = checkLastHits(t, reply.json as RulesBody, before, after)
+    const rule = (index: number, kind: string, pattern: string, dryRun: boolean, hits: number): RuleRow => ({
+      index,
+      kind,
+      pattern,
+      dryRun,
+      hits,
+      lastHit: hits === 0 ? null : 'ISO',
+    })
+    const all = [
+      rule(0, 'prefix', 'blocked.', false, 2),
+      rule(1, 'prefix', 'dry.', true, 1),
+      rule(2, 'prefix', 'unused.', false, 0),
+      rule(3, 'name', 'exact.block', false, 1),
+      rule(4, 'name', 'never.seen', false, 0),
+    ]
+    t.same(body, { mode: 'enforce', count: 5, rules: all })
+
+    const unused = await getJson(r.port, '/rules?unused=1')
+    t.same(unused, { status: 200, type: JSON_TYPE, json: { mode: 'enforce', count: 2, rules: [all[2], all[4]] } }, '?unused=1')
+    const notOne = await getJson(r.port, '/rules?unused=0')
+    t.same(checkLastHits(t, notOne.json as RulesBody, before, Date.now()), body, '?unused=0 lists every rule')
+  })
+})
+
+t.test('/readyz: 200 while running, 503 once close() has begun, and the port closed once it resolves', async (t) => {
+  // close() clears readiness first and closes the admin server last. In between it stops self-metrics, and
+  // hot-shots' close waits at least 50 ms (its closingFlushInterval) before closing its socket: the admin server
+  // is up for at least that long. A request whose bytes are on a connection the server already serves before
+  // that wait ends is answered 503. (Without self-metrics close() reaches the admin server in the same turn of
+  // the event loop and no request can get in between: what is observable then is only the closed port.)
+  const r = await rig(t, { selfMetrics: { prefix: 'spx', interval: '1s' } })
+  const conn = await rawHttpConnection(r.port)
+  t.teardown(() => conn.close())
+  const first = await conn.send('GET', '/readyz')
+  t.same([first.status, first.headers['content-type'], first.body], [200, TEXT_TYPE, 'ready\n'], 'ready while running')
+
+  const order: string[] = []
+  const closing = r.proxy.close().then(() => void order.push('close() resolved'))
+  // Written to the socket before this function yields: the server reads it on its next pass over the sockets.
+  const during = conn.send('GET', '/readyz').then((reply) => {
+    order.push('readyz answered')
+    return reply
+  })
+  const reply = await during
+  t.same([reply.status, reply.headers['content-type'], reply.body], [503, TEXT_TYPE, 'not ready\n'], '503 during close()')
+  await closing
+  t.same(order, ['readyz answered', 'close() resolved'], 'answered while close() was still running')
+
+  const refused = await fetch(`http://127.0.0.1:${r.port}/readyz`).then(
+    () => null,
+    (err: unknown) => err as Error & { cause?: { code?: string } },
+  )
+  t.equal(refused?.cause?.code, 'ECONNREFUSED', 'the admin port is closed once close() resolves')
+})
+
+t.test('the routes with handlers of our own: readiness follows ready(), top() null is 404, a failing handler is 500', async (t) => {
+  let ready = true
+  const { log, records } = memoryLogger('info')
+  const rules = RuleSet.fromBlocklist({ prefixes: ['a.'], names: [] }, 'enforce')
+  const server = await startAdmin(
+    TEST_ADMIN,
+    {
+      ready: () => ready,
+      registry: new Registry(),
+      rules: () => rules,
+      top: () => null,
+      reload: () => Promise.reject(new Error('boom')),
+    },
+    log,
+  )
+  t.teardown(() => server.close())
+  t.not(server.port, 0, 'port 0 resolves to the bound port')
+  const readyz = async (): Promise<[number, string]> => {
+    const reply = await http(server.port, '/readyz')
+    return [reply.status, reply.body]
+  }
+  t.same(await readyz(), [200, 'ready\n'])
+  ready = false
+  t.same(await readyz(), [503, 'not ready\n'], 'not ready: 503')
+  ready = true
+  t.same(await readyz(), [200, 'ready\n'], 'ready again: 200')
+  t.same(await getJson(server.port, '/top'), { status: 404, type: JSON_TYPE, json: { error: 'top talkers are off (insights: false)' } })
+  t.same(await getJson(server.port, '/-/reload', ), { status: 405, type: JSON_TYPE, json: { error: 'use POST' } })
+  const failed = await http(server.port, '/-/reload', { method: 'POST' })
+  t.same([failed.status, JSON.parse(failed.body)], [500, { error: 'internal error' }], 'a handler that throws: 500')
+  t.match(records.find((rec) => rec.msg === 'admin request failed'), { level: 50, url: '/-/reload', err: { message: 'boom' } })
+})
+
+/** `count` lines of `name`, in a deterministic shuffle with the other names (see SKEW). */
+const SKEW: [string, number][] = [
+  ['top.heavy', 10_000], // 50 %
+  ['top.second', 4_000],
+  ['top.third', 2_000],
+  ['blk.heavy', 3_000], // blocked
+  ['blk.light', 1_000], // blocked
+]
+
+function skewedLines(): string[] {
+  const lines: string[] = []
+  for (const [name, count] of SKEW) for (let i = 0; i < count; i++) lines.push(`${name}:1|c`)
+  // Fisher-Yates with a fixed LCG: the same interleaving on every run.
+  let seed = 12345
+  for (let i = lines.length - 1; i > 0; i--) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    const j = seed % (i + 1)
+    ;[lines[i], lines[j]] = [lines[j], lines[i]]
+  }
+  return lines
+}
+
+t.test('/top: the heaviest names first, forwarded and blocked apart; n validated', async (t) => {
+  const r = await rig(t, { blocklist: { prefixes: ['blk.'] } })
+  const lines = skewedLines()
+  t.equal(lines.length, 20_000)
+  // 50 lines a datagram, 20 datagrams at a time: never more in the proxy's receive queue than it holds.
+  const datagrams: string[] = []
+  for (let i = 0; i < lines.length; i += 50) datagrams.push(lines.slice(i, i + 50).join('\n'))
+  for (let i = 0; i < datagrams.length; i += 20) {
+    await r.client.burst(datagrams.slice(i, i + 20))
+    const expected = Math.min(i + 20, datagrams.length)
+    await waitFor(() => r.proxy.counters.datagramsIn >= expected, () => `datagramsIn ${r.proxy.counters.datagramsIn}/${expected}`)
+  }
+  await settled(r, lines.length)
+  const c = r.proxy.counters
+  t.same([c.linesIn, c.linesForwarded, c.linesBlocked, c.linesDroppedBackpressure], [20_000, 16_000, 4_000, 0])
+
+  const reply = await getJson(r.port, '/top?n=5')
+  t.equal(reply.status, 200)
+  t.equal(reply.type, JSON_TYPE)
+  const top = reply.json as { sampleEvery: number; memoryBytes: number; forwarded: { name: string; count: number; error: number }[]; blocked: { name: string; count: number; error: number }[] }
+  t.equal(top.sampleEvery, 16)
+  t.equal(top.memoryBytes, 2 * 169_192, 'two sketches of 1000 counters × 128-byte names')
+  t.same(top.forwarded.map((e) => e.name), ['top.heavy', 'top.second', 'top.third'], 'forwarded, heaviest first')
+  t.same(top.blocked.map((e) => e.name), ['blk.heavy', 'blk.light'], 'blocked, heaviest first')
+  const truth = new Map(SKEW)
+  for (const e of [...top.forwarded, ...top.blocked]) {
+    const n = truth.get(e.name) ?? 0
+    // Each line is sampled with p = 1/16 and weighs 16: the estimate's standard deviation is 16·√(n·p·(1-p)).
+    const sd = 16 * Math.sqrt((n * (1 / 16) * 15) / 16)
+    t.ok(Math.abs(e.count - n) <= 5 * sd, `${e.name}: estimate ${e.count} within 5 sd (${Math.round(sd)}) of ${n}`)
+    t.equal(e.count % 16, 0, `${e.name}: a count of sampled lines × 16`)
+    t.equal(e.error, 0, `${e.name}: no overcount (fewer names than counters)`)
+  }
+  const one = (await getJson(r.port, '/top?n=1')).json as typeof top
+  t.same([one.forwarded.map((e) => e.name), one.blocked.map((e) => e.name)], [['top.heavy'], ['blk.heavy']], 'n=1')
+  t.same((await getJson(r.port, '/top')).json, top, 'n defaults to 50: here every name')
+  t.same((await getJson(r.port, '/top?n=1000')).json, top, 'n=1000 is allowed')
+
+  // Hit counts are exact (only the sketches sample).
+  const rules = (await getJson(r.port, '/rules')).json as RulesBody
+  t.same(rules.rules.map((rule) => [rule.pattern, rule.hits]), [['blk.', 4_000]])
+
+  for (const n of ['0', 'abc', '1001', '-1', '1.5', '', '5x']) {
+    t.same(await getJson(r.port, `/top?n=${n}`), { status: 400, type: JSON_TYPE, json: BAD_N }, `n=${JSON.stringify(n)}: 400`)
+  }
+})
+
+t.test('insights: false: /top is 404, rule hits stay 0', async (t) => {
+  const r = await rig(t, { insights: false, blocklist: { prefixes: ['blocked.'], names: ['exact'] } })
+  t.equal(r.proxy.insights, null)
+  await r.client.send('blocked.a:1|c\nexact:1|c\nblocked.b:1|g\nkept:1|c')
+  await settled(r, 4)
+  t.same(r.sink.lines(), ['kept:1|c'], 'the rules still apply')
+  t.equal(r.proxy.counters.linesBlocked, 3)
+  t.same(await getJson(r.port, '/top?n=5'), { status: 404, type: JSON_TYPE, json: { error: 'top talkers are off (insights: false)' } })
+  t.same(await getJson(r.port, '/top?n=0'), { status: 400, type: JSON_TYPE, json: BAD_N }, 'n is validated first')
+  const rows = [
+    { index: 0, kind: 'prefix', pattern: 'blocked.', dryRun: false, hits: 0, lastHit: null },
+    { index: 1, kind: 'name', pattern: 'exact', dryRun: false, hits: 0, lastHit: null },
+  ]
+  t.same(await getJson(r.port, '/rules'), { status: 200, type: JSON_TYPE, json: { mode: 'enforce', count: 2, rules: rows } })
+  t.same(await getJson(r.port, '/rules?unused=1'), { status: 200, type: JSON_TYPE, json: { mode: 'enforce', count: 2, rules: rows } })
+})
+
+t.test('config_info carries the hash of the file the config came from', async (t) => {
+  const sink = await startSink()
+  t.teardown(() => sink.close())
+  const dir = ownTestdir(t, {
+    'filter.yaml': `listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nmode: dry-run\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { level: silent }\nblocklist:\n  prefixes: [a., b.]\n  names: [{ name: c, dryRun: false }]\n`,
+    'rust.json': JSON.stringify({ listen_host: '127.0.0.1', listen_port: 0, target_host: '127.0.0.1', target_port: sink.port, metric_blocklist: ['x.'] }),
+  })
+  const sha16 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16)
+
+  const yamlFile = join(dir, 'filter.yaml')
+  const yaml = await loadAndCompile(yamlFile)
+  t.equal(yaml.hash, sha16(yamlFile), 'the first 16 hex digits of the SHA-256 of the file bytes')
+  t.match(yaml.hash, /^[0-9a-f]{16}$/)
+  const proxy = await startProxy(yaml.config, silentLogger(), { compiled: yaml })
+  t.teardown(() => proxy.close())
+  const m = await scrape(proxy.admin?.port ?? 0)
+  t.same(promSeries(m, `${P}config_info`), { [`{format="yaml",hash="${sha16(yamlFile)}",mode="dry-run"}`]: 1 })
+  t.same(
+    promSeries(m, `${P}rules`),
+    { '{action="enforce",kind="prefix"}': 0, '{action="dry_run",kind="prefix"}': 2, '{action="enforce",kind="name"}': 0, '{action="dry_run",kind="name"}': 1 },
+    'mode: dry-run makes every rule dry-run',
+  )
+
+  // statsd-filter-proxy-rs' JSON has no admin key: the test moves its admin server off the default port.
+  const rustFile = join(dir, 'rust.json')
+  const rust = await loadAndCompile(rustFile)
+  const rustProxy = await startProxy({ ...rust.config, admin: TEST_ADMIN }, silentLogger(), { compiled: rust })
+  t.teardown(() => rustProxy.close())
+  const rm = await scrape(rustProxy.admin?.port ?? 0)
+  t.same(promSeries(rm, `${P}config_info`), { [`{format="rust-json",hash="${sha16(rustFile)}",mode="enforce"}`]: 1 })
+})
+
+t.test('admin: { enabled: false }: no admin server', async (t) => {
+  const { log, records } = memoryLogger('info')
+  const sink = await startSink()
+  t.teardown(() => sink.close())
+  const proxy = await startProxy(testConfigWith(sink.port, { admin: { enabled: false } }), log)
+  t.teardown(() => proxy.close())
+  t.equal(proxy.admin, null)
+  t.match(records.find((rec) => rec.msg === 'statsd-filter-proxy started'), { admin: null })
+})
