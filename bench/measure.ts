@@ -78,9 +78,10 @@ export interface ProxyHandle {
 export class Bench {
   private readonly execPath: string
   private readonly pin: boolean
-  private readonly sink: Child
-  private readonly generator: Child
-  private readonly sinkPort: number
+  /** The sink, the generator and the sink's port are public for drivers that pace a run themselves (bench/soak). */
+  readonly sink: Child
+  readonly generator: Child
+  readonly sinkPort: number
   private readonly proxies = new Map<string, Promise<ProxyHandle>>()
 
   private constructor(execPath: string, pin: boolean, sink: Child, sinkPort: number, generator: Child) {

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { unpackRules } from '../src/match/packed-rules.ts'
 import { loadAndCompile } from '../src/config/compile.ts'
 import { startProxy } from '../src/proxy.ts'
+import { readUdpSocketStats, type UdpSocketStats } from '../src/telemetry/kernel-drops.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 import { serve } from './ipc.ts'
 import { startNaiveProxy } from './naive-proxy.ts'
@@ -28,8 +29,12 @@ export interface ProxyReady {
 
 export interface ProxyLineCounters {
   datagramsIn: number
+  /** Every line read; each ends forwarded, blocked, malformed or dropped. */
+  linesIn: number
   linesForwarded: number
   linesBlocked: number
+  /** Lines that are not metrics, events or service checks (ours only; the naive proxy forwards them). */
+  linesMalformed: number
   /** Lines the proxy gave up on for want of a free send buffer (ours only). */
   linesDropped: number
   datagramsOut: number
@@ -37,6 +42,14 @@ export interface ProxyLineCounters {
 
 export interface ProxySnapshot extends ProcessSnapshot {
   counters: ProxyLineCounters
+  /** process.memoryUsage() at the snapshot (rssMax is the highest sampled since the previous one). */
+  rss: number
+  heapUsed: number
+  /**
+   * The kernel's counters for the proxy's own listen socket (/proc/net/udp; null where it does not exist): `drops`
+   * is every datagram the kernel discarded before the proxy could read it.
+   */
+  kernel: UdpSocketStats | null
 }
 
 const [kind, rulesArg, sinkPortArg] = process.argv.slice(2)
@@ -59,8 +72,10 @@ if (kind === 'ours' || kind === 'lean') {
     const c = proxy.counters
     return {
       datagramsIn: c.datagramsIn,
+      linesIn: c.linesIn,
       linesForwarded: c.linesForwarded,
       linesBlocked: c.linesBlocked,
+      linesMalformed: c.linesMalformed,
       linesDropped: c.linesDroppedBackpressure,
       datagramsOut: c.datagramsOut,
     }
@@ -75,11 +90,25 @@ if (kind === 'ours' || kind === 'lean') {
   port = proxy.port
   counters = () => {
     const c = proxy.counters
-    return { datagramsIn: c.datagramsIn, linesForwarded: c.linesForwarded, linesBlocked: c.linesBlocked, linesDropped: 0, datagramsOut: c.datagramsOut }
+    return {
+      datagramsIn: c.datagramsIn,
+      linesIn: c.linesIn,
+      linesForwarded: c.linesForwarded,
+      linesBlocked: c.linesBlocked,
+      linesMalformed: 0,
+      linesDropped: 0,
+      datagramsOut: c.datagramsOut,
+    }
   }
 }
 
 const stats = new ProcessStats()
 serve({ port, startupMs: process.uptime() * 1000, rssAtStart: process.memoryUsage.rss() } satisfies ProxyReady, {
-  snapshot: (): ProxySnapshot => ({ ...stats.snapshot(), counters: counters() }),
+  snapshot: async (): Promise<ProxySnapshot> => {
+    // Counters, CPU time and memory first, in one synchronous step; the kernel's table is read after.
+    const own = stats.snapshot()
+    const lines = counters()
+    const { rss, heapUsed } = process.memoryUsage()
+    return { ...own, counters: lines, rss, heapUsed, kernel: await readUdpSocketStats(port) }
+  },
 })

@@ -1,0 +1,94 @@
+// Fuzz: the property of test/property.test.ts (the real scan -> match -> batch path forwards exactly the lines a
+// string-based reference filter keeps, and its counters agree), run in batches of fast-check runs until at least N
+// generated datagrams have gone through. Exits 1 on a counterexample (printed, shrunk, with how to replay it).
+//
+//   npm run bench:fuzz                       1,000,000 datagrams
+//   node dist/bench/fuzz.js 200000           fewer
+//   options: --seed <int> (replays a previous fuzz run: the batches use seed, seed + 1, ...) --max-minutes <m>
+import fc from 'fast-check'
+import { parseArgs } from 'node:util'
+import { checkAgainstReference, referenceProperty, type Blocklist, type ReferenceCheck } from '../test/fixtures/reference.ts'
+
+/** fast-check runs per batch: each batch is one fc.check with its own seed, so a failure replays on its own. */
+const RUNS_PER_BATCH = 5000
+
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    seed: { type: 'string' },
+    'max-minutes': { type: 'string', default: '30' },
+  },
+})
+const wanted = positionals[0] === undefined ? 1_000_000 : Number(positionals[0])
+if (!(Number.isInteger(wanted) && wanted >= 1)) throw new Error(`expected a number of datagrams, got ${positionals[0]}`)
+const baseSeed = flags.seed === undefined ? (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0 : Number(flags.seed)
+if (!Number.isSafeInteger(baseSeed)) throw new Error(`--seed: expected an integer, got ${flags.seed}`)
+const maxMinutes = Number(flags['max-minutes'])
+if (!(maxMinutes > 0 && maxMinutes <= 240)) throw new Error(`--max-minutes: expected a number in (0, 240], got ${flags['max-minutes']}`)
+
+const totals = { runs: 0, datagrams: 0, bytes: 0, lines: 0, forwarded: 0, blocked: 0, malformed: 0, datagramsOut: 0 }
+const count = (datagrams: Buffer[], check: ReferenceCheck): void => {
+  const c = check.actual.counters
+  totals.runs++
+  totals.datagrams += datagrams.length
+  for (const d of datagrams) totals.bytes += d.length
+  totals.lines += c.linesIn
+  totals.forwarded += c.linesForwarded
+  totals.blocked += c.linesBlocked
+  totals.malformed += c.linesMalformed
+  totals.datagramsOut += c.datagramsOut
+}
+// A failing batch's shrinking runs the property again and again: only runs of batches that passed are counted.
+let batchTotals = { ...totals }
+const property = referenceProperty(count)
+
+const int = (n: number): string => Math.round(n).toLocaleString('en-US')
+const started = process.hrtime.bigint()
+const elapsedS = (): number => Number(process.hrtime.bigint() - started) / 1e9
+const summary = (): string =>
+  [
+    `datagrams ${int(totals.datagrams)} (${int(totals.bytes)} bytes) in ${int(totals.runs)} runs of the property`,
+    `lines ${int(totals.lines)}: forwarded ${int(totals.forwarded)}, blocked ${int(totals.blocked)}, malformed ${int(totals.malformed)} ` +
+      `(forwarded in ${int(totals.datagramsOut)} datagrams)`,
+    `time ${elapsedS().toFixed(1)} s (${int(totals.datagrams / elapsedS())} datagrams/s)`,
+    `seed ${baseSeed} (batches of ${int(RUNS_PER_BATCH)} runs, seeds ${baseSeed} + batch number); replay: node dist/bench/fuzz.js ${wanted} --seed ${baseSeed}`,
+  ].join('\n')
+
+console.error(`fuzz: at least ${int(wanted)} datagrams, seed ${baseSeed}`)
+for (let batch = 0; totals.datagrams < wanted; batch++) {
+  if (elapsedS() > maxMinutes * 60) {
+    console.log(`fuzz: stopped after ${maxMinutes} min (--max-minutes) short of ${int(wanted)} datagrams; no counterexample\n${summary()}`)
+    process.exit(2)
+  }
+  const seed = (baseSeed + batch) | 0
+  const details = fc.check(property, { seed, numRuns: RUNS_PER_BATCH })
+  if (details.failed) {
+    Object.assign(totals, batchTotals)
+    console.log(`fuzz: COUNTEREXAMPLE in batch ${batch} (seed ${seed}, after ${int(details.numRuns)} runs of it)`)
+    console.log(fc.defaultReportMessage(details) ?? '')
+    if (details.counterexample !== null) describe(...details.counterexample)
+    console.log(`replay just this case: fc.assert(referenceProperty(), { seed: ${seed}, path: ${JSON.stringify(details.counterexamplePath)} })`)
+    console.log(`before it, in batches that passed:\n${summary()}`)
+    process.exit(1)
+  }
+  batchTotals = { ...totals }
+  if (batch % 10 === 9) console.error(`fuzz: ${int(totals.datagrams)} datagrams, ${elapsedS().toFixed(0)} s`)
+}
+console.log(`fuzz: no counterexample\n${summary()}`)
+
+/** What the reference kept and what the proxy forwarded for the shrunk counterexample, side by side. */
+function describe(blocklist: Blocklist, datagrams: Buffer[], size: number): void {
+  console.log(`blocklist: ${JSON.stringify(blocklist)}, maxPacketSize: ${size}`)
+  console.log(`datagrams (latin1): ${JSON.stringify(datagrams.map((d) => d.toString('latin1')))}`)
+  try {
+    const { expected, actual } = checkAgainstReference(blocklist, datagrams, size)
+    const c = actual.counters
+    console.log(`reference kept: ${JSON.stringify(expected.kept)}; blocked ${expected.blocked}, malformed ${expected.malformed}`)
+    console.log(
+      `proxy forwarded: ${JSON.stringify(actual.lines)}; counters: in ${c.linesIn}, forwarded ${c.linesForwarded}, ` +
+        `blocked ${c.linesBlocked}, malformed ${c.linesMalformed}, dropped ${c.linesDroppedBackpressure}`,
+    )
+  } catch (err) {
+    console.log(`the proxy path threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+  }
+}
