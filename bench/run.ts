@@ -6,10 +6,10 @@
 //   node dist/bench/run.js --quick     every scenario once, short windows (about 1 minute)
 //   options: --warmup <s> --seconds <s> --reps <n> --node <path to another node binary> --no-pin
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { constants, cpus } from 'node:os'
+import { copyFileSync, readFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
-import { killAllChildren } from './ipc.ts'
+import { runEntryPoint, saveReport } from './ipc.ts'
 import { Bench, type RunResult, type RunSpec, type Timing } from './measure.ts'
 import type { ProxyKind } from './proxy-child.ts'
 import { int, pct, render, summarize, type BenchReport } from './report.ts'
@@ -164,40 +164,10 @@ async function main(): Promise<void> {
   }
   const markdown = render(report)
   process.stdout.write(markdown + '\n')
-  save(markdown, startedAt)
-}
-
-/** Written through a temporary file, so an interrupted run never leaves half a report under a final name. */
-function save(markdown: string, startedAt: Date): void {
+  const name = saveReport('', markdown, startedAt)
   const dir = new URL('../../bench/results/', import.meta.url)
-  mkdirSync(dir, { recursive: true })
-  const name = `${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.md`
-  const tmp = new URL(`${name}.tmp`, dir)
-  writeFileSync(tmp, markdown + '\n')
-  renameSync(tmp, new URL(name, dir))
   copyFileSync(new URL(name, dir), new URL('latest.md', dir))
   console.error(`bench: report written to bench/results/${name} and bench/results/latest.md`)
 }
 
-process.on('exit', killAllChildren)
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAllChildren()
-    process.exit(128 + constants.signals[signal])
-  })
-}
-const watchdog = setTimeout(() => {
-  console.error(`bench: still running after ${HARD_LIMIT_MS / 60_000} min; giving up`)
-  killAllChildren()
-  process.exit(1)
-}, HARD_LIMIT_MS)
-watchdog.unref()
-
-try {
-  await main()
-} catch (err) {
-  console.error('bench failed:', err)
-  process.exitCode = 1
-} finally {
-  killAllChildren()
-}
+await runEntryPoint('bench', HARD_LIMIT_MS, main)

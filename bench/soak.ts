@@ -8,11 +8,11 @@
 //   options: --minutes <m> --rate <datagrams/s> (skip the saturation runs) --lines <lines per datagram, 1 or 10>
 //            --node <path to another node binary> --no-pin
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { constants, cpus } from 'node:os'
+import { readFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { readUdpSocketStats } from '../src/telemetry/kernel-drops.ts'
-import { killAllChildren, type Child } from './ipc.ts'
+import { runEntryPoint, saveReport, type Child } from './ipc.ts'
 import type { GeneratorSnapshot, GeneratorTarget } from './load-generator.ts'
 import { Bench, DELIVERY_GRACE_MS, sleep, type RunResult } from './measure.ts'
 import type { ProxySnapshot } from './proxy-child.ts'
@@ -364,7 +364,7 @@ async function main(): Promise<void> {
 
   const markdown = out.join('\n')
   process.stdout.write(markdown + '\n')
-  save(markdown, startedAt)
+  console.error(`soak: report written to bench/results/${saveReport('soak-', markdown, startedAt)}`)
   if (lostUnaccounted !== 0) {
     console.error(`soak: ${int(lostUnaccounted)} lines lost unaccounted`)
     process.exitCode = 1
@@ -379,36 +379,4 @@ function table(header: string[], rows: string[][]): string[] {
   ]
 }
 
-/** Written through a temporary file, so an interrupted run never leaves half a report under a final name. */
-function save(markdown: string, startedAt: Date): void {
-  const dir = new URL('../../bench/results/', import.meta.url)
-  mkdirSync(dir, { recursive: true })
-  const name = `soak-${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.md`
-  const tmp = new URL(`${name}.tmp`, dir)
-  writeFileSync(tmp, markdown + '\n')
-  renameSync(tmp, new URL(name, dir))
-  console.error(`soak: report written to bench/results/${name}`)
-}
-
-process.on('exit', killAllChildren)
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAllChildren()
-    process.exit(128 + constants.signals[signal])
-  })
-}
-const watchdog = setTimeout(() => {
-  console.error(`soak: still running after ${HARD_LIMIT_MS / 60_000} min; giving up`)
-  killAllChildren()
-  process.exit(1)
-}, HARD_LIMIT_MS)
-watchdog.unref()
-
-try {
-  await main()
-} catch (err) {
-  console.error('soak failed:', err)
-  process.exitCode = 1
-} finally {
-  killAllChildren()
-}
+await runEntryPoint('soak', HARD_LIMIT_MS, main)
