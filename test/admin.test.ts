@@ -286,8 +286,11 @@ t.test('the routes with handlers of our own: readiness follows ready(), top() nu
       ready: () => ready,
       registry: new Registry(),
       rules: () => rules,
-      top: () => null,
-      reload: () => Promise.reject(new Error('boom')),
+      top: (n) => {
+        if (n === 13) throw new Error('boom')
+        return null
+      },
+      reload: () => Promise.reject(new Error('nothing to reload')),
     },
     log,
   )
@@ -304,9 +307,11 @@ t.test('the routes with handlers of our own: readiness follows ready(), top() nu
   t.same(await readyz(), [200, 'ready\n'], 'ready again: 200')
   t.same(await getJson(server.port, '/top'), { status: 404, type: JSON_TYPE, json: { error: 'top talkers are off (insights: false)' } })
   t.same(await getJson(server.port, '/-/reload', ), { status: 405, type: JSON_TYPE, json: { error: 'use POST' } })
-  const failed = await http(server.port, '/-/reload', { method: 'POST' })
+  const refused = await http(server.port, '/-/reload', { method: 'POST' })
+  t.same([refused.status, JSON.parse(refused.body)], [409, { error: 'nothing to reload' }], 'a refused reload: 409 with the reason')
+  const failed = await http(server.port, '/top?n=13')
   t.same([failed.status, JSON.parse(failed.body)], [500, { error: 'internal error' }], 'a handler that throws: 500')
-  t.match(records.find((rec) => rec.msg === 'admin request failed'), { level: 50, url: '/-/reload', err: { message: 'boom' } })
+  t.match(records.find((rec) => rec.msg === 'admin request failed'), { level: 50, url: '/top?n=13', err: { message: 'boom' } })
 })
 
 /** `count` lines of `name`, in a deterministic shuffle with the other names (see SKEW). */
@@ -435,4 +440,14 @@ t.test('admin: { enabled: false }: no admin server', async (t) => {
   t.teardown(() => proxy.close())
   t.equal(proxy.admin, null)
   t.match(records.find((rec) => rec.msg === 'statsd-filter-proxy started'), { admin: null })
+})
+
+t.test('POST /-/reload on a proxy whose config was built in memory: 409, nothing to reload', async (t) => {
+  const sink = await startSink()
+  t.teardown(() => sink.close())
+  const proxy = await startProxy(testConfigWith(sink.port, { admin: TEST_ADMIN }), silentLogger())
+  t.teardown(() => proxy.close())
+  const reply = await http(proxy.admin?.port ?? 0, '/-/reload', { method: 'POST' })
+  t.equal(reply.status, 409)
+  t.same(JSON.parse(reply.body), { error: 'this config was not loaded from a file: there is nothing to reload' })
 })

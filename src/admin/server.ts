@@ -99,7 +99,13 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
     }
     case '/-/reload': {
       if (req.method !== 'POST') return methodNotAllowed(res, 'POST')
-      const result = await h.reload()
+      let result: ReloadResult
+      try {
+        result = await h.reload()
+      } catch (err) {
+        // Only a proxy whose config was not loaded from a file refuses to reload.
+        return send(res, 409, { error: (err as Error).message })
+      }
       return send(res, result.ok ? 200 : 422, result)
     }
     default:
