@@ -1,9 +1,9 @@
 import t from 'tap'
 import { rulesFromBlocklist } from '../src/match/rules.ts'
-import { Trie } from '../src/match/trie.ts'
+import { compileTrie, Trie } from '../src/match/trie.ts'
 
 function compile(prefixes: string[], names: string[] = []): Trie {
-  return Trie.compile(rulesFromBlocklist({ prefixes, names }))
+  return new Trie(compileTrie(rulesFromBlocklist({ prefixes, names })))
 }
 
 function match(trie: Trie, name: string): number {

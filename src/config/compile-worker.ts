@@ -4,19 +4,19 @@ import { parentPort, workerData } from 'node:worker_threads'
 import type { WorkerReply, WorkerRequest } from './compile.ts'
 import { ConfigError } from './errors.ts'
 import { parseConfig, readConfigFile } from './load.ts'
-import { kindOf, packRules, patternOf, ruleCount, type PackedRules } from '../match/packed-rules.ts'
-import { rulesFromBlocklist } from '../match/rules.ts'
-import { compileTrie, Trie } from '../match/trie.ts'
+import { kindOf, patternOf, ruleCount, type PackedRules } from '../match/packed-rules.ts'
+import { compileBlocklist } from '../match/rule-set.ts'
+import { Trie } from '../match/trie.ts'
 
 const { file, previous } = workerData as WorkerRequest
 let reply: WorkerReply
 try {
   const bytes = readConfigFile(file)
   const { blocklist, ...settings } = parseConfig(file, bytes.toString('utf8'))
-  const trie = compileTrie(rulesFromBlocklist(blocklist))
+  const { rules, trie } = compileBlocklist(blocklist)
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16)
   const inherit = previous === null ? null : mapRules(previous, new Trie(trie))
-  reply = { ok: true, config: settings, rules: packRules(blocklist), trie, hash, inherit }
+  reply = { ok: true, config: settings, rules, trie, hash, inherit }
 } catch (err) {
   reply = err instanceof ConfigError ? { ok: false, problems: [...err.problems] } : { ok: false, error: (err as Error).stack ?? String(err) }
 }

@@ -1,8 +1,8 @@
 import { Worker } from 'node:worker_threads'
 import type { Config, Settings } from './config.ts'
 import { ConfigError, type ConfigProblem } from './errors.ts'
-import { packRules, type PackedRules } from '../match/packed-rules.ts'
-import { rulesFromBlocklist } from '../match/rules.ts'
+import type { PackedRules } from '../match/packed-rules.ts'
+import { compileBlocklist } from '../match/rule-set.ts'
 import { Trie, type TrieData } from '../match/trie.ts'
 
 /** A config with its rules compiled: what the proxy runs on. */
@@ -20,7 +20,8 @@ export interface Compiled {
 /** Compiles on the calling thread; for configs already in memory. */
 export function compileConfig(config: Config): Compiled {
   const { blocklist, ...settings } = config
-  return { config: settings, rules: packRules(blocklist), trie: Trie.compile(rulesFromBlocklist(blocklist)), hash: null, inherit: null }
+  const { rules, trie } = compileBlocklist(blocklist)
+  return { config: settings, rules, trie: new Trie(trie), hash: null, inherit: null }
 }
 
 export type WorkerRequest = { file: string; previous: PackedRules | null }

@@ -1,7 +1,12 @@
 import type { Mode } from '../config/config.ts'
 import { kindOf, packRules, ruleCount, unpackRules, type PackedRules } from './packed-rules.ts'
 import { rulesFromBlocklist, type Blocklist, type Rule, type RuleKind } from './rules.ts'
-import { Trie } from './trie.ts'
+import { compileTrie, Trie, type TrieData } from './trie.ts'
+
+/** A blocklist as the proxy runs it: the packed table and its compiled trie. The one place both are built. */
+export function compileBlocklist(blocklist: Blocklist): { rules: PackedRules; trie: TrieData } {
+  return { rules: packRules(blocklist), trie: compileTrie(rulesFromBlocklist(blocklist)) }
+}
 
 /**
  * The rules in force: the packed table, its compiled trie, and per-rule state indexed by the rule's index, so
@@ -32,7 +37,8 @@ export class RuleSet {
 
   /** Packs and compiles on the calling thread; for rule lists already in memory. */
   static fromBlocklist(blocklist: Blocklist, mode: Mode): RuleSet {
-    return new RuleSet(packRules(blocklist), Trie.compile(rulesFromBlocklist(blocklist)), mode)
+    const { rules, trie } = compileBlocklist(blocklist)
+    return new RuleSet(rules, new Trie(trie), mode)
   }
 
   get size(): number {

@@ -16,7 +16,7 @@ const PAD = 256
  * Match semantics, so that later rule kinds (allow, dry-run) compose: an exact `name` rule beats any prefix,
  * and among prefixes the longest wins. The result is the rule's index in the rule table.
  */
-/** A compiled trie as plain typed arrays: what a worker thread builds and transfers to the event loop. */
+/** A compiled trie as plain typed arrays: what the loader thread builds and posts to the event loop. */
 export interface TrieData {
   nodeCount: number
   ruleCount: number
@@ -42,10 +42,6 @@ export class Trie {
     this.check = data.check
     this.prefixRule = data.prefixRule
     this.exactRule = data.exactRule
-  }
-
-  static compile(rules: readonly Rule[]): Trie {
-    return new Trie(compileTrie(rules))
   }
 
   /** The index of the rule with exactly this kind and pattern (not the best match for a name), or -1. */
