@@ -10,7 +10,7 @@ import { configPath, loadConfig, parseConfig } from '../src/config/load.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
-const TOP = 'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights)'
+const TOP = 'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers)'
 const RUST = 'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
 const LEVELS = 'must be one of fatal, error, warn, info, debug, trace, silent'
 const EMPTY_RULE = 'must not be empty (an empty rule would match every metric)'
@@ -47,6 +47,7 @@ function defaults(file: string, overrides: Partial<Config> = {}): Config {
     admin: { host: '127.0.0.1', port: 8128 },
     selfMetrics: null,
     insights: true,
+    workers: 1,
     warnings: [],
     ...overrides,
   }
@@ -141,7 +142,7 @@ t.test('wrong types', async (t) => {
     { path: 'maxPacketSize', line: 1, column: 16, message: 'must be an integer from 512 to 65507 (got 1000.5)' },
   ])
   t.same(problemsOf('- a\n- b\n'), [
-    { path: '', line: 1, column: 1, message: 'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights' },
+    { path: '', line: 1, column: 1, message: 'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers' },
   ], 'a document that is not a mapping')
 })
 
@@ -179,6 +180,19 @@ t.test('maxPacketSize, recvBufferSize and log level out of range', async (t) => 
   ])
   t.same(problemsOf('log:\n  level: verbose\n'), [{ path: 'log.level', line: 2, column: 10, message: LEVELS }])
   t.same(problemsOf('log: { level: INFO }\n'), [{ path: 'log.level', line: 1, column: 15, message: LEVELS }], 'levels are lower case')
+})
+
+t.test('workers: an integer from 1 to 64, or auto', async (t) => {
+  t.equal(parseConfig('w.yaml', 'workers: 1\n').workers, 1)
+  t.equal(parseConfig('w.yaml', 'workers: 64\n').workers, 64)
+  t.equal(parseConfig('w.yaml', 'workers: auto\n').workers, 'auto')
+  for (const [bad, got] of [['0', '0'], ['65', '65'], ['1.5', '1.5'], ['"2"', '"2"'], ['Auto', '"Auto"'], ['true', 'true'], ['[2]', '[2]']]) {
+    t.same(
+      problemsOf(`workers: ${bad}\n`),
+      [{ path: 'workers', line: 1, column: 10, message: `must be auto or an integer from 1 to 64 (got ${got})` }],
+      `workers: ${bad}`,
+    )
+  }
 })
 
 t.test('several problems are reported together, each located', async (t) => {
@@ -318,14 +332,15 @@ t.test('statsd-filter-proxy-rs JSON config', async (t) => {
     admin: { host: '127.0.0.1', port: 8128 },
     selfMetrics: null,
     insights: true,
-    warnings: [{ path: 'multi_thread', line: 1, column: 136, message: 'ignored: this proxy filters on one event loop per process' }],
-  })
+    workers: 'auto',
+    warnings: [],
+  }, 'multi_thread: true (its runtime on every core) is workers: auto')
   t.same(parseConfig('c.json', '{"target_port":9999}'), {
     ...defaults('c.json'),
     format: 'rust-json',
     forward: { host: '127.0.0.1', port: 9999 },
-  }, 'missing keys take the defaults; no warning without multi_thread')
-  t.same(parseConfig('c.json', '{"multi_thread":false}').warnings, [], 'multi_thread: false is what this proxy does anyway')
+  }, 'missing keys take the defaults: one worker')
+  t.same(parseConfig('c.json', '{"multi_thread":false}').workers, 1, 'multi_thread: false is one worker')
 
   const unknown = '{"listen_host":"0.0.0.0","listen_port":8125,"metric_blocklist":["a."],"bogus":1}'
   t.same(problemsOf(unknown, 'c.json'), [{ path: 'bogus', line: 1, column: 71, message: RUST }], 'unknown keys are errors')

@@ -439,7 +439,6 @@ t.test('start-up warnings: config warnings, duplicate rules, a smaller receive b
       target_host: '127.0.0.1',
       target_port: sink.port,
       metric_blocklist: ['a.', 'b.', 'a.'],
-      multi_thread: true,
     }),
   )
   const proxy = await startProxy({ ...config, blocklist: { prefixes: config.blocklist.prefixes, names: [{ pattern: 'x', dryRun: false }, { pattern: 'x', dryRun: false }] } }, log)
@@ -452,13 +451,12 @@ t.test('start-up warnings: config warnings, duplicate rules, a smaller receive b
     warnings.map(({ msg, requested, granted }) => ({ msg, requested, granted })),
     [
       { msg: /^rust\.json:1:\d+: metric_blocklist\[2\]: duplicate of metric_blocklist\[0\]; ignored$/ },
-      { msg: /^rust\.json:1:\d+: multi_thread: ignored: this proxy filters on one event loop per process$/ },
       ...(granted < 8388608
         ? [{ msg: 'the kernel granted a smaller receive buffer than recvBufferSize; raise net.core.rmem_max to absorb bursts', requested: 8388608, granted }]
         : []),
     ].map((w) => ({ requested: undefined, granted: undefined, ...w })),
   )
-  t.equal(warnings.length, granted < 8388608 ? 3 : 2)
+  t.equal(warnings.length, granted < 8388608 ? 2 : 1)
   t.match(records.find((rec) => rec.msg === 'statsd-filter-proxy started'), { format: 'rust-json', rules: { prefixes: 3, names: 2 } })
 
   // The duplicates changed nothing: both rules still apply.

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { Settings } from '../config/config.ts'
-import type { RuleSet } from '../match/rule-set.ts'
+import type { RuleStats } from '../match/rule-set.ts'
 import type { ReloadStatus } from '../reload/reloader.ts'
 import type { Counters } from '../telemetry/counters.ts'
 import type { UdpSocketStats } from '../telemetry/kernel-drops.ts'
@@ -10,7 +10,7 @@ export const METRIC_PREFIX = 'statsd_filter_proxy_'
 /** What /metrics reads at scrape time; the hot path never calls into prom-client. */
 export interface MetricsSource {
   counters: Counters
-  rules: () => RuleSet
+  rules: () => RuleStats
   config: () => Settings
   reload: ReloadStatus
   recvBuffer: { requested: number; granted: number }
@@ -19,6 +19,17 @@ export interface MetricsSource {
   sendPool: () => { size: number; inUse: number }
   /** What libuv queues in user space when the forward socket's kernel buffer is full. */
   sendQueue: () => { count: number; bytes: number }
+  workers: () => WorkerStats
+}
+
+/** The processes filtering: one unless `workers` is set. */
+export interface WorkerStats {
+  configured: number
+  running: number
+  /** Workers that exited unexpectedly and were replaced. */
+  restarts: number
+  /** Lines each worker slot received (its replaced predecessors included). */
+  linesIn: readonly number[]
 }
 
 /** A registry whose every data-path metric is filled in by a collect callback from the plain counters. */
@@ -158,6 +169,28 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       const queue = source.sendQueue()
       this.set({ unit: 'datagrams' }, queue.count)
       this.set({ unit: 'bytes' }, queue.bytes)
+    },
+  })
+  new Gauge({
+    name: METRIC_PREFIX + 'workers',
+    help: 'Processes filtering: as configured, and running now.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const workers = source.workers()
+      this.set({ state: 'configured' }, workers.configured)
+      this.set({ state: 'running' }, workers.running)
+    },
+  })
+  counter('worker_restarts_total', 'Workers that exited unexpectedly and were replaced.', () => source.workers().restarts)
+  new Counter({
+    name: METRIC_PREFIX + 'worker_lines_received_total',
+    help: 'Lines received per worker: how evenly the kernel spreads the traffic.',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      source.workers().linesIn.forEach((lines, worker) => this.inc({ worker: String(worker) }, lines))
     },
   })
   return registry

@@ -1,18 +1,20 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Endpoint } from '../config/config.ts'
-import type { RuleSet } from '../match/rule-set.ts'
+import type { RuleStats } from '../match/rule-set.ts'
 import type { ReloadResult } from '../reload/reloader.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import type { TopEntry } from '../telemetry/top-talkers.ts'
+import type { TopReport } from '../data-path.ts'
 
 export interface AdminHandlers {
   /** The listen socket is bound and a valid config is in force (false once shutdown starts). */
   ready(): boolean
   registry: Registry
-  rules(): RuleSet
+  /** Brings what the registry reads up to date before a scrape (with workers, asks each for its counters). */
+  refresh?(): Promise<void>
+  rules(): RuleStats | Promise<RuleStats>
   /** The heaviest metric names; null when insights are off. */
-  top(n: number): { forwarded: TopEntry[]; blocked: TopEntry[]; sampleEvery: number; memoryBytes: number } | null
+  top(n: number): TopReport | null | Promise<TopReport | null>
   reload(): Promise<ReloadResult>
 }
 
@@ -62,6 +64,7 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
       return h.ready() ? sendText(res, 200, 'ready\n') : sendText(res, 503, 'not ready\n')
     case '/metrics': {
       if (!get) return methodNotAllowed(res, 'GET')
+      await h.refresh?.()
       const body = await h.registry.metrics()
       res.writeHead(200, { 'content-type': h.registry.contentType })
       res.end(body)
@@ -69,7 +72,7 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
     }
     case '/rules': {
       if (!get) return methodNotAllowed(res, 'GET')
-      const rules = h.rules()
+      const rules = await h.rules()
       const unusedOnly = url.searchParams.get('unused') === '1'
       const list = []
       // Built here, not kept: a million-rule table is one string until someone asks for it.
@@ -93,7 +96,7 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
       const raw = url.searchParams.get('n') ?? '50'
       const n = Number(raw)
       if (!Number.isInteger(n) || n < 1 || n > TOP_MAX) return send(res, 400, { error: `n must be an integer from 1 to ${TOP_MAX}` })
-      const top = h.top(n)
+      const top = await h.top(n)
       if (top === null) return send(res, 404, { error: 'top talkers are off (insights: false)' })
       return send(res, 200, top)
     }

@@ -32,6 +32,8 @@ export interface Config {
   selfMetrics: { prefix: string; intervalMs: number } | null
   /** Per-rule hit counts and the top-talkers sketch; off only to measure what they cost. */
   insights: boolean
+  /** Processes sharing the listen socket; `auto` = one per CPU the container may use. */
+  workers: number | 'auto'
   /** Things worth a warning at start that do not stop it (ignored keys, duplicate rules), in file order. */
   warnings: ConfigProblem[]
 }
@@ -56,3 +58,4 @@ export const DEFAULTS = {
 export const PACKET_SIZE_RANGE = { min: 512, max: 65507 } as const
 /** For both socket buffer sizes. */
 export const RECV_BUFFER_RANGE = { min: 4096, max: 2 ** 31 - 1 } as const
+export const WORKERS_RANGE = { min: 1, max: 64 } as const

@@ -1,4 +1,4 @@
-import { DEFAULTS, PACKET_SIZE_RANGE, RECV_BUFFER_RANGE, type Config, type Endpoint, type Mode } from './config.ts'
+import { DEFAULTS, PACKET_SIZE_RANGE, RECV_BUFFER_RANGE, WORKERS_RANGE, type Config, type Endpoint, type Mode } from './config.ts'
 import type { RuleSpec } from '../match/rules.ts'
 import { LOG_LEVELS } from '../telemetry/logger.ts'
 
@@ -12,7 +12,7 @@ export interface Checker {
   warning(path: Path, message: string): void
 }
 
-const TOP_KEYS = ['listen', 'forward', 'mode', 'blocklist', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'log', 'admin', 'selfMetrics', 'insights']
+const TOP_KEYS = ['listen', 'forward', 'mode', 'blocklist', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'log', 'admin', 'selfMetrics', 'insights', 'workers']
 const MODES: readonly Mode[] = ['enforce', 'dry-run']
 
 /** filter.yaml: every key optional, unknown keys are errors (a typo must not silently disable a rule). */
@@ -37,6 +37,7 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
     admin: admin(c, top.admin),
     selfMetrics: selfMetrics(c, top.selfMetrics),
     insights: boolean(c, ['insights'], top.insights ?? true),
+    workers: workers(c, top.workers ?? 1),
     warnings: [],
   }
   return config
@@ -47,8 +48,8 @@ export const RUST_KEYS = ['listen_host', 'listen_port', 'target_host', 'target_p
 /** statsd-filter-proxy-rs' JSON config, so its users can swap the image without touching their ConfigMap. */
 export function validateRustJson(root: unknown, c: Checker, file: string): Config {
   const top = object(c, [], root, RUST_KEYS) ?? {}
-  if (top.multi_thread !== undefined && typeof top.multi_thread !== 'boolean') c.problem(['multi_thread'], 'must be true or false')
-  else if (top.multi_thread === true) c.warning(['multi_thread'], 'ignored: this proxy filters on one event loop per process')
+  // Its multi-threaded runtime uses every core: here that is one worker process per core.
+  const multiThread = top.multi_thread === undefined ? false : boolean(c, ['multi_thread'], top.multi_thread)
   return {
     file,
     format: 'rust-json',
@@ -69,6 +70,7 @@ export function validateRustJson(root: unknown, c: Checker, file: string): Confi
     admin: { ...DEFAULTS.admin },
     selfMetrics: null,
     insights: true,
+    workers: multiThread ? 'auto' : 1,
     warnings: [],
   }
 }
@@ -201,6 +203,12 @@ function duration(c: Checker, path: Path, v: unknown, minMs: number, maxMs: numb
     return minMs
   }
   return ms
+}
+
+function workers(c: Checker, v: unknown): Config['workers'] {
+  if (v === 'auto' || (typeof v === 'number' && Number.isInteger(v) && v >= WORKERS_RANGE.min && v <= WORKERS_RANGE.max)) return v
+  c.problem(['workers'], `must be auto or an integer from ${WORKERS_RANGE.min} to ${WORKERS_RANGE.max} (got ${JSON.stringify(v)})`)
+  return 1
 }
 
 function formatIndex(path: Path, i: number): string {

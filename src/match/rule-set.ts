@@ -9,13 +9,12 @@ export function compileBlocklist(blocklist: Blocklist): { rules: PackedRules; tr
 }
 
 /**
- * The rules in force: the packed table, its compiled trie, and per-rule state indexed by the rule's index, so
- * the hot path updates a typed array slot and never looks anything up. A reload builds a new RuleSet and swaps
- * it in whole, between two datagrams.
+ * A rule table with per-rule state indexed by the rule's index, so the hot path updates a typed array slot and
+ * never looks anything up. What /rules and /metrics read: a worker process's RuleSet, or the primary's sum of
+ * its workers' hits.
  */
-export class RuleSet {
+export class RuleStats {
   readonly table: PackedRules
-  readonly trie: Trie
   readonly mode: Mode
   /** 1 where a match is forwarded and counted as would-block (the rule's dryRun, or mode dry-run). */
   readonly dryRun: Uint8Array
@@ -25,20 +24,13 @@ export class RuleSet {
   readonly lastHitMs: Float64Array
   private unpacked: Rule[] | null = null
 
-  constructor(table: PackedRules, trie: Trie, mode: Mode) {
+  constructor(table: PackedRules, mode: Mode) {
     this.table = table
-    this.trie = trie
     this.mode = mode
     const n = ruleCount(table)
     this.dryRun = mode === 'dry-run' ? new Uint8Array(n).fill(1) : table.dryRun
     this.hits = new Float64Array(n)
     this.lastHitMs = new Float64Array(n)
-  }
-
-  /** Packs and compiles on the calling thread; for rule lists already in memory. */
-  static fromBlocklist(blocklist: Blocklist, mode: Mode): RuleSet {
-    const { rules, trie } = compileBlocklist(blocklist)
-    return new RuleSet(rules, new Trie(trie), mode)
   }
 
   get size(): number {
@@ -52,12 +44,12 @@ export class RuleSet {
   }
 
   /**
-   * Keeps the history of rules that survive a reload (same kind and pattern): `map[i]` is the index here of
-   * the previous set's rule i, or -1, as the loader thread worked it out. Typed-array work only.
+   * Adds another set's history: `map[i]` is the index here of the other set's rule i, or -1 (after a reload,
+   * as the loader thread worked it out: rules that survive keep their hits). Typed-array work only.
    */
-  inherit(previous: RuleSet, map: Int32Array): void {
-    for (let i = 0; i < map.length; i++) {
-      const j = map[i]
+  inherit(previous: RuleStats, map: Int32Array | null): void {
+    for (let i = 0; i < previous.size; i++) {
+      const j = map === null ? i : map[i]
       if (j === -1) continue
       this.hits[j] += previous.hits[i]
       if (previous.lastHitMs[i] > this.lastHitMs[j]) this.lastHitMs[j] = previous.lastHitMs[i]
@@ -69,5 +61,24 @@ export class RuleSet {
     const want = dryRun ? 1 : 0
     for (let i = 0; i < this.size; i++) if (kindOf(this.table, i) === kind && this.dryRun[i] === want) n++
     return n
+  }
+}
+
+/**
+ * The rules in force: their stats and the compiled trie. A reload builds a new RuleSet and swaps it in whole,
+ * between two datagrams.
+ */
+export class RuleSet extends RuleStats {
+  readonly trie: Trie
+
+  constructor(table: PackedRules, trie: Trie, mode: Mode) {
+    super(table, mode)
+    this.trie = trie
+  }
+
+  /** Packs and compiles on the calling thread; for rule lists already in memory. */
+  static fromBlocklist(blocklist: Blocklist, mode: Mode): RuleSet {
+    const { rules, trie } = compileBlocklist(blocklist)
+    return new RuleSet(rules, new Trie(trie), mode)
   }
 }

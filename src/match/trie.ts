@@ -44,6 +44,11 @@ export class Trie {
     this.exactRule = data.exactRule
   }
 
+  /** The arrays, to hand the compiled trie to another process. */
+  data(): TrieData {
+    return { nodeCount: this.nodeCount, ruleCount: this.ruleCount, base: this.base, check: this.check, prefixRule: this.prefixRule, exactRule: this.exactRule }
+  }
+
   /** The index of the rule with exactly this kind and pattern (not the best match for a name), or -1. */
   find(kind: 'prefix' | 'name', pattern: Uint8Array): number {
     let s = 0

@@ -29,7 +29,7 @@ export interface ReloadStatus {
 }
 
 /** Settings bound to sockets, buffers or timers made at start: a reload reports them instead of applying them. */
-const RESTART_ONLY: readonly (keyof Settings)[] = ['listen', 'forward', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'admin', 'selfMetrics', 'insights']
+const RESTART_ONLY: readonly (keyof Settings)[] = ['listen', 'forward', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'admin', 'selfMetrics', 'insights', 'workers']
 
 export interface ReloaderOptions {
   file: string
@@ -39,8 +39,11 @@ export interface ReloaderOptions {
   /** Of the file in force; null for a config built in memory, which cannot be reloaded. */
   hash: string | null
   log: Logger
-  /** Puts the new rules (and mode, log level) in force; called on the event loop between two datagrams. */
-  apply: (compiled: Compiled) => void
+  /**
+   * Puts the new rules (and mode, log level) in force, between two datagrams; with workers, resolves once
+   * every worker has them.
+   */
+  apply: (compiled: Compiled) => void | Promise<void>
   watch: { debounceMs: number; pollMs: number } | null
 }
 
@@ -111,7 +114,7 @@ export class Reloader {
     // The running proxy keeps the values it was started with; the file's rules, mode and log level apply now.
     const next: Settings = { ...compiled.config }
     for (const key of restartNeeded) (next as unknown as Record<string, unknown>)[key] = this.config[key]
-    this.options.apply({ ...compiled, config: next })
+    await this.options.apply({ ...compiled, config: next })
     this.config = next
     this.status.successes++
     this.status.lastAttemptMs = Date.now()
