@@ -8,6 +8,8 @@ import { configPath, loadConfig } from './config/load.ts'
 import { ConfigError, formatProblem } from './config/errors.ts'
 import { ruleCount } from './match/packed-rules.ts'
 import { startProxy, WATCH } from './proxy.ts'
+import { startCluster } from './cluster/primary.ts'
+import { workerCount } from './cluster/worker-count.ts'
 import { createLogger } from './telemetry/logger.ts'
 
 const USAGE = `Usage: statsd-filter-proxy [--config PATH] [--check]
@@ -80,9 +82,10 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const log = createLogger(config.log.level)
+  const workers = workerCount(config.workers)
   let proxy
   try {
-    proxy = await startProxy(config, log, { compiled, watch: WATCH })
+    proxy = workers > 1 ? await startCluster(compiled, workers, log, { watch: WATCH }) : await startProxy(config, log, { compiled, watch: WATCH })
   } catch (err) {
     log.fatal({ err }, 'statsd-filter-proxy could not start')
     return 1

@@ -125,7 +125,7 @@ export class TopTalkers {
         error: this.errors[slot] * this.weight,
       })
     }
-    entries.sort((a, b) => b.count - a.count || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    entries.sort(byCount)
     return entries.slice(0, Math.max(0, n))
   }
 
@@ -290,4 +290,31 @@ function completeUtf8End(bytes: Uint8Array, start: number, end: number): number 
   const b = bytes[lead]
   const sequenceLength = b >= 0xf8 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1
   return end - lead < sequenceLength ? lead : end
+}
+
+/**
+ * Several sketches' lists as one, for workers that each sampled part of the traffic: a name's counts and error
+ * bounds add up (Space-Saving summaries are mergeable by addition). A name one sketch dropped is undercounted
+ * by at most that sketch's smallest count.
+ */
+export function mergeTop(lists: readonly (readonly TopEntry[])[], n: number): TopEntry[] {
+  const byName = new Map<string, TopEntry>()
+  for (const list of lists) {
+    for (const entry of list) {
+      const seen = byName.get(entry.name)
+      if (seen === undefined) byName.set(entry.name, { ...entry })
+      else {
+        seen.count += entry.count
+        seen.error += entry.error
+      }
+    }
+  }
+  const merged = [...byName.values()]
+  merged.sort(byCount)
+  return merged.slice(0, Math.max(0, n))
+}
+
+/** Highest count first, equal counts by name. */
+function byCount(a: TopEntry, b: TopEntry): number {
+  return b.count - a.count || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
 }

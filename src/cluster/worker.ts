@@ -1,0 +1,90 @@
+// A worker process of `workers: N`: the data path alone, on the listen socket the primary shares with every
+// worker. Rules, snapshot requests and shutdown come from the primary; the admin server, reloads, kernel
+// drops and reports live there.
+import { startDataPath, type DataPath } from '../data-path.ts'
+import { RuleSet } from '../match/rule-set.ts'
+import { Trie } from '../match/trie.ts'
+import { createLogger, type Logger } from '../telemetry/logger.ts'
+import { WORKER_SLOT_ENV, type FromWorker, type RulesMessage, type SnapshotRequest, type ToWorker } from './messages.ts'
+
+const slot = Number(process.env[WORKER_SLOT_ENV])
+let log: Logger | null = null
+let path: DataPath | null = null
+let generation = -1
+let stopping: Promise<void> | null = null
+/** Messages are handled one after the other, so a reload never races the start it follows. */
+let queue: Promise<void> = Promise.resolve()
+
+function send(message: FromWorker, then?: () => void): void {
+  process.send!(message, undefined, undefined, then)
+}
+
+async function applyRules(message: RulesMessage): Promise<void> {
+  const rules = new RuleSet(message.rules, new Trie(message.trie), message.settings.mode)
+  if (log === null) log = createLogger(message.settings.log.level).child({ worker: slot })
+  log.level = message.settings.log.level
+  if (path === null) {
+    try {
+      path = await startDataPath(message.settings, rules, log)
+    } catch (err) {
+      send({ type: 'failed', error: (err as Error).message }, () => process.exit(1))
+      return
+    }
+    generation = message.generation
+    const { listener } = path
+    send({
+      type: 'ready',
+      address: listener.address,
+      port: listener.port,
+      recvBufferGranted: listener.recvBufferGranted,
+      forwardAddress: path.target.address.address,
+      maxPacketSize: path.maxPacketSize,
+      sendPoolSize: path.sendPool().size,
+    })
+    return
+  }
+  const current = path.rules()
+  if (message.inherit !== null && generation === message.generation - 1) rules.inherit(current, message.inherit)
+  path.setRules(rules)
+  generation = message.generation
+  send({ type: 'applied', generation })
+}
+
+function snapshot(request: SnapshotRequest): void {
+  if (path === null) return
+  const rules = path.rules()
+  send({
+    type: 'snapshot',
+    id: request.id,
+    generation,
+    counters: path.counters.snapshot(),
+    sendPoolInUse: path.sendPool().inUse,
+    sendQueue: path.target.queue(),
+    hits: request.hits ? { hits: rules.hits, lastHitMs: rules.lastHitMs } : null,
+    top: request.top > 0 ? path.top(request.top) : null,
+  })
+}
+
+/** Drains like the single process does, reports the final counters, exits. */
+function stop(): Promise<void> {
+  stopping ??= (async () => {
+    if (path !== null) await path.close()
+    if (path === null) process.exit(0)
+    send({ type: 'stopped', counters: path.counters.snapshot() }, () => process.exit(0))
+  })()
+  return stopping
+}
+
+process.on('message', (message: ToWorker) => {
+  queue = queue.then(() => {
+    if (message.type === 'rules') return applyRules(message)
+    if (message.type === 'snapshot') return snapshot(message)
+    return stop()
+  })
+})
+// Ctrl-C signals the whole process group: drain as for the primary's shutdown. SIGHUP is the primary's
+// (it reloads and tells the workers); its default action would kill the worker.
+process.on('SIGTERM', () => void stop())
+process.on('SIGINT', () => void stop())
+process.on('SIGHUP', () => {})
+send({ type: 'hello' })
