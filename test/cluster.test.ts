@@ -1,0 +1,261 @@
+// workers: N — worker processes on the cluster's shared listen socket, the primary summing their counters,
+// reloads reaching every worker, a dead worker replaced, shutdown draining every worker.
+import cluster from 'node:cluster'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { startCluster } from '../src/cluster/primary.ts'
+import { cpuQuota, workerCount } from '../src/cluster/worker-count.ts'
+import { loadAndCompile } from '../src/config/compile.ts'
+import type { CounterSnapshot } from '../src/telemetry/counters.ts'
+import { mergeTop } from '../src/telemetry/top-talkers.ts'
+import { ensureBuilt, kernelDrops, logLines, sleep, startCli, startSizedSink, waitForAsync } from './fixtures/faults.ts'
+import { createClient, http, memoryLogger, parsePrometheus, startSink, waitFor, type Client } from './fixtures/udp.ts'
+
+const P = 'statsd_filter_proxy_'
+const linuxOnly = { skip: process.platform === 'linux' ? false : '/proc/net/udp is Linux only' }
+
+t.test('workerCount: a number as given; auto = the CPUs, capped by a cgroup CPU limit (rounded up)', async (t) => {
+  t.equal(workerCount(3, 8, null), 3)
+  t.equal(workerCount('auto', 8, null), 8, 'no cgroup file: every CPU')
+  t.equal(workerCount('auto', 8, 'max 100000\n'), 8, 'no limit')
+  t.equal(workerCount('auto', 8, '200000 100000\n'), 2, 'limits.cpu: 2')
+  t.equal(workerCount('auto', 8, '150000 100000\n'), 2, 'limits.cpu: 1500m rounds up')
+  t.equal(workerCount('auto', 8, '50000 100000\n'), 1, 'limits.cpu: 500m is one worker')
+  t.equal(workerCount('auto', 2, '800000 100000\n'), 2, 'a limit above the CPUs does not add workers')
+  t.equal(cpuQuota('garbage'), null, 'an unreadable cpu.max is no limit')
+  t.equal(cpuQuota('0 100000'), null)
+})
+
+t.test('mergeTop: counts and error bounds of the same name add up; heaviest first', async (t) => {
+  const a = [
+    { name: 'x', count: 10, error: 1 },
+    { name: 'y', count: 5, error: 0 },
+  ]
+  const b = [
+    { name: 'y', count: 7, error: 2 },
+    { name: 'z', count: 1, error: 0 },
+  ]
+  t.same(mergeTop([a, b], 10), [
+    { name: 'y', count: 12, error: 2 },
+    { name: 'x', count: 10, error: 1 },
+    { name: 'z', count: 1, error: 0 },
+  ])
+  t.same(mergeTop([a, b], 1), [{ name: 'y', count: 12, error: 2 }])
+  t.same(a[1], { name: 'y', count: 5, error: 0 }, 'the inputs are not changed')
+})
+
+function yamlFile(file: string, sinkPort: number, prefixes: string[]): void {
+  writeFileSync(
+    file,
+    [
+      'listen: { host: 127.0.0.1, port: 0 }',
+      `forward: { host: 127.0.0.1, port: ${sinkPort} }`,
+      'admin: { host: 127.0.0.1, port: 0 }',
+      // The primary's records are the test's; a reload sets the level from the file.
+      'log: { level: info }',
+      'workers: 2',
+      'blocklist:',
+      `  prefixes: [${prefixes.join(', ')}]`,
+      '',
+    ].join('\n'),
+  )
+}
+
+async function metrics(port: number): Promise<Map<string, number>> {
+  const reply = await http(port, '/metrics')
+  const key = (labels: Record<string, string>): string => {
+    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+    return pairs.length === 0 ? '' : `{${pairs.join(',')}}`
+  }
+  return new Map(parsePrometheus(reply.body).map((s) => [`${s.name}${key(s.labels)}`, s.value]))
+}
+
+/**
+ * Sends `datagram(i)` from one client socket, 20 at a time with a pause between, until `done()` holds (checked
+ * every 100 datagrams); returns how many it sent. Bounded: fails after `max`.
+ */
+async function sendUntil(client: Client, datagram: (i: number) => string, done: () => Promise<boolean>, max = 40_000): Promise<number> {
+  let i = 0
+  while (i < max) {
+    const batch: string[] = []
+    for (let k = 0; k < 20; k++) batch.push(datagram(i++))
+    await client.burst(batch)
+    await sleep(1)
+    if (i % 100 === 0 && (await done())) return i
+  }
+  throw new Error(`sent ${max} datagrams and the condition never held`)
+}
+
+t.test('workers: 2 — one sender spread over both workers, counted once, reloaded everywhere, a dead worker replaced', linuxOnly, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cluster-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'filter.yaml')
+  const sink = await startSink()
+  t.teardown(() => sink.close())
+  yamlFile(file, sink.port, ['blocked.'])
+  const { log, records } = memoryLogger('info')
+  const proxy = await startCluster(await loadAndCompile(file), 2, log)
+  t.teardown(() => proxy.close())
+  const client = await createClient(proxy.listen.port)
+  t.teardown(() => client.close())
+  const adminPort = proxy.admin!.port
+  const drops0 = await kernelDrops(proxy.listen.port)
+  const started = records.find((rec) => rec.msg === 'statsd-filter-proxy started')
+  t.match(started, { workers: 2, listen: `127.0.0.1:${proxy.listen.port}`, rules: { prefixes: 1, names: 0 } }, 'one start line, from the primary')
+
+  await t.test('a single client socket: both workers receive, every line is counted once, the sums match', async (t) => {
+    const sent = await sendUntil(
+      client,
+      (i) => `kept.metric:${i}|c\nblocked.metric:${i}|c`,
+      async () => (await proxy.counters(), proxy.workerStats().linesIn.every((n) => n > 0)),
+    )
+    const drops = (await kernelDrops(proxy.listen.port)) - drops0
+    t.equal(drops, 0, 'the paced sender made the kernel drop nothing')
+    await waitForAsync(async () => (await proxy.counters()).linesIn === 2 * sent, async () => `linesIn ${(await proxy.counters()).linesIn} of ${2 * sent}`)
+    const c = await proxy.counters()
+    t.equal(c.datagramsIn, sent)
+    t.equal(c.linesForwarded, sent, 'every kept line forwarded')
+    t.equal(c.linesBlocked, sent, 'every blocked line blocked')
+    const stats = proxy.workerStats()
+    t.same({ configured: stats.configured, running: stats.running, restarts: stats.restarts }, { configured: 2, running: 2, restarts: 0 })
+    t.equal(stats.linesIn[0] + stats.linesIn[1], c.linesIn, 'the workers\' lines add up to the total')
+    t.ok(stats.linesIn.every((n) => n > 0), `both workers received lines from one socket: ${stats.linesIn.join(' / ')}`)
+
+    await waitFor(() => sink.lines().length === sent, () => `sink ${sink.lines().length} of ${sent}`)
+    const expected = Array.from({ length: sent }, (_, i) => `kept.metric:${i}|c`).sort()
+    t.same(sink.lines().sort(), expected, 'the sink holds every kept line exactly once (order across workers is not kept)')
+
+    const m = await metrics(adminPort)
+    t.equal(m.get(`${P}lines_received_total`), c.linesIn, '/metrics: the sum over workers')
+    t.equal(m.get(`${P}lines_dropped_total{reason="blocked"}`), sent)
+    t.equal(m.get(`${P}workers{state="configured"}`), 2)
+    t.equal(m.get(`${P}workers{state="running"}`), 2)
+    t.equal((m.get(`${P}worker_lines_received_total{worker="0"}`) ?? 0) + (m.get(`${P}worker_lines_received_total{worker="1"}`) ?? 0), c.linesIn, 'per worker, adding up')
+    t.equal(m.get(`${P}send_pool_buffers{state="total"}`), 256, 'two pools of 128')
+
+    const rules = JSON.parse((await http(adminPort, '/rules')).body) as { rules: { pattern: string; hits: number }[] }
+    t.same(rules.rules.map((rule) => [rule.pattern, rule.hits]), [['blocked.', sent]], '/rules: hits summed over workers')
+    const top = JSON.parse((await http(adminPort, '/top?n=5')).body) as { forwarded: { name: string }[]; blocked: { name: string }[]; memoryBytes: number }
+    t.equal(top.forwarded[0]?.name, 'kept.metric', '/top merges the workers\' sketches')
+    t.equal(top.blocked[0]?.name, 'blocked.metric')
+    t.equal(top.memoryBytes, 4 * 169_192, 'two sketches per worker')
+  })
+
+  await t.test('a reload reaches every worker before it resolves; hits of unchanged rules carry over', async (t) => {
+    const before = await proxy.counters()
+    yamlFile(file, sink.port, ['blocked.', 'kept.'])
+    const result = await proxy.reload('http')
+    t.same(result, { ok: true, changed: true, restartNeeded: [], errors: [] })
+    const sinkBefore = sink.lines().length
+    const linesBefore = [...proxy.workerStats().linesIn]
+    const sent = await sendUntil(
+      client,
+      (i) => `kept.after:${i}|c`,
+      async () => (await proxy.counters(), proxy.workerStats().linesIn.every((n, w) => n > linesBefore[w])),
+    )
+    await waitForAsync(async () => (await proxy.counters()).linesIn === before.linesIn + sent, () => 'the lines sent after the reload')
+    const c = await proxy.counters()
+    t.equal(c.linesBlocked - before.linesBlocked, sent, 'every line after the reload blocked, by whichever worker read it')
+    t.equal(c.linesForwarded, before.linesForwarded)
+    t.equal(sink.lines().length, sinkBefore, 'nothing new at the sink')
+    const rules = JSON.parse((await http(adminPort, '/rules')).body) as { rules: { pattern: string; hits: number }[] }
+    t.same(rules.rules.map((rule) => [rule.pattern, rule.hits]), [['blocked.', before.linesBlocked], ['kept.', sent]], 'the kept rule\'s hits survived')
+  })
+
+  await t.test('a worker that dies is replaced, on the rules in force; the counts it reported are kept', async (t) => {
+    const before = await proxy.counters()
+    const victim = Object.values(cluster.workers ?? {})[0]!
+    victim.process.kill('SIGKILL')
+    await waitFor(() => proxy.workerStats().restarts === 1 && proxy.workerStats().running === 2, () => JSON.stringify(proxy.workerStats()))
+    t.match(records.find((rec) => rec.msg === 'worker exited unexpectedly; starting a new one'), { level: 50, signal: 'SIGKILL', restarts: 1 })
+    const after = await proxy.counters()
+    t.ok(after.linesIn >= before.linesIn, 'the sum did not go down')
+    const linesBefore = [...proxy.workerStats().linesIn]
+    await sendUntil(
+      client,
+      (i) => `kept.replaced:${i}|c\nother:${i}|c`,
+      async () => (await proxy.counters(), proxy.workerStats().linesIn.every((n, w) => n > linesBefore[w])),
+    )
+    await waitFor(() => sink.lines().some((l) => l.startsWith('other:')), () => 'the new worker forwarding')
+    t.notOk(sink.lines().some((l) => l.startsWith('kept.replaced')), 'the replacement runs the reloaded rules')
+    const m = await metrics(adminPort)
+    t.equal(m.get(`${P}worker_restarts_total`), 1)
+  })
+
+  await t.test('close: every worker drains and exits; the final sums add up', async (t) => {
+    await proxy.close()
+    t.same(Object.keys(cluster.workers ?? {}), [], 'no worker left')
+    const stopped = records.find((rec) => rec.msg === 'statsd-filter-proxy stopped') as { counters: CounterSnapshot } | undefined
+    const c = stopped!.counters
+    t.equal(c.linesIn, c.linesForwarded + c.linesBlocked + c.linesMalformed + c.linesDroppedBackpressure, 'linesIn = forwarded + blocked + malformed + dropped')
+    t.equal(sink.lines().length, c.linesForwarded, 'every forwarded line is at the sink')
+  })
+})
+
+t.test('a worker that cannot bind fails the start, naming the worker and the reason; no worker is left', linuxOnly, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cluster-busy-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const taken = await startSink()
+  t.teardown(() => taken.close())
+  const file = join(dir, 'filter.yaml')
+  writeFileSync(file, `listen: { host: 127.0.0.1, port: ${taken.port} }\nforward: { host: 127.0.0.1, port: 9 }\nadmin: { enabled: false }\nlog: { level: silent }\n`)
+  await t.rejects(startCluster(await loadAndCompile(file), 2, memoryLogger('info').log), /^worker \d: bind EADDRINUSE/)
+  await waitFor(() => Object.keys(cluster.workers ?? {}).length === 0, () => `workers left: ${Object.keys(cluster.workers ?? {}).length}`)
+  t.pass('no worker left')
+})
+
+t.test('the CLI with workers: 2 — SIGTERM while a client sends: exit 0, every line received was forwarded', linuxOnly, async (t) => {
+  const note = ensureBuilt()
+  if (note !== '') t.comment(note)
+  const sink = await startSizedSink(4 * 1024 * 1024)
+  t.teardown(() => sink.close())
+  const dir = mkdtempSync(join(tmpdir(), 'cluster-sigterm-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const config = join(dir, 'filter.yaml')
+  writeFileSync(config, `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nworkers: 2\n`)
+  const run = await startCli(config, 20_000)
+  t.teardown(() => {
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
+  })
+  const client = await createClient(run.port)
+  t.teardown(() => client.close())
+  let exited = false
+  run.child.once('exit', () => (exited = true))
+  const sentOk: number[] = []
+  let seq = 0
+  const sender = (async () => {
+    while (!exited) {
+      const n = seq++
+      try {
+        await client.send(`seq:${n}|c`)
+        sentOk.push(n)
+      } catch {
+        // ECONNREFUSED once the listen socket is closed: not sent
+      }
+      await sleep(2)
+    }
+  })()
+  await waitFor(() => sink.datagrams.length >= 50 && sentOk.length >= 200, () => `sink ${sink.datagrams.length}, sent ${sentOk.length}`)
+  const dropsBefore = await kernelDrops(run.port)
+  t.ok(run.child.kill('SIGTERM'), 'SIGTERM sent')
+  const r = await run.done
+  await sender
+
+  t.equal(r.code, 0, 'exit code 0')
+  t.equal(r.stderr, '')
+  const logs = logLines(r.stdout)
+  const last = logs[logs.length - 1]
+  t.equal(last.msg, 'statsd-filter-proxy stopped', 'the last line, from the primary after every worker exited')
+  const c = last.counters as CounterSnapshot
+  t.equal(c.linesForwarded, c.linesIn, 'no rules: every line received was forwarded')
+  t.notOk(logs.some((l) => l.msg === 'workers did not drain in time: killing them'))
+  await waitFor(() => sink.lines().length >= c.linesForwarded, () => `sink lines ${sink.lines().length}/${c.linesForwarded}`)
+  const seqs = sink.lines().map((l) => Number(/^seq:(\d+)\|c$/.exec(l)?.[1] ?? NaN)).sort((a, b) => a - b)
+  t.equal(dropsBefore, 0, 'the kernel dropped nothing before the signal')
+  t.equal(await sink.drops(), 0, 'nor at the sink')
+  // One kernel queue, read by both workers: what they read is a prefix of what was sent.
+  t.same(seqs, Array.from({ length: c.linesIn }, (_, i) => i), 'the sink holds exactly seq 0..linesIn-1, once each')
+  t.comment(`sent ${sentOk.length}, received and forwarded ${c.linesIn}; lines lost unaccounted: ${c.linesIn - seqs.length}`)
+})
