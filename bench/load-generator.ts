@@ -1,5 +1,6 @@
-// Offers load to a proxy from its own process (the other core): pre-built datagrams, one connected socket,
-// synchronous sends. It must never be what limits a measurement, so the hot loop does nothing but send and add.
+// Offers load to a proxy from its own process (the other core): pre-built datagrams, connected sockets (one unless
+// configured with more: each a sender of its own, with its own source port), synchronous sends. It must never be
+// what limits a measurement, so the hot loop does nothing but send and add.
 import dgram from 'node:dgram'
 import { serve } from './ipc.ts'
 import { buildWorkload, DATAGRAM_SET, type Workload } from './workload.ts'
@@ -8,6 +9,8 @@ export interface GeneratorTarget {
   port: number
   rules: number
   linesPerDatagram: number
+  /** Sending sockets, used in turn datagram by datagram; 1 when absent. */
+  sockets?: number
 }
 
 export interface GeneratorSnapshot {
@@ -40,8 +43,11 @@ const MASK = DATAGRAM_SET - 1
 
 const workloads = new Map<string, Workload>()
 let workload: Workload | null = null
-let socket: dgram.Socket | null = null
-let socketPort = -1
+let sockets: dgram.Socket[] = []
+/** `port/count` the sockets are connected for. */
+let socketKey = ''
+/** The socket the next datagram goes out on. */
+let nextSocket = 0
 let running = false
 /** Bumped by every start, so a send loop left over from the previous run can tell it is stale. */
 let generation = 0
@@ -62,10 +68,15 @@ async function configure(target: GeneratorTarget): Promise<void> {
     workloads.set(key, w)
   }
   workload = w
-  if (socketPort !== target.port) {
-    socket?.close()
-    socket = await connect(target.port)
-    socketPort = target.port
+  const count = target.sockets ?? 1
+  if (!(Number.isInteger(count) && count >= 1 && count <= 64)) throw new Error(`sockets: expected 1 to 64, got ${count}`)
+  const wanted = `${target.port}/${count}`
+  if (socketKey !== wanted) {
+    for (const s of sockets) s.close()
+    sockets = []
+    socketKey = ''
+    for (let k = 0; k < count; k++) sockets.push(await connect(target.port))
+    socketKey = wanted
   }
 }
 
@@ -82,34 +93,44 @@ function connect(port: number): Promise<dgram.Socket> {
   })
 }
 
-function sendBurst(s: dgram.Socket, w: Workload, n: number): void {
+function sendBurst(ss: dgram.Socket[], w: Workload, n: number): void {
   const { datagrams: set, survivors: kept } = w
+  const count = ss.length
   let i = next
+  let j = nextSocket
   let surviving = 0
   for (let k = 0; k < n; k++) {
-    s.send(set[i])
+    ss[j].send(set[i])
     surviving += kept[i]
     i = (i + 1) & MASK
+    if (++j === count) j = 0
   }
   next = i
+  nextSocket = j
   datagrams += n
   survivors += surviving
 }
 
+function sendQueueCount(ss: dgram.Socket[]): number {
+  let n = 0
+  for (const s of ss) n += s.getSendQueueCount()
+  return n
+}
+
 /** `datagramsPerSecond` null: as fast as this process can. */
 function start(datagramsPerSecond: number | null): void {
-  const s = socket
+  const s = sockets
   const w = workload
-  if (s === null || w === null) throw new Error('start before configure')
+  if (s.length === 0 || w === null) throw new Error('start before configure')
   if (running) throw new Error('already running')
   running = true
   const mine = ++generation
-  next = datagrams = survivors = due = sendErrors = 0
+  next = nextSocket = datagrams = survivors = due = sendErrors = 0
   startNs = Number(process.hrtime.bigint())
   if (datagramsPerSecond === null) {
     const blast = (): void => {
       if (!running || generation !== mine) return
-      if (s.getSendQueueCount() < MAX_SEND_QUEUE) {
+      if (sendQueueCount(s) < MAX_SEND_QUEUE) {
         sendBurst(s, w, SATURATION_BURST)
         due = datagrams
       }
@@ -124,7 +145,7 @@ function start(datagramsPerSecond: number | null): void {
     // The schedule is a function of elapsed time, not of ticks: late ticks send more, so no drift accumulates.
     due = Math.floor(((Number(process.hrtime.bigint()) - startNs) * rate) / 1e9)
     const n = Math.min(due - datagrams, maxBurst)
-    if (n > 0 && s.getSendQueueCount() < MAX_SEND_QUEUE) sendBurst(s, w, n)
+    if (n > 0 && sendQueueCount(s) < MAX_SEND_QUEUE) sendBurst(s, w, n)
     timer = setTimeout(tick, TICK_MS)
   }
   tick()
