@@ -7,7 +7,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { startCluster } from '../src/cluster/primary.ts'
 import { cpuQuota, workerCount } from '../src/cluster/worker-count.ts'
-import { loadAndCompile } from '../src/config/compile.ts'
+import { splitRules, RulesAssembly, type RulesHeader, type RulesPart, type RulesPayload } from '../src/cluster/transfer.ts'
+import { compileConfig, loadAndCompile } from '../src/config/compile.ts'
+import { parseConfig } from '../src/config/load.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import { mergeTop } from '../src/telemetry/top-talkers.ts'
 import { ensureBuilt, kernelDrops, logLines, sleep, startCli, startSizedSink, waitForAsync } from './fixtures/faults.ts'
@@ -44,6 +46,24 @@ t.test('mergeTop: counts and error bounds of the same name add up; heaviest firs
   ])
   t.same(mergeTop([a, b], 1), [{ name: 'y', count: 12, error: 2 }])
   t.same(a[1], { name: 'y', count: 5, error: 0 }, 'the inputs are not changed')
+})
+
+t.test('rules cross to a worker in parts and come out identical', async (t) => {
+  const compiled = compileConfig(parseConfig('t.yaml', 'blocklist:\n  prefixes: [a., b.c., "é."]\n  names: [{ name: x.y, dryRun: true }, z]\n'))
+  const payload: RulesPayload = { generation: 7, settings: compiled.config, rules: compiled.rules, trie: compiled.trie.data(), inherit: Int32Array.of(2, -1, 0) }
+  for (const partBytes of [8, 64, 4096]) {
+    const [header, ...rest] = [...splitRules(payload, partBytes)]
+    if (header.type !== 'rules') throw new Error('the header comes first')
+    const parts = rest as RulesPart[]
+    t.ok(parts.every((part) => part.data.length * (typeof part.data === 'string' ? 2 : part.data.BYTES_PER_ELEMENT) <= partBytes), `no part over ${partBytes} bytes`)
+    const assembly = new RulesAssembly(header)
+    const results = parts.map((part) => assembly.add(part))
+    t.ok(results.slice(0, -1).every((r) => r === null), `complete only with the last of ${parts.length} parts`)
+    t.same(results.at(-1), payload, `${partBytes}-byte parts: the same payload`)
+  }
+  const [header, ...parts] = [...splitRules({ ...payload, inherit: null }, 64)]
+  const assembly = new RulesAssembly(header as RulesHeader)
+  t.same(parts.map((part) => assembly.add(part as RulesPart)).at(-1)?.inherit, null, 'no map stays no map')
 })
 
 function yamlFile(file: string, sinkPort: number, prefixes: string[]): void {

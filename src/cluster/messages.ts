@@ -1,26 +1,11 @@
 // What the primary and its workers say to each other over the cluster's IPC channel ('advanced'
 // serialization, so typed arrays cross as they are).
-import type { Settings } from '../config/config.ts'
 import type { SendQueue, TopReport } from '../data-path.ts'
-import type { PackedRules } from '../match/packed-rules.ts'
-import type { TrieData } from '../match/trie.ts'
 import type { CounterSnapshot } from '../telemetry/counters.ts'
+import type { RulesHeader, RulesPart } from './transfer.ts'
 
 /** The environment variable that tells a worker its slot (0..N-1), which names it in logs and metrics. */
 export const WORKER_SLOT_ENV = 'STATSD_FILTER_PROXY_WORKER'
-
-/**
- * The rules to run: the first one starts the worker's data path, each later one is a reload. `inherit` maps
- * generation - 1's rules onto these (see RuleStats.inherit); a worker on another generation ignores it.
- */
-export interface RulesMessage {
-  type: 'rules'
-  generation: number
-  settings: Settings
-  rules: PackedRules
-  trie: TrieData
-  inherit: Int32Array | null
-}
 
 /** Asks for the worker's counters; with `hits`, its per-rule hits; with `top` > 0, that many top talkers. */
 export interface SnapshotRequest {
@@ -30,7 +15,11 @@ export interface SnapshotRequest {
   top: number
 }
 
-export type ToWorker = RulesMessage | SnapshotRequest | { type: 'shutdown' }
+/**
+ * Rules come as a header and parts (see transfer.ts): the first set starts the worker's data path, each later one
+ * is a reload.
+ */
+export type ToWorker = RulesHeader | RulesPart | SnapshotRequest | { type: 'shutdown' }
 
 export interface ReadyMessage {
   type: 'ready'
@@ -58,7 +47,8 @@ export type FromWorker =
   | { type: 'hello' }
   | ReadyMessage
   | WorkerSnapshot
-  | { type: 'applied'; generation: number }
+  /** The longest event-loop pause while the rules arrived and were applied. */
+  | { type: 'applied'; generation: number; pauseMs: number }
   /** The data path drained and closed: the worker's final counters. */
   | { type: 'stopped'; counters: CounterSnapshot }
   /** The data path could not start (the listen port taken, the forward host unknown). */

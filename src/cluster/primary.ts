@@ -13,7 +13,8 @@ import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloa
 import { Counters, type CounterSnapshot } from '../telemetry/counters.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { mergeTop } from '../telemetry/top-talkers.ts'
-import { WORKER_SLOT_ENV, type FromWorker, type ReadyMessage, type RulesMessage, type ToWorker, type WorkerSnapshot } from './messages.ts'
+import { WORKER_SLOT_ENV, type FromWorker, type ReadyMessage, type ToWorker, type WorkerSnapshot } from './messages.ts'
+import { splitRules, type RulesPayload } from './transfer.ts'
 
 /** How long the primary waits for a worker's answer before reporting what it last heard. */
 const ANSWER_TIMEOUT_MS = 1_000
@@ -66,7 +67,7 @@ class Slot {
   sendQueue: SendQueue = { count: 0, bytes: 0 }
   private nextId = 0
   private readonly answers = new Map<number, (reply: WorkerSnapshot | null) => void>()
-  private readonly applied = new Map<number, () => void>()
+  private readonly applied = new Map<number, (pauseMs: number) => void>()
 
   constructor(index: number) {
     this.index = index
@@ -93,19 +94,22 @@ class Slot {
     })
   }
 
-  /** Resolves true once the worker runs this generation, false if it did not say so in time. */
-  apply(message: RulesMessage): Promise<boolean> {
+  /**
+   * Resolves with the worker's longest event-loop pause once it runs this generation; null if it did not say so
+   * in time; 0 for a worker not running (its replacement starts on the rules in force).
+   */
+  apply(payload: RulesPayload): Promise<number | null> {
     const worker = this.worker
-    if (worker === null || !this.ready) return Promise.resolve(true) // a replacement starts on the rules in force
+    if (worker === null || !this.ready) return Promise.resolve(0)
     return new Promise((resolve) => {
-      const timer = setTimeout(() => settle(false), APPLY_TIMEOUT_MS)
-      const settle = (ok: boolean): void => {
+      const timer = setTimeout(() => settle(null), APPLY_TIMEOUT_MS)
+      const settle = (pauseMs: number | null): void => {
         clearTimeout(timer)
-        this.applied.delete(message.generation)
-        resolve(ok)
+        this.applied.delete(payload.generation)
+        resolve(pauseMs)
       }
-      this.applied.set(message.generation, () => settle(true))
-      post(worker, message)
+      this.applied.set(payload.generation, settle)
+      void sendRules(worker, payload)
     })
   }
 
@@ -116,8 +120,8 @@ class Slot {
     this.answers.get(reply.id)?.(reply)
   }
 
-  onApplied(generation: number): void {
-    this.applied.get(generation)?.()
+  onApplied(generation: number, pauseMs: number): void {
+    this.applied.get(generation)?.(pauseMs)
   }
 
   /** The worker is gone: its counts are kept, its pending questions answered with nothing. */
@@ -129,7 +133,7 @@ class Slot {
     this.worker = null
     this.ready = false
     for (const settle of this.answers.values()) settle(null)
-    for (const settle of this.applied.values()) settle()
+    for (const settle of this.applied.values()) settle(0)
   }
 }
 
@@ -138,15 +142,16 @@ function post(worker: Worker, message: ToWorker): void {
   if (worker.isConnected()) worker.send(message)
 }
 
-function rulesMessage(generation: number, compiled: Compiled): RulesMessage {
-  return {
-    type: 'rules',
-    generation,
-    settings: compiled.config,
-    rules: compiled.rules,
-    trie: compiled.trie.data(),
-    inherit: compiled.inherit?.to ?? null,
+/** Part after part, each once the previous one is written: the primary never holds the whole set serialized. */
+async function sendRules(worker: Worker, payload: RulesPayload): Promise<void> {
+  for (const message of splitRules(payload)) {
+    if (!worker.isConnected()) return
+    await new Promise<void>((resolve) => worker.send(message, () => resolve()))
   }
+}
+
+function rulesPayload(generation: number, compiled: Compiled): RulesPayload {
+  return { generation, settings: compiled.config, rules: compiled.rules, trie: compiled.trie.data(), inherit: compiled.inherit?.to ?? null }
 }
 
 /**
@@ -165,7 +170,7 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
   cluster.setupPrimary({ exec: fileURLToPath(new URL(`./worker${ext}`, import.meta.url)), serialization: 'advanced' })
 
   let generation = 0
-  let inForce: RulesMessage = { ...rulesMessage(generation, compiled), inherit: null }
+  let inForce: RulesPayload = { ...rulesPayload(generation, compiled), inherit: null }
   let stats = new RuleStats(compiled.rules, settings.mode)
   const slots = Array.from({ length: count }, (_, i) => new Slot(i))
   const aggregate = new Counters()
@@ -195,17 +200,17 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
     worker.on('message', (message: FromWorker) => {
       switch (message.type) {
         case 'hello':
-          return post(worker, startedOn)
+          return void sendRules(worker, startedOn)
         case 'ready':
           slot.ready = true
           // A reload while it was starting: the rules it started on are no longer in force.
-          if (inForce !== startedOn) post(worker, inForce)
+          if (inForce !== startedOn) void sendRules(worker, inForce)
           onReady(message)
           return
         case 'snapshot':
           return slot.onSnapshot(message)
         case 'applied':
-          return slot.onApplied(message.generation)
+          return slot.onApplied(message.generation, message.pauseMs)
         case 'stopped':
           slot.last = message.counters
           return
@@ -260,13 +265,14 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
     watch: options.watch ?? null,
     apply: async (next) => {
       generation++
-      const message = rulesMessage(generation, next)
-      inForce = { ...message, inherit: null }
+      const payload = rulesPayload(generation, next)
+      inForce = { ...payload, inherit: null }
       stats = new RuleStats(next.rules, next.config.mode)
       log.level = next.config.log.level
-      const applied = await Promise.all(slots.map((slot) => slot.apply(message)))
-      const lagging = slots.filter((_, i) => !applied[i]).map((slot) => slot.index)
+      const pauses = await Promise.all(slots.map((slot) => slot.apply(payload)))
+      const lagging = slots.filter((_, i) => pauses[i] === null).map((slot) => slot.index)
       if (lagging.length > 0) log.error({ workers: lagging, generation }, 'workers did not confirm the new rules in time')
+      log.info({ generation, workerPauseMs: pauses }, 'workers run the new rules')
     },
   })
 

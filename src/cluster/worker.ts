@@ -5,21 +5,49 @@ import { startDataPath, type DataPath } from '../data-path.ts'
 import { RuleSet } from '../match/rule-set.ts'
 import { Trie } from '../match/trie.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
-import { WORKER_SLOT_ENV, type FromWorker, type RulesMessage, type SnapshotRequest, type ToWorker } from './messages.ts'
+import { WORKER_SLOT_ENV, type FromWorker, type SnapshotRequest, type ToWorker } from './messages.ts'
+import { RulesAssembly, type RulesPayload } from './transfer.ts'
 
 const slot = Number(process.env[WORKER_SLOT_ENV])
 let log: Logger | null = null
 let path: DataPath | null = null
 let generation = -1
 let stopping: Promise<void> | null = null
+/** The rule set arriving; a newer header replaces it (its remaining parts are then ignored). */
+let arriving: RulesAssembly | null = null
 /** Messages are handled one after the other, so a reload never races the start it follows. */
 let queue: Promise<void> = Promise.resolve()
+
+/**
+ * The longest the event loop (the data path) stood still while a rule set arrived and was put in force:
+ * sampled only then, and reported with the reload's confirmation.
+ */
+class PauseSampler {
+  private static readonly TICK_MS = 2
+  private readonly timer: NodeJS.Timeout
+  private last = performance.now()
+  private longest = 0
+
+  constructor() {
+    this.timer = setInterval(() => {
+      const now = performance.now()
+      this.longest = Math.max(this.longest, now - this.last - PauseSampler.TICK_MS)
+      this.last = now
+    }, PauseSampler.TICK_MS)
+  }
+
+  stop(): number {
+    clearInterval(this.timer)
+    return Math.max(this.longest, performance.now() - this.last - PauseSampler.TICK_MS)
+  }
+}
+let sampler: PauseSampler | null = null
 
 function send(message: FromWorker, then?: () => void): void {
   process.send!(message, undefined, undefined, then)
 }
 
-async function applyRules(message: RulesMessage): Promise<void> {
+async function applyRules(message: RulesPayload): Promise<void> {
   const rules = new RuleSet(message.rules, new Trie(message.trie), message.settings.mode)
   if (log === null) log = createLogger(message.settings.log.level).child({ worker: slot })
   log.level = message.settings.log.level
@@ -47,7 +75,9 @@ async function applyRules(message: RulesMessage): Promise<void> {
   if (message.inherit !== null && generation === message.generation - 1) rules.inherit(current, message.inherit)
   path.setRules(rules)
   generation = message.generation
-  send({ type: 'applied', generation })
+  const pauseMs = sampler?.stop() ?? 0
+  sampler = null
+  send({ type: 'applied', generation, pauseMs: Math.round(pauseMs * 10) / 10 })
 }
 
 function snapshot(request: SnapshotRequest): void {
@@ -76,11 +106,20 @@ function stop(): Promise<void> {
 }
 
 process.on('message', (message: ToWorker) => {
-  queue = queue.then(() => {
-    if (message.type === 'rules') return applyRules(message)
-    if (message.type === 'snapshot') return snapshot(message)
-    return stop()
-  })
+  if (message.type === 'rules') {
+    arriving = new RulesAssembly(message)
+    if (path !== null) sampler ??= new PauseSampler()
+    return
+  }
+  if (message.type === 'rules-part') {
+    if (arriving === null || arriving.generation !== message.generation) return
+    const payload = arriving.add(message)
+    if (payload === null) return
+    arriving = null
+    queue = queue.then(() => applyRules(payload))
+    return
+  }
+  queue = queue.then(() => (message.type === 'snapshot' ? snapshot(message) : stop()))
 })
 // Ctrl-C signals the whole process group: drain as for the primary's shutdown. SIGHUP is the primary's
 // (it reloads and tells the workers); its default action would kill the worker.
