@@ -3,7 +3,9 @@ import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Child } from './ipc.ts'
 import type { GeneratorSnapshot, GeneratorTarget } from './load-generator.ts'
-import type { ProxyKind, ProxyReady, ProxySnapshot } from './proxy-child.ts'
+import { readCpusAllowed } from './process-stats.ts'
+import type { ProxyReady, ProxySnapshot } from './proxy-child.ts'
+import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
 
 /** As in package.json's start script, the Dockerfile's ENTRYPOINT and the CLI's shebang (test/launch.test.ts). */
 export const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=1']
@@ -38,16 +40,27 @@ export interface RunResult {
   // The measurement window.
   linesPerSecond: number
   cpuUsPerLine: number
-  /** Proxy CPU time over wall time: 1 is one core; well under 1 at saturation means it was starved of CPU. */
+  /**
+   * Proxy CPU time over wall time: 1 is one core; well under 1 at saturation means it was starved of CPU. For a
+   * proxy of several processes (ours-w2), their sum: up to the number of cores.
+   */
   cpuShare: number
-  /** Share of wall time the proxy was ready to run but another process had its CPU (noise on a shared machine). */
+  /**
+   * Share of wall time the proxy was ready to run but another process had its CPU (noise on a shared machine);
+   * for several processes, the sum over their main threads.
+   */
   cpuWaitShare: number
-  /** Highest RSS sampled in the window. */
+  /** Highest RSS sampled in the window (for several processes, the highest sum of their RSS at one moment). */
   rssMaxBytes: number
-  /** Highest RSS sampled since the proxy started, as of the end of this run. */
+  /** Highest RSS since the proxy started, as of the end of this run (for several processes, the sum of their peaks). */
   rssPeakBytes: number
+  /** NaN for a proxy of several processes: its workers' collections are not observed. */
   scavengesPerMLines: number
   markSweepsPerMLines: number
+  /** The proxy's processes: 1, or a cluster primary and its workers. */
+  processes: number
+  /** Each worker's share of the lines read in the window (ours-w2); null for a single process. */
+  workerLineShares: number[] | null
   blockedShare: number
   generatorDatagramsPerSecond: number
   /** The generator fell more than 1% short of the offered rate: the row does not test that rate. */
@@ -72,6 +85,8 @@ export interface ProxyHandle {
   rules: number
   child: Child
   ready: ProxyReady
+  /** Cpus_allowed_list of its processes once started (and pinned): "1", or "0-1" for an unpinned one. */
+  cpus: string
 }
 
 /** The long-lived processes of one bench run: a sink, a load generator and the proxies, started on demand. */
@@ -95,7 +110,8 @@ export class Bench {
   /**
    * With `pin`, each proxy gets CPU 1 to itself and the generator and sink share CPU 0: the proxy's figures are
    * then "on one core", and the sink's work (heavier for the naive proxy, which forwards one datagram per
-   * datagram) cannot take CPU from the proxy it measures.
+   * datagram) cannot take CPU from the proxy it measures. A proxy of several worker processes (ours-w2) is not
+   * pinned: its primary and workers may run on every core, which they share with the generator and the sink.
    */
   static async start(execPath: string, pin: boolean): Promise<Bench> {
     const sink = await Child.start<SinkReady>('sink', moduleUrl('sink'), [], execPath, CHILD_START_TIMEOUT_MS)
@@ -120,8 +136,9 @@ export class Bench {
         // Ours runs with the V8 flags it ships with (npm start, the image); the naive proxy with Node's defaults.
         kind === 'naive' ? [] : PRODUCTION_NODE_FLAGS,
       ).then(({ child, ready }) => {
-        if (this.pin) pinToCpu(child.pid, 1)
-        return { kind, rules, child, ready }
+        if (this.pin && proxyWorkers(kind) === 1) pinToCpu(child.pid, 1)
+        const cpus = [...new Set([child.pid, ...ready.workerPids].map((pid) => readCpusAllowed(pid) ?? '?'))].join(', ')
+        return { kind, rules, child, ready, cpus }
       })
       this.proxies.set(key, handle)
     }
@@ -160,6 +177,10 @@ export class Bench {
     const sent = g2.datagrams - g1.datagrams
     const generatorDatagramsPerSecond = sent / generatorSeconds
     const delivered = sink1.lines - sink0.lines
+    // The cluster's workers' collections are not observed: no GC figure rather than the primary's alone.
+    const gcSeen = p2.processes === 1
+    const workerLines = p2.workerLinesIn?.map((n, i) => n - (p1.workerLinesIn?.[i] ?? 0)) ?? null
+    const workerLinesTotal = workerLines?.reduce((a, b) => a + b, 0) ?? 0
     return {
       spec,
       offeredLines: gEnd.lines,
@@ -174,8 +195,10 @@ export class Bench {
       cpuWaitShare: (p2.runQueueWaitNs - p1.runQueueWaitNs) / 1e9 / seconds,
       rssMaxBytes: p2.rssMax,
       rssPeakBytes: pEnd.rssPeak,
-      scavengesPerMLines: perMLines(p2.gcMinor - p1.gcMinor),
-      markSweepsPerMLines: perMLines(p2.gcMajor - p1.gcMajor),
+      scavengesPerMLines: gcSeen ? perMLines(p2.gcMinor - p1.gcMinor) : NaN,
+      markSweepsPerMLines: gcSeen ? perMLines(p2.gcMajor - p1.gcMajor) : NaN,
+      processes: p2.processes,
+      workerLineShares: workerLines === null ? null : workerLines.map((n) => (workerLinesTotal === 0 ? 0 : n / workerLinesTotal)),
       blockedShare: lines === 0 ? 0 : blocked / lines,
       generatorDatagramsPerSecond,
       generatorShort: spec.rate !== null && (generatorDatagramsPerSecond < 0.99 * spec.rate || gEnd.due - gEnd.datagrams > 0.01 * gEnd.due),

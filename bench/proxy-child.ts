@@ -1,30 +1,38 @@
 // A proxy under test, alone in its process so its CPU time, RSS and GCs are its own.
-//   node dist/bench/proxy-child.js <ours|lean|naive> <rules> <sink port>
+//   node dist/bench/proxy-child.js <ours|lean|ours-w2|naive> <rules> <sink port>
 // Every kind loads its config the way the CLI does (a YAML file, read and compiled on a worker thread), so the
 // only difference measured is the data path; the naive proxy simply ignores the compiled trie. `lean` is ours
 // with `insights: false` (no per-rule hit counts, no top-talker sketches): what those cost on the hot path.
+// `ours-w2` is ours with `workers: 2`, started as src/cli.ts starts workers > 1 (startCluster): this process is
+// the cluster's primary, and its figures are the sums over it and its two worker processes.
+import cluster from 'node:cluster'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { startCluster } from '../src/cluster/primary.ts'
+import { workerCount } from '../src/cluster/worker-count.ts'
 import { unpackRules } from '../src/match/packed-rules.ts'
 import { loadAndCompile } from '../src/config/compile.ts'
 import { startProxy } from '../src/proxy.ts'
+import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import { readUdpSocketStats, type UdpSocketStats } from '../src/telemetry/kernel-drops.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 import { serve } from './ipc.ts'
 import { startNaiveProxy } from './naive-proxy.ts'
-import { ProcessStats, type ProcessSnapshot } from './process-stats.ts'
+import { ProcessGroupStats, ProcessStats, readProcRss, type ProcessSnapshot } from './process-stats.ts'
+import { PROXY_KINDS, proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
 import { configYaml } from './workload.ts'
 
-export type ProxyKind = 'ours' | 'lean' | 'naive'
-export const PROXY_KINDS: readonly ProxyKind[] = ['ours', 'lean', 'naive']
+export type { ProxyKind } from './proxy-kinds.ts'
 
 export interface ProxyReady {
   port: number
   /** From process start to listening: Node's boot, loading the config, compiling the rules. */
   startupMs: number
-  /** RSS once the config is loaded and the proxy started, before any traffic. */
+  /** RSS once the config is loaded and the proxy started, before any traffic (summed over its processes). */
   rssAtStart: number
+  /** The cluster's worker processes (ours-w2); [] for a proxy that is this one process. */
+  workerPids: number[]
 }
 
 export interface ProxyLineCounters {
@@ -50,65 +58,120 @@ export interface ProxySnapshot extends ProcessSnapshot {
    * is every datagram the kernel discarded before the proxy could read it.
    */
   kernel: UdpSocketStats | null
+  /**
+   * Processes the figures are summed over: 1, or the primary and its workers (ours-w2). CPU time, run-queue wait
+   * and RSS (sampled as the sum at one moment) cover them all; gcMinor and gcMajor are this process's only.
+   */
+  processes: number
+  /** Lines each worker read (ours-w2, workerStats().linesIn); null for a single process. */
+  workerLinesIn: number[] | null
 }
 
-const [kind, rulesArg, sinkPortArg] = process.argv.slice(2)
-if (!(PROXY_KINDS as readonly string[]).includes(kind) || rulesArg === undefined || sinkPortArg === undefined) {
+/** A worker that answers the primary no faster than this may have left stale counts in the sum (primary.ts). */
+const CLUSTER_ANSWER_TIMEOUT_MS = 1_000
+
+const [kindArg, rulesArg, sinkPortArg] = process.argv.slice(2)
+if (!(PROXY_KINDS as readonly string[]).includes(kindArg) || rulesArg === undefined || sinkPortArg === undefined) {
   throw new Error(`usage: proxy-child <${PROXY_KINDS.join('|')}> <rules> <sink port>`)
 }
+const kind = kindArg as ProxyKind
 const dir = mkdtempSync(join(tmpdir(), 'statsd-bench-'))
 const file = join(dir, `bench-${rulesArg}-rules.yaml`)
-writeFileSync(file, configYaml(Number(rulesArg), Number(sinkPortArg), kind !== 'lean'))
+writeFileSync(file, configYaml(Number(rulesArg), Number(sinkPortArg), kind !== 'lean', proxyWorkers(kind)))
 const compiled = await loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
 const { config } = compiled
 
+const fromCounters = (c: CounterSnapshot): ProxyLineCounters => ({
+  datagramsIn: c.datagramsIn,
+  linesIn: c.linesIn,
+  linesForwarded: c.linesForwarded,
+  linesBlocked: c.linesBlocked,
+  linesMalformed: c.linesMalformed,
+  linesDropped: c.linesDroppedBackpressure,
+  datagramsOut: c.datagramsOut,
+})
+
 let port: number
-let counters: () => ProxyLineCounters
-if (kind === 'ours' || kind === 'lean') {
-  if (config.insights !== (kind === 'ours')) throw new Error(`${kind}: the config has insights: ${config.insights}`)
-  const proxy = await startProxy(config, createLogger(config.log.level), { compiled })
-  port = proxy.listener.port
-  counters = () => {
-    const c = proxy.counters
+let snapshot: () => Promise<ProxySnapshot>
+let workerPids: () => number[] = () => []
+if (kind === 'ours-w2') {
+  const workers = workerCount(config.workers)
+  if (workers !== proxyWorkers(kind)) throw new Error(`${kind}: the config asks for ${workers} workers`)
+  let closing = false
+  // The bench measures these workers: one that dies (and would be replaced) makes the figures meaningless.
+  cluster.on('exit', (worker, code, signal) => {
+    if (closing) return
+    console.error(`proxy-child ${kind}: worker ${worker.process.pid} exited (code ${code}, signal ${signal})`)
+    process.exit(1)
+  })
+  // A worker also exits by itself when this process goes (its IPC channel closes); this covers exit() paths.
+  process.on('exit', () => {
+    closing = true
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
+  })
+  workerPids = () => Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid === undefined ? [] : [w.process.pid]))
+  // As src/cli.ts starts workers > 1 (without the file watch, as the single-process kinds here run without it).
+  const proxy = await startCluster(compiled, workers, createLogger(config.log.level))
+  port = proxy.listen.port
+  const stats = new ProcessGroupStats(workerPids)
+  snapshot = async () => {
+    // The primary asks every worker for its counters; the figures stand for the middle of that round trip.
+    const t0 = Number(process.hrtime.bigint())
+    const c = await proxy.counters()
+    const t1 = Number(process.hrtime.bigint())
+    if ((t1 - t0) / 1e6 >= CLUSTER_ANSWER_TIMEOUT_MS) throw new Error(`${kind}: a worker took ${((t1 - t0) / 1e6).toFixed(0)} ms to report: the sums may be stale`)
+    const group = stats.snapshot()
+    const { rss, heapUsed } = process.memoryUsage()
     return {
-      datagramsIn: c.datagramsIn,
-      linesIn: c.linesIn,
-      linesForwarded: c.linesForwarded,
-      linesBlocked: c.linesBlocked,
-      linesMalformed: c.linesMalformed,
-      linesDropped: c.linesDroppedBackpressure,
-      datagramsOut: c.datagramsOut,
+      ...group,
+      timeNs: (t0 + t1) / 2,
+      counters: fromCounters(c),
+      rss,
+      heapUsed,
+      // One socket on the port: the primary's, shared by the workers.
+      kernel: await readUdpSocketStats(port),
+      processes: 1 + workerPids().length,
+      workerLinesIn: [...proxy.workerStats().linesIn],
     }
   }
 } else {
-  const proxy = await startNaiveProxy({
-    listen: config.listen,
-    forward: config.forward,
-    prefixes: unpackRules(compiled.rules).flatMap((rule) => (rule.kind === 'prefix' ? [rule.pattern] : [])),
-    recvBufferSize: config.recvBufferSize,
-  })
-  port = proxy.port
-  counters = () => {
-    const c = proxy.counters
-    return {
-      datagramsIn: c.datagramsIn,
-      linesIn: c.linesIn,
-      linesForwarded: c.linesForwarded,
-      linesBlocked: c.linesBlocked,
-      linesMalformed: 0,
-      linesDropped: 0,
-      datagramsOut: c.datagramsOut,
+  let counters: () => ProxyLineCounters
+  if (kind === 'ours' || kind === 'lean') {
+    if (config.insights !== (kind === 'ours')) throw new Error(`${kind}: the config has insights: ${config.insights}`)
+    const proxy = await startProxy(config, createLogger(config.log.level), { compiled })
+    port = proxy.listener.port
+    counters = () => fromCounters(proxy.counters)
+  } else {
+    const proxy = await startNaiveProxy({
+      listen: config.listen,
+      forward: config.forward,
+      prefixes: unpackRules(compiled.rules).flatMap((rule) => (rule.kind === 'prefix' ? [rule.pattern] : [])),
+      recvBufferSize: config.recvBufferSize,
+    })
+    port = proxy.port
+    counters = () => {
+      const c = proxy.counters
+      return {
+        datagramsIn: c.datagramsIn,
+        linesIn: c.linesIn,
+        linesForwarded: c.linesForwarded,
+        linesBlocked: c.linesBlocked,
+        linesMalformed: 0,
+        linesDropped: 0,
+        datagramsOut: c.datagramsOut,
+      }
     }
   }
-}
-
-const stats = new ProcessStats()
-serve({ port, startupMs: process.uptime() * 1000, rssAtStart: process.memoryUsage.rss() } satisfies ProxyReady, {
-  snapshot: async (): Promise<ProxySnapshot> => {
+  const stats = new ProcessStats()
+  snapshot = async () => {
     // Counters, CPU time and memory first, in one synchronous step; the kernel's table is read after.
     const own = stats.snapshot()
     const lines = counters()
     const { rss, heapUsed } = process.memoryUsage()
-    return { ...own, counters: lines, rss, heapUsed, kernel: await readUdpSocketStats(port) }
-  },
-})
+    return { ...own, counters: lines, rss, heapUsed, kernel: await readUdpSocketStats(port), processes: 1, workerLinesIn: null }
+  }
+}
+
+const pids = workerPids()
+const rssAtStart = process.memoryUsage.rss() + pids.reduce((sum, pid) => sum + readProcRss(pid), 0)
+serve({ port, startupMs: process.uptime() * 1000, rssAtStart, workerPids: pids } satisfies ProxyReady, { snapshot })

@@ -1,6 +1,7 @@
 // Turns the runs into the markdown report: medians per scenario, the targets with a verdict each, the ratios.
 import { DELIVERY_GRACE_MS, type RunResult, type RunSpec, type Timing } from './measure.ts'
-import type { ProxyKind, ProxyReady } from './proxy-child.ts'
+import type { ProxyReady } from './proxy-child.ts'
+import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
 import { SUSTAINED_RATIO, type SearchResult } from './search.ts'
 
 export interface BenchReport {
@@ -18,7 +19,10 @@ export interface BenchReport {
   searches: SearchResult[]
   /** Every run, search steps included: RSS figures are maxima over a proxy's whole life. */
   all: RunResult[]
-  proxies: { kind: ProxyKind; rules: number; ready: ProxyReady }[]
+  /** `cpus`: the CPUs its processes may run on once started (Cpus_allowed_list), to show the pinning. */
+  proxies: { kind: ProxyKind; rules: number; ready: ProxyReady; cpus: string }[]
+  /** os.loadavg() (1, 5, 15 min) when the bench started and when it ended: how busy the shared machine was. */
+  loadAverage?: { start: number[]; end: number[] }
 }
 
 /** The generator-bound threshold: the proxy read (nearly) every datagram, so it was not the bottleneck. */
@@ -51,6 +55,9 @@ export interface Summary {
   proxyReadShare: number
   forwardedLines: number
   droppedLines: number
+  processes: number
+  /** Median of each worker's share of the lines (ours-w2); null for a single process. */
+  workerLineShares: number[] | null
   /** Some run's proxy read nearly all it was sent: its throughput is a floor, set by the generator. */
   generatorBound: boolean
   generatorShort: boolean
@@ -87,6 +94,8 @@ export function summarize(results: readonly RunResult[]): Summary[] {
       proxyReadShare: med((r) => r.proxyReadShare),
       forwardedLines: med((r) => r.forwardedLines),
       droppedLines: med((r) => r.droppedLines),
+      processes: runs[0].processes,
+      workerLineShares: runs[0].workerLineShares === null ? null : runs[0].workerLineShares.map((_, i) => med((r) => r.workerLineShares?.[i] ?? 0)),
       generatorBound: runs.some((r) => r.spec.rate === null && r.proxyReadShare >= READ_ALL),
       generatorShort: runs.some((r) => r.generatorShort),
     }
@@ -101,23 +110,33 @@ export function render(report: BenchReport): string {
   out.push(
     `Node ${report.node}, ${report.cpu}. Each run: ${report.timing.warmupMs / 1000} s warm-up, ${report.timing.measureMs / 1000} s measured; ` +
       `saturation and fixed-rate figures are medians of ${report.reps} runs, the proxies interleaved. ` +
-      'ours = this proxy as configured by default (per-rule hits and top talkers on); lean = the same with ' +
-      '`insights: false`; naive = bench/naive-proxy.ts. ' +
+      'ours = this proxy as configured by default (`workers: 1`, per-rule hits and top talkers on); lean = the same with ' +
+      '`insights: false`; ours-w2 = ours with `workers: 2` (a cluster primary and two worker processes sharing the ' +
+      'listen socket; its CPU, wait and RSS figures are sums over the three processes); naive = bench/naive-proxy.ts. ' +
       (report.pinned
-        ? 'The proxy under test is pinned to CPU 1; the load generator and the sink share CPU 0. '
+        ? 'The proxy under test is pinned to CPU 1; the load generator and the sink share CPU 0. ours-w2 is not pinned: ' +
+          'its primary and workers may run on every core, the generator and the sink\'s included. '
         : 'Processes are not pinned: the proxy, the load generator and the sink share the cores. ') +
+      (report.loadAverage === undefined
+        ? ''
+        : `Load average (1/5/15 min) ${report.loadAverage.start.map((x) => x.toFixed(2)).join(' / ')} at the start, ` +
+          `${report.loadAverage.end.map((x) => x.toFixed(2)).join(' / ')} at the end (this machine is shared). `) +
       (report.rmemMax === null ? '' : `net.core.rmem_max = ${(report.rmemMax / MIB).toFixed(1)} MiB caps every receive buffer. `) +
       `MB = 10⁶ bytes. Whole bench: ${(report.elapsedMs / 60_000).toFixed(1)} min.`,
     '',
   )
   out.push('## Targets', '', ...targets(report, sat, fixed), '')
+  const workers = workersSection(report, sat)
+  if (workers.length > 0) out.push(...workers, '')
   out.push(
     '## Proxy processes',
     '',
     'Each proxy loads its config the way the CLI does (a YAML file, parsed and compiled on a worker thread), in ' +
       'its own process, and lives for the whole bench. Start-up = process start to listening. RSS under load = ' +
       'highest RSS sampled (every 100 ms) in the measurement windows; RSS peak = the kernel\'s maxrss for the ' +
-      'process, start-up (config loading) included.',
+      'process, start-up (config loading) included. For ours-w2 each is summed over its processes (RSS: the sum at ' +
+      'one sampling moment; peak: the sum of each process\'s VmHWM). CPUs allowed = Cpus_allowed_list of its processes ' +
+      'once started.',
     '',
     ...proxiesTable(report),
     '',
@@ -127,7 +146,9 @@ export function render(report: BenchReport): string {
     'lines/s = lines the proxy forwarded or blocked per second of wall time (its own counters). ' +
       '"per CPU-s" = 1 / CPU time per line: the rate on a core of its own; "proxy CPU" = the share of a core it got ' +
       '(well under 100% at saturation means it was short of CPU); "waited for CPU" = the share of the time it was ' +
-      'ready to run while another process had its core (from the kernel\'s schedstat). Delivered < 100% is ' +
+      'ready to run while another process had its core (from the kernel\'s schedstat). For ours-w2 CPU and wait are ' +
+      'sums over its three processes (up to 200% on two cores), and scavenges are n/a (its workers\' collections are ' +
+      'not observed). Delivered < 100% is ' +
       'expected here: the kernel drops what the proxy cannot read. "proxy read" = datagrams the proxy read / sent; at ' +
       `${pct(READ_ALL, 0)} or more the generator, not the proxy, was the limit (marked ≥).`,
     '',
@@ -242,21 +263,131 @@ function targets(report: BenchReport, sat: Summary[], fixed: Summary[]): string[
       verdict(wall >= 0.9, perCpu >= 0.9),
     ])
   }
+  rows.push(...workersRows(report, sat))
   return table(['figure', 'target', 'measured', 'verdict'], rows, 'llll')
+}
+
+/** The 1-vs-2-workers pairs: ours (workers: 1) and ours-w2 at 1,000 rules, run next to each other every repetition. */
+function workerPairs(report: BenchReport, sat: Summary[]): { lpd: number; one: Summary; two: Summary; runs: [RunResult, RunResult][] }[] {
+  const pairs = []
+  for (const lpd of [1, 10]) {
+    const find = (kind: ProxyKind): Summary | undefined => sat.find((s) => s.spec.kind === kind && s.spec.rules === 1000 && s.spec.linesPerDatagram === lpd)
+    const one = find('ours')
+    const two = find('ours-w2')
+    if (one === undefined || two === undefined) continue
+    const runsOf = (kind: ProxyKind): RunResult[] => report.saturation.filter((r) => r.spec.kind === kind && r.spec.rules === 1000 && r.spec.linesPerDatagram === lpd)
+    const ones = runsOf('ours')
+    const twos = runsOf('ours-w2')
+    // The i-th run of each is from the same repetition (both run once per repetition, side by side).
+    pairs.push({ lpd, one, two, runs: ones.slice(0, twos.length).map((r, i): [RunResult, RunResult] => [r, twos[i]]) })
+  }
+  return pairs
+}
+
+function workersRows(report: BenchReport, sat: Summary[]): string[][] {
+  const pairs = workerPairs(report, sat)
+  const rows = pairs.map(({ lpd, one, two, runs }) => {
+    // The workers share CPU 0 with the generator: a 2-worker run that read all it was sent was held back by a
+    // generator they slowed down, which the generator's rate shows.
+    const bound = two.generatorBound ? ' (2 workers: some run read all the generator sent, a floor)' : one.generatorBound ? ' (1 worker generator-bound: a floor)' : ''
+    return [
+      `7. saturation, workers 1 vs 2, 1,000 rules, ${lpd} line(s)/datagram`,
+      'shown (no target)',
+      `${int(one.linesPerSecond)} vs ${int(two.linesPerSecond)} lines/s (${(two.linesPerSecond / one.linesPerSecond).toFixed(2)}×)${bound}; ` +
+        `runs ${runs.map(([a]) => int(a.linesPerSecond)).join(', ')} vs ${runs.map(([, b]) => int(b.linesPerSecond)).join(', ')}; ` +
+        `CPU ${pct(one.cpuShare, 0)} vs ${pct(two.cpuShare, 0)} of a core (2 workers: summed over 3 processes), ` +
+        `waited for CPU ${pct(one.cpuWaitShare, 0)} vs ${pct(two.cpuWaitShare, 0)}; ` +
+        `generator ${int(one.generatorDatagramsPerSecond)} vs ${int(two.generatorDatagramsPerSecond)} dgram/s` +
+        (two.workerLineShares === null ? '' : `; worker shares ${two.workerLineShares.map((x) => pct(x, 0)).join(' / ')}`) +
+        (coresOf(report) > 0 && coresOf(report) <= 2 ? '; bounded by this machine, see below' : ''),
+      '—',
+    ]
+  })
+  if (pairs.length > 0) {
+    rows.push([
+      `7. RSS at saturation, workers 1 vs 2, 1,000 rules (max sampled; 2 workers = primary + 2 workers, summed)`,
+      'shown (no target)',
+      pairs.map(({ lpd, one, two }) => `${lpd} line(s)/datagram: ${mb(one.rssMaxBytes)} vs ${mb(two.rssMaxBytes)} MB`).join('; '),
+      '—',
+    ])
+  }
+  return rows
+}
+
+/** The machine's CPU count, from the report's CPU line ("2 × Xeon …"); 0 if it does not say. */
+function coresOf(report: BenchReport): number {
+  return Number(/^(\d+) ×/.exec(report.cpu)?.[1] ?? 0)
+}
+
+/** What the 2-worker figure means on this machine, and the pairs run by run. */
+function workersSection(report: BenchReport, sat: Summary[]): string[] {
+  const pairs = workerPairs(report, sat)
+  if (pairs.length === 0) return []
+  const cores = coresOf(report)
+  const cpus = report.proxies.find((p) => p.kind === 'ours-w2')?.cpus ?? '?'
+  const twoProcesses = 1 + proxyWorkers('ours-w2')
+  return [
+    '## Workers 1 vs 2 (saturation, 1,000 rules)',
+    '',
+    `ours is \`workers: 1\`${report.pinned ? ', pinned to CPU 1' : ''}; ours-w2 is \`workers: 2\`, ${twoProcesses} processes ` +
+      `(primary + 2 workers) not pinned (CPUs allowed: ${cpus}). ` +
+      (cores > 0 && cores <= 2
+        ? `This machine has ${cores} cores, and the load generator and the sink${report.pinned ? ' (pinned to CPU 0)' : ''} need most of one ` +
+          'at saturation: the two workers share what is left with them, so the 2-worker figure is bounded by the machine, not by ' +
+          'the proxy ("waited for CPU", summed over the three processes, is the CPU they were ready to use and did not get). '
+        : '') +
+      'CPU and "waited for CPU" are shares of one core (200% = two whole cores); RSS is the highest sum of the processes\' RSS ' +
+      'sampled at one moment. The runs of a repetition ran one right after the other; the order alternates between repetitions.',
+    '',
+    ...table(
+      ['lines/dgram', 'rep', 'workers 1 lines/s', 'workers 2 lines/s', '2 / 1', 'CPU 1 / 2', 'waited for CPU 1 / 2', 'proxy read 1 / 2', 'gen dgram/s 1 / 2', 'worker shares (2)', 'RSS max MB 1 / 2'],
+      pairs.flatMap(({ lpd, one, two, runs }) => [
+        ...runs.map(([a, b], i) => [
+          String(lpd),
+          String(i + 1),
+          int(a.linesPerSecond),
+          int(b.linesPerSecond),
+          `${(b.linesPerSecond / a.linesPerSecond).toFixed(2)}×`,
+          `${pct(a.cpuShare, 0)} / ${pct(b.cpuShare, 0)}`,
+          `${pct(a.cpuWaitShare, 0)} / ${pct(b.cpuWaitShare, 0)}`,
+          `${pct(a.proxyReadShare, 1)} / ${pct(b.proxyReadShare, 1)}`,
+          `${int(a.generatorDatagramsPerSecond)} / ${int(b.generatorDatagramsPerSecond)}`,
+          b.workerLineShares?.map((x) => pct(x, 1)).join(' / ') ?? '',
+          `${mb(a.rssMaxBytes)} / ${mb(b.rssMaxBytes)}`,
+        ]),
+        [
+          String(lpd),
+          '**median**',
+          (one.generatorBound ? '≥ ' : '') + int(one.linesPerSecond),
+          (two.generatorBound ? '≥ ' : '') + int(two.linesPerSecond),
+          `**${(two.linesPerSecond / one.linesPerSecond).toFixed(2)}×**`,
+          `${pct(one.cpuShare, 0)} / ${pct(two.cpuShare, 0)}`,
+          `${pct(one.cpuWaitShare, 0)} / ${pct(two.cpuWaitShare, 0)}`,
+          `${pct(one.proxyReadShare, 1)} / ${pct(two.proxyReadShare, 1)}`,
+          `${int(one.generatorDatagramsPerSecond)} / ${int(two.generatorDatagramsPerSecond)}`,
+          two.workerLineShares?.map((x) => pct(x, 1)).join(' / ') ?? '',
+          `${mb(one.rssMaxBytes)} / ${mb(two.rssMaxBytes)} (max)`,
+        ],
+      ]),
+      'lrrrrrrrrrr',
+    ),
+  ]
 }
 
 function proxiesTable(report: BenchReport): string[] {
   return table(
-    ['proxy', 'rules', 'start-up s', 'RSS at start MB', 'RSS under load MB', 'RSS peak MB'],
+    ['proxy', 'rules', 'processes', 'CPUs allowed', 'start-up s', 'RSS at start MB', 'RSS under load MB', 'RSS peak MB'],
     report.proxies.map((p) => [
       p.kind,
       int(p.rules),
+      String(1 + p.ready.workerPids.length),
+      p.cpus,
       (p.ready.startupMs / 1000).toFixed(2),
       mb(p.ready.rssAtStart),
       mb(rssUnderLoad(report, p.kind, p.rules)),
       mb(rssPeak(report, p.kind, p.rules)),
     ]),
-    'lrrrrr',
+    'lrrlrrrr',
   )
 }
 
@@ -283,8 +414,8 @@ function saturationTable(sat: Summary[]): string[] {
       pct(s.cpuShare, 0),
       pct(s.cpuWaitShare, 0),
       mb(s.rssMaxBytes),
-      s.scavengesPerMLines.toFixed(1),
-      s.markSweepsPerMLines.toFixed(2),
+      fixedOrNa(s.scavengesPerMLines, 1),
+      fixedOrNa(s.markSweepsPerMLines, 2),
       pct(s.blockedShare, 1),
       int(s.generatorDatagramsPerSecond),
       pct(s.proxyReadShare, 1),
@@ -387,3 +518,5 @@ function verdict(ok: boolean, okPerCpuSecond?: boolean): string {
 export const int = (n: number): string => Math.round(n).toLocaleString('en-US')
 export const pct = (ratio: number, digits: number): string => `${(ratio * 100).toFixed(digits)}%`
 const mb = (bytes: number): string => (bytes / MB).toFixed(1)
+/** GC counts of a proxy of several processes are not observed (NaN). */
+const fixedOrNa = (n: number, digits: number): string => (Number.isNaN(n) ? 'n/a' : n.toFixed(digits))

@@ -1,13 +1,14 @@
 // End-to-end bench: our proxy against a naive Node proxy, each in its own process, fed by a load generator
-// process and forwarding to a sink process, all over loopback UDP. Prints a markdown report on stdout (progress
-// goes to stderr) and writes it to bench/results/.
+// process and forwarding to a sink process, all over loopback UDP; and our proxy with `workers: 1` against
+// `workers: 2` (ours-w2, a cluster of three processes, not pinned) at saturation. Prints a markdown report on
+// stdout (progress goes to stderr) and writes it to bench/results/.
 //
 //   npm run bench                      full run, about 5 minutes
 //   node dist/bench/run.js --quick     every scenario once, short windows (about 1 minute)
 //   options: --warmup <s> --seconds <s> --reps <n> --node <path to another node binary> --no-pin
 import { execFileSync } from 'node:child_process'
 import { copyFileSync, readFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { runEntryPoint, saveReport } from './ipc.ts'
 import { Bench, type RunResult, type RunSpec, type Timing } from './measure.ts'
@@ -18,9 +19,11 @@ import { searchSustainedRate, type SearchResult } from './search.ts'
 /**
  * Saturation scenarios, in the order each repetition runs them (ours, lean and naive interleaved). Lean (ours with
  * `insights: false`) sits next to ours at 1,000 rules, before it in one repetition and after it in the next, so
- * the pair whose ratio is the insights' cost sees the same machine.
+ * the pair whose ratio is the insights' cost sees the same machine. ours-w2 (ours with `workers: 2`) sits on
+ * ours's other side for the same reason: ours is `workers: 1`, and the pair is the 1-vs-2-workers comparison.
  */
 const SATURATION: readonly { kind: ProxyKind; rules: number }[] = [
+  { kind: 'ours-w2', rules: 1000 },
   { kind: 'ours', rules: 1000 },
   { kind: 'lean', rules: 1000 },
   { kind: 'naive', rules: 1000 },
@@ -89,18 +92,24 @@ function readRmemMax(): number | null {
 function progress(phase: string, r: RunResult): void {
   const s = r.spec
   console.error(
-    `${phase.padEnd(10)} ${s.kind.padEnd(5)} ${String(s.rules).padStart(6)} rules ${String(s.linesPerDatagram).padStart(2)} l/d ` +
+    `${phase.padEnd(10)} ${s.kind.padEnd(7)} ${String(s.rules).padStart(6)} rules ${String(s.linesPerDatagram).padStart(2)} l/d ` +
       `${(s.rate === null ? 'max' : int(s.rate)).padStart(8)} dgram/s: ${int(r.linesPerSecond).padStart(10)} lines/s, ` +
       `${r.cpuUsPerLine.toFixed(2)} µs/line, cpu ${pct(r.cpuShare, 0)} (waited ${pct(r.cpuWaitShare, 0)}), gen ${int(r.generatorDatagramsPerSecond)} dgram/s, ` +
-      `read ${pct(r.proxyReadShare, 1)}, delivered ${pct(r.deliveredRatio, 2)}${r.generatorShort ? ' GENERATOR SHORT' : ''}`,
+      `read ${pct(r.proxyReadShare, 1)}, delivered ${pct(r.deliveredRatio, 2)}, RSS ${(r.rssMaxBytes / 1e6).toFixed(1)} MB` +
+      (r.workerLineShares === null ? '' : `, worker shares ${r.workerLineShares.map((x) => pct(x, 0)).join(' / ')}`) +
+      (r.generatorShort ? ' GENERATOR SHORT' : ''),
   )
 }
 
 async function main(): Promise<void> {
   const startedAt = new Date()
+  const loadAtStart = loadavg()
   const bench = await Bench.start(nodeBinary, pin)
   const node = execFileSync(nodeBinary, ['--version'], { encoding: 'utf8' }).trim()
-  console.error(`bench: node ${node}, ${reps} rep(s), ${timing.warmupMs} ms warm-up + ${timing.measureMs} ms per run, pinned: ${pin}`)
+  console.error(
+    `bench: node ${node}, ${reps} rep(s), ${timing.warmupMs} ms warm-up + ${timing.measureMs} ms per run, pinned: ${pin}, ` +
+      `load average ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}`,
+  )
   // Start every proxy before any load: loading the 100,000-rule config takes seconds of CPU.
   for (const { kind, rules } of SATURATION) await bench.proxy(kind, rules)
 
@@ -160,7 +169,8 @@ async function main(): Promise<void> {
     fixed,
     searches,
     all,
-    proxies: (await bench.startedProxies()).map(({ kind, rules, ready }) => ({ kind, rules, ready })),
+    proxies: (await bench.startedProxies()).map(({ kind, rules, ready, cpus }) => ({ kind, rules, ready, cpus })),
+    loadAverage: { start: loadAtStart, end: loadavg() },
   }
   const markdown = render(report)
   process.stdout.write(markdown + '\n')

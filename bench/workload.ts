@@ -16,13 +16,15 @@ export function blockedPrefixes(count: number): string[] {
  * filter.yaml text for the proxies: what an operator would write, parsed by the proxy's own config loader. The
  * admin endpoint is on, as in production, on a port of its own per proxy process (several run at once).
  * `insights: false` turns off per-rule hit counts and the top-talker sketches: only to measure what they cost.
+ * `workers` other than 1 adds the `workers` key (absent, as for most operators, when it is 1).
  */
-export function configYaml(rules: number, forwardPort: number, insights = true): string {
+export function configYaml(rules: number, forwardPort: number, insights = true, workers = 1): string {
   const lines = [
     'listen: { host: 127.0.0.1, port: 0 }',
     `forward: { host: 127.0.0.1, port: ${forwardPort} }`,
     'admin: { host: 127.0.0.1, port: 0 }',
     `insights: ${insights}`,
+    ...(workers === 1 ? [] : [`workers: ${workers}`]),
     'log: { level: warn }',
     'blocklist:',
     '  prefixes:',
