@@ -214,6 +214,23 @@ t.test('workers: 2 — one sender spread over both workers, counted once, reload
   })
 })
 
+t.test('/readyz is 503 while no worker reads the socket, 200 again once the replacement runs', linuxOnly, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cluster-ready-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'filter.yaml')
+  writeFileSync(file, 'listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { level: silent }\n')
+  const proxy = await startCluster(await loadAndCompile(file), 1, memoryLogger('info').log)
+  t.teardown(() => proxy.close())
+  const port = proxy.admin!.port
+  t.equal((await http(port, '/readyz')).status, 200)
+  Object.values(cluster.workers ?? {})[0]!.process.kill('SIGKILL')
+  await waitFor(() => proxy.workerStats().running === 0, () => 'the worker gone')
+  t.equal((await http(port, '/readyz')).status, 503, 'no worker running: not ready')
+  t.equal((await http(port, '/healthz')).status, 200, 'but alive: the primary replaces it')
+  await waitFor(() => proxy.workerStats().running === 1, () => 'the replacement')
+  t.equal((await http(port, '/readyz')).status, 200, 'ready again')
+})
+
 t.test('a worker that cannot bind fails the start, naming the worker and the reason; no worker is left', linuxOnly, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cluster-busy-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))

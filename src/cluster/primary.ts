@@ -333,7 +333,8 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
       {
         reportIntervalMs: options.reportIntervalMs,
         kernelDropsIntervalMs: options.kernelDropsIntervalMs,
-        ready: () => ready,
+        // Not ready while no worker reads the socket (all of them died and are being replaced).
+        ready: () => ready && slots.some((slot) => slot.ready),
         started: {
           forwardAddress: started.forwardAddress,
           rules: { prefixes: compiled.rules.prefixCount, names: ruleCount(compiled.rules) - compiled.rules.prefixCount, trieNodes: compiled.trie.nodeCount },
