@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
-import { isMap, isNode, LineCounter, parseDocument, type Document } from 'yaml'
+import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document } from 'yaml'
 import { ConfigError, type ConfigProblem } from './errors.ts'
 import type { Config } from './config.ts'
+import { cutRuleLines, type RuleLines } from './rule-lines.ts'
 import { RUST_KEYS, validateRustJson, validateYaml, type Checker, type Path } from './validate.ts'
 
 /** The config path by precedence: flag, our variable, statsd-filter-proxy-rs' variable, the working dir. */
@@ -25,8 +26,28 @@ export function readConfigFile(file: string): Buffer {
 
 /** Parses config text. YAML is a superset of JSON, so one parser serves filter.yaml and the Rust JSON file. */
 export function parseConfig(file: string, text: string): Config {
+  return parseConfigTraced(file, text).config
+}
+
+/** `rule-lines`: the rule lists were read line by line, the rest with YAML; `yaml`: the whole text with YAML. */
+export type ParsedBy = 'rule-lines' | 'yaml'
+
+/**
+ * parseConfig, telling which way it went. The YAML document of a million rules takes about 1.2 GB, so a valid
+ * file whose rule lists are simple one-line items is read mostly line by line. Any problem or warning sends
+ * the file to parseWithYaml, since only its document knows where in the file the offending value is.
+ */
+export function parseConfigTraced(file: string, text: string): { config: Config; parsedBy: ParsedBy } {
+  const config = parseWithRuleLines(file, text)
+  return config === undefined ? { config: parseWithYaml(file, text), parsedBy: 'yaml' } : { config, parsedBy: 'rule-lines' }
+}
+
+const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false } as const
+
+/** The whole text as one YAML document: what defines a config, and what locates every problem in it. */
+export function parseWithYaml(file: string, text: string): Config {
   const lineCounter = new LineCounter()
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false })
+  const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter })
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
@@ -37,16 +58,57 @@ export function parseConfig(file: string, text: string): Config {
     )
   }
   const checker = new DocumentChecker(doc, lineCounter)
-  const root: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {}
-  const isRust = isPlainObject(root) && Object.keys(root).some((k) => RUST_KEYS.includes(k))
-  const config = isRust ? validateRustJson(root, checker, file) : validateYaml(root, checker, file)
+  const config = validate(doc.toJS({ maxAliasCount: 100 }) ?? {}, checker, file)
   if (checker.problems.length > 0) throw new ConfigError(file, byPosition(checker.problems))
   config.warnings = byPosition(checker.warnings)
   return config
 }
 
+/** The config if the rule lists read line by line and YAML's reading of the rest make a valid one, else undefined. */
+function parseWithRuleLines(file: string, text: string): Config | undefined {
+  const cut = cutRuleLines(text)
+  if (cut === undefined || cut.lists.length === 0) return undefined
+  const doc = parseDocument(cut.rest, YAML_OPTIONS)
+  if (doc.errors.length > 0 || !cut.lists.every((list) => isBlocklistValue(doc, list))) return undefined
+  // isBlocklistValue found `blocklist` to be a mapping.
+  const root = doc.toJS({ maxAliasCount: 100 }) as { blocklist: Record<string, unknown> }
+  for (const list of cut.lists) root.blocklist[list.key] = list.items
+  const checker = new SilentChecker()
+  const config = validate(root, checker, file)
+  return checker.silent ? config : undefined
+}
+
+/**
+ * Whether YAML reads the `[]` put in for a list as `blocklist.<key>`, in block mappings: then the lines cut out
+ * after the key were that key's block sequence, and nothing else in the file changed meaning.
+ */
+function isBlocklistValue(doc: Document, list: RuleLines): boolean {
+  const root = doc.contents
+  const blocklist = isMap(root) && !root.flow ? root.get('blocklist', true) : undefined
+  const value = isMap(blocklist) && !blocklist.flow ? blocklist.get(list.key, true) : undefined
+  return isSeq(value) && value.range?.[0] === list.offset
+}
+
+function validate(root: unknown, checker: Checker, file: string): Config {
+  const isRust = isPlainObject(root) && Object.keys(root).some((k) => RUST_KEYS.includes(k))
+  return isRust ? validateRustJson(root, checker, file) : validateYaml(root, checker, file)
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** Notes only whether validation had anything to say. */
+class SilentChecker implements Checker {
+  silent = true
+
+  problem(): void {
+    this.silent = false
+  }
+
+  warning(): void {
+    this.silent = false
+  }
 }
 
 /** Records problems with the line and column of the offending key or value in the source. */
