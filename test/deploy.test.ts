@@ -77,7 +77,7 @@ interface K8sObject {
 interface Inputs {
   objects: K8sObject[]
   dockerfile: string
-  proxySource: string
+  dataPathSource: string
 }
 
 function load(): Inputs {
@@ -89,7 +89,7 @@ function load(): Inputs {
     const value = doc.toJS() as K8sObject | null
     if (value !== null) objects.push(value)
   }
-  return { objects, dockerfile: read('Dockerfile'), proxySource: read('src/proxy.ts') }
+  return { objects, dockerfile: read('Dockerfile'), dataPathSource: read('src/data-path.ts') }
 }
 
 /** What the final stage of the Dockerfile says about the running container. */
@@ -369,8 +369,8 @@ const CHECKS = {
   },
 
   "the grace period covers the proxy's drain": (m) => {
-    const match = /const DRAIN_TIMEOUT_MS = ([\d_]+)/.exec(m.proxySource)
-    if (match === null) return ['DRAIN_TIMEOUT_MS not found in src/proxy.ts']
+    const match = /const DRAIN_TIMEOUT_MS = ([\d_]+)/.exec(m.dataPathSource)
+    if (match === null) return ['DRAIN_TIMEOUT_MS not found in src/data-path.ts']
     const drainSeconds = Number(match[1].replaceAll('_', '')) / 1000
     const grace = podSpec(m).terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS
     return grace > drainSeconds ? [] : [`terminationGracePeriodSeconds ${grace} does not cover the ${drainSeconds} s drain`]
@@ -470,7 +470,7 @@ const MUTATIONS: { check: CheckName; what: string; edit: (m: Inputs) => void }[]
   { check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself', what: 'filter.yaml listens on 9125', edit: (m) => editFilterYaml(m, /listen: \{ host: 127\.0\.0\.1, port: 8125 \}/, 'listen: { host: 127.0.0.1, port: 9125 }') },
   { check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself', what: 'forward to itself', edit: (m) => editFilterYaml(m, /^forward: .*$/m, 'forward: { host: 127.0.0.1, port: 8125 }') },
   { check: "the grace period covers the proxy's drain", what: 'grace 2 s', edit: (m) => (podSpec(m).terminationGracePeriodSeconds = 2) },
-  { check: "the grace period covers the proxy's drain", what: 'drain 60 s in src/proxy.ts', edit: (m) => (m.proxySource = m.proxySource.replace(/const DRAIN_TIMEOUT_MS = [\d_]+/, 'const DRAIN_TIMEOUT_MS = 60_000')) },
+  { check: "the grace period covers the proxy's drain", what: 'drain 60 s in src/data-path.ts', edit: (m) => (m.dataPathSource = m.dataPathSource.replace(/const DRAIN_TIMEOUT_MS = [\d_]+/, 'const DRAIN_TIMEOUT_MS = 60_000')) },
   { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'writable root', edit: (m) => (proxyContainer(m).securityContext!.readOnlyRootFilesystem = false) },
   { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'no runAsUser', edit: (m) => delete proxyContainer(m).securityContext!.runAsUser },
   { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'escalation allowed', edit: (m) => delete proxyContainer(m).securityContext!.allowPrivilegeEscalation },
