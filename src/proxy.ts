@@ -13,7 +13,6 @@ import type { UdpTarget } from './send/udp-target.ts'
 import type { Counters } from './telemetry/counters.ts'
 import type { Logger } from './telemetry/logger.ts'
 
-export { SEND_POOL_SIZE, TOP_TALKERS } from './data-path.ts'
 export const WATCH = { debounceMs: 200, pollMs: 5_000 } as const
 
 export interface ProxyOptions extends DataPathOptions {

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { parseConfig } from '../src/config/load.ts'
-import { SEND_POOL_SIZE, startProxy } from '../src/proxy.ts'
+import { SEND_POOL_SIZE } from '../src/data-path.ts'
+import { startProxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import {
   countLines,

@@ -32,7 +32,6 @@ export interface ClusterOptions {
 }
 
 export interface ClusterProxy {
-  readonly workers: number
   readonly listen: { address: string; port: number }
   readonly admin: AdminServer | null
   /** Every worker's counters, summed (asked for now). */
@@ -195,11 +194,12 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
 
   const fork = (slot: Slot, onReady: (ready: ReadyMessage) => void): void => {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.index) })
-    const startedOn = inForce
+    let startedOn = inForce
     slot.worker = worker
     worker.on('message', (message: FromWorker) => {
       switch (message.type) {
         case 'hello':
+          startedOn = inForce
           return void sendRules(worker, startedOn)
         case 'ready':
           slot.ready = true
@@ -373,7 +373,6 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
   }
 
   return {
-    workers: count,
     listen,
     admin: operations.admin,
     counters: async () => {
