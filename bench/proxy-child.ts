@@ -50,8 +50,14 @@ export interface ProxyLineCounters {
 
 export interface ProxySnapshot extends ProcessSnapshot {
   counters: ProxyLineCounters
-  /** process.memoryUsage() at the snapshot (rssMax is the highest sampled since the previous one). */
+  /**
+   * RSS at the snapshot (rssMax is the highest sampled since the previous one): process.memoryUsage().rss, or for
+   * several processes (ours-w2) the sum of this process's and each worker's VmRSS (/proc/<pid>/status).
+   */
   rss: number
+  /** `rss` process by process: [this process] or [the primary, worker 1, worker 2, …]; they sum to `rss`. */
+  processRss: number[]
+  /** This process's V8 heap in use (process.memoryUsage()); a cluster's workers' heaps are not observed. */
   heapUsed: number
   /**
    * The kernel's counters for the proxy's own listen socket (/proc/net/udp; null where it does not exist): `drops`
@@ -60,7 +66,7 @@ export interface ProxySnapshot extends ProcessSnapshot {
   kernel: UdpSocketStats | null
   /**
    * Processes the figures are summed over: 1, or the primary and its workers (ours-w2). CPU time, run-queue wait
-   * and RSS (sampled as the sum at one moment) cover them all; gcMinor and gcMajor are this process's only.
+   * and RSS (rss, rssMax and rssPeak) cover them all; heapUsed, gcMinor and gcMajor are this process's only.
    */
   processes: number
   /** Lines each worker read (ours-w2, workerStats().linesIn); null for a single process. */
@@ -122,11 +128,13 @@ if (kind === 'ours-w2') {
     if ((t1 - t0) / 1e6 >= CLUSTER_ANSWER_TIMEOUT_MS) throw new Error(`${kind}: a worker took ${((t1 - t0) / 1e6).toFixed(0)} ms to report: the sums may be stale`)
     const group = stats.snapshot()
     const { rss, heapUsed } = process.memoryUsage()
+    const processRss = [rss, ...workerPids().map(readProcRss)]
     return {
       ...group,
       timeNs: (t0 + t1) / 2,
       counters: fromCounters(c),
-      rss,
+      rss: processRss.reduce((a, b) => a + b, 0),
+      processRss,
       heapUsed,
       // One socket on the port: the primary's, shared by the workers.
       kernel: await readUdpSocketStats(port),
@@ -168,7 +176,7 @@ if (kind === 'ours-w2') {
     const own = stats.snapshot()
     const lines = counters()
     const { rss, heapUsed } = process.memoryUsage()
-    return { ...own, counters: lines, rss, heapUsed, kernel: await readUdpSocketStats(port), processes: 1, workerLinesIn: null }
+    return { ...own, counters: lines, rss, processRss: [rss], heapUsed, kernel: await readUdpSocketStats(port), processes: 1, workerLinesIn: null }
   }
 }
 

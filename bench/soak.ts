@@ -1,21 +1,30 @@
 // Soak: our proxy (1,000 rules, as shipped) carries a steady 80% of its saturation rate for minutes while its memory,
 // its counters and the kernel's drop count for its listen socket are sampled every 10 s. The report says whether
 // memory grows (least-squares slopes after a warm-up minute) and whether every line offered is accounted for.
-// Prints a markdown report on stdout (progress goes to stderr) and writes it to bench/results/soak-<ISO>.md.
+// Prints a markdown report on stdout (progress goes to stderr) and writes it to bench/results/soak-<ISO>.md
+// (soak-w2-<ISO>.md for --kind ours-w2).
 //
-//   npm run bench:soak                      10 minutes at 80% of a saturation rate measured first (about 11 minutes)
-//   node dist/bench/soak.js --minutes 1     a quick check
-//   options: --minutes <m> --rate <datagrams/s> (skip the saturation runs) --lines <lines per datagram, 1 or 10>
-//            --node <path to another node binary> --no-pin
+// --kind ours-w2 soaks the proxy with `workers: 2`: a cluster primary and two worker processes on the one shared
+// listen socket, not pinned (they may run on every core, the generator and the sink's included). Its CPU, wait and
+// RSS figures are sums over the three processes (RSS also process by process); its heap figure is the primary's
+// alone and its GC counts are not reported (the workers' heaps and collections are not observable from the bench);
+// its line counters are the workers' summed, and the kernel's drops are the shared socket's.
+//
+//   npm run bench:soak                              10 minutes at 80% of a saturation rate measured first (about 11 minutes)
+//   node dist/bench/soak.js --minutes 1             a quick check
+//   node dist/bench/soak.js --kind ours-w2          the same for the 2-worker proxy
+//   options: --kind <ours|ours-w2> --minutes <m> --rate <datagrams/s> (skip the saturation runs)
+//            --lines <lines per datagram, 1 or 10> --node <path to another node binary> --no-pin
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { readUdpSocketStats } from '../src/telemetry/kernel-drops.ts'
 import { runEntryPoint, saveReport, type Child } from './ipc.ts'
 import type { GeneratorSnapshot, GeneratorTarget } from './load-generator.ts'
 import { Bench, DELIVERY_GRACE_MS, sleep, type RunResult } from './measure.ts'
 import type { ProxySnapshot } from './proxy-child.ts'
+import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
 import { int, pct } from './report.ts'
 import type { SinkSnapshot } from './sink.ts'
 
@@ -33,9 +42,12 @@ const QUIET_MS = 300
 const DRAIN_LIMIT_MS = 30_000
 /** Decimal, as in bench/report.ts. */
 const MB = 1e6
+/** The kinds a soak runs, and the prefix of their report's file name. */
+const SOAK_KINDS: Readonly<Partial<Record<ProxyKind, string>>> = { ours: 'soak-', 'ours-w2': 'soak-w2-' }
 
 const { values: flags } = parseArgs({
   options: {
+    kind: { type: 'string', default: 'ours' },
     minutes: { type: 'string', default: '10' },
     rate: { type: 'string' },
     lines: { type: 'string', default: '1' },
@@ -43,6 +55,11 @@ const { values: flags } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
   },
 })
+const kindArg = flags.kind ?? 'ours'
+if (!Object.hasOwn(SOAK_KINDS, kindArg)) throw new Error(`--kind: expected ${Object.keys(SOAK_KINDS).join(' or ')}, got ${kindArg}`)
+const kind = kindArg as ProxyKind
+/** ours-w2: several processes, never pinned; heap and GCs observed for the primary only. */
+const multiProcess = proxyWorkers(kind) > 1
 const minutes = Number(flags.minutes)
 if (!(minutes > 0 && minutes <= 180)) throw new Error(`--minutes: expected a number in (0, 180], got ${flags.minutes}`)
 const linesPerDatagram = Number(flags.lines)
@@ -60,12 +77,17 @@ const HARD_LIMIT_MS = soakMs + 5 * 60_000
 interface Sample {
   /** Since the generator started, ms. */
   t: number
+  /** Summed over the proxy's processes (ours-w2), and each process's: [primary, worker 1, worker 2]. */
   rss: number
+  processRss: number[]
+  /** The primary's alone for ours-w2. */
   heapUsed: number
-  /** Proxy CPU time over wall time since the previous sample. */
+  /** Proxy CPU time over wall time since the previous sample (summed over its processes: up to 2 on 2 cores). */
   cpuShare: number
-  /** Share of that wall time the proxy was ready to run but another process had its CPU (schedstat). */
+  /** Share of that wall time the proxy was ready to run but another process had its CPU (schedstat; summed). */
   cpuWaitShare: number
+  /** The machine's 1-minute load average at the sample. */
+  load1: number
   /** Datagrams the generator sent per second since the previous sample. */
   generatorRate: number
   // Cumulative since the soak started (the saturation runs before it excluded).
@@ -136,7 +158,7 @@ const drops = (s: ProxySnapshot): number => s.kernel?.drops ?? 0
 async function measureSaturation(bench: Bench): Promise<{ rate: number; runs: RunResult[] }> {
   const runs: RunResult[] = []
   for (let i = 0; i < SATURATION_RUNS; i++) {
-    const r = await bench.run({ kind: 'ours', rules: RULES, linesPerDatagram, rate: null }, SATURATION_TIMING)
+    const r = await bench.run({ kind, rules: RULES, linesPerDatagram, rate: null }, SATURATION_TIMING)
     console.error(
       `soak: saturation run ${i + 1}/${SATURATION_RUNS}: ${int(r.linesPerSecond)} lines/s, proxy CPU ${pct(r.cpuShare, 0)} ` +
         `(waited ${pct(r.cpuWaitShare, 0)}), proxy read ${pct(r.proxyReadShare, 1)} of ${int(r.generatorDatagramsPerSecond)} dgram/s sent`,
@@ -162,10 +184,19 @@ async function drain(bench: Bench, proxy: Child): Promise<void> {
 
 async function main(): Promise<void> {
   const startedAt = new Date()
+  const loadAtStart = loadavg()
   const bench = await Bench.start(nodeBinary, pin)
   const node = execFileSync(nodeBinary, ['--version'], { encoding: 'utf8' }).trim()
-  const proxy = await bench.proxy('ours', RULES)
-  console.error(`soak: node ${node}, ours with ${int(RULES)} rules up in ${(proxy.ready.startupMs / 1000).toFixed(2)} s, pinned: ${pin}`)
+  const proxy = await bench.proxy(kind, RULES)
+  const processes = 1 + proxy.ready.workerPids.length
+  if (processes !== proxyWorkers(kind) + (multiProcess ? 1 : 0)) throw new Error(`${kind}: expected ${proxyWorkers(kind)} worker(s), got pids ${proxy.ready.workerPids.join(', ')}`)
+  // Bench pins a single-process proxy to CPU 1 (with pin); never one of several processes.
+  const proxyPinned = pin && !multiProcess
+  console.error(
+    `soak: node ${node}, ${kind} with ${int(RULES)} rules up in ${(proxy.ready.startupMs / 1000).toFixed(2)} s, ${processes} process(es), ` +
+      `proxy pinned: ${proxyPinned} (CPUs allowed: ${proxy.cpus}), generator and sink pinned to CPU 0: ${pin}, ` +
+      `load average ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}`,
+  )
 
   let saturation: { rate: number; runs: RunResult[] } | null = null
   let rate: number
@@ -189,7 +220,9 @@ async function main(): Promise<void> {
     return {
       t,
       rss: p.rss,
+      processRss: p.processRss,
       heapUsed: p.heapUsed,
+      load1: loadavg()[0],
       cpuShare: wallS > 0 ? cpuUs / 1e6 / wallS : 0,
       cpuWaitShare: wallS > 0 ? (p.runQueueWaitNs - prev.p.runQueueWaitNs) / 1e9 / wallS : 0,
       // The first interval starts when the generator did (its counts start at 0 then).
@@ -206,7 +239,8 @@ async function main(): Promise<void> {
   const samples: Sample[] = [sample(0, null, p0, { p: p0, g: null }, s0)]
   const progress = (x: Sample): void =>
     console.error(
-      `soak: ${String(Math.round(x.t / 1000)).padStart(5)} s  RSS ${mb(x.rss).padStart(6)} MB  heap ${mb(x.heapUsed).padStart(6)} MB  ` +
+      `soak: ${String(Math.round(x.t / 1000)).padStart(5)} s  RSS ${mb(x.rss).padStart(6)} MB${multiProcess ? ` (${x.processRss.map(mb).join(' + ')})` : ''}  ` +
+        `${multiProcess ? 'primary heap' : 'heap'} ${mb(x.heapUsed).padStart(6)} MB  load ${x.load1.toFixed(2)}  ` +
         `CPU ${pct(x.cpuShare, 0).padStart(4)} (waited ${pct(x.cpuWaitShare, 0).padStart(3)})  gen ${int(x.generatorRate).padStart(8)} dgram/s  in ${int(x.linesIn).padStart(12)}  ` +
         `kernel drops ${int(x.kernelDrops)}  delivered ${x.expectedLines === 0 ? '-' : pct(x.delivered / x.expectedLines, 3)}`,
     )
@@ -237,6 +271,8 @@ async function main(): Promise<void> {
   const [pEnd, sEnd] = await Promise.all([proxy.child.call<ProxySnapshot>('snapshot'), bench.sink.call<SinkSnapshot>('snapshot')])
   const sinkSocket1 = await readUdpSocketStats(bench.sinkPort)
   const machine1 = readMachineUdp()
+  const loadAtEnd = loadavg()
+  if (pEnd.processes !== processes) throw new Error(`${kind}: ${processes} processes at the start, ${pEnd.processes} at the end`)
 
   // Accounting, from the generator's counts and the proxy's and kernel's after the drain.
   const c0 = p0.counters
@@ -250,31 +286,51 @@ async function main(): Promise<void> {
   const malformed = c1.linesMalformed - c0.linesMalformed
   const droppedInProxy = c1.linesDropped - c0.linesDropped
   const delivered = sEnd.lines - s0.lines
+  /** Each worker's lines in during the soak (ours-w2). */
+  const workerLinesIn = pEnd.workerLinesIn?.map((n, i) => n - (p0.workerLinesIn?.[i] ?? 0)) ?? null
   const expected = gEnd.survivors
 
   const warm = samples.filter((x) => x.t >= WARMUP_MS)
   const hours = (x: Sample): number => x.t / 3_600_000
   const rssSlope = slope(warm.map((x) => ({ x: hours(x), y: x.rss / MB })))
+  /** Per process (ours-w2): [primary, worker 1, worker 2]. */
+  const processNames = multiProcess ? ['primary', ...proxy.ready.workerPids.map((_, i) => `worker ${i + 1}`)] : []
   const heapSlope = slope(warm.map((x) => ({ x: hours(x), y: x.heapUsed / MB })))
   const loaded = samples.slice(1)
   const rssSlopeAll = slope(loaded.map((x) => ({ x: hours(x), y: x.rss / MB })))
   const heapSlopeAll = slope(loaded.map((x) => ({ x: hours(x), y: x.heapUsed / MB })))
+  const processRssOf = (i: number) => (x: Sample): number => x.processRss[i] ?? 0
+  const processRssSlopes = processNames.map((_, i) => slope(warm.map((x) => ({ x: hours(x), y: processRssOf(i)(x) / MB }))))
+  const processRssSlopesAll = processNames.map((_, i) => slope(loaded.map((x) => ({ x: hours(x), y: processRssOf(i)(x) / MB }))))
   const perHour = (v: number | null): string => (v === null ? 'n/a (fewer than 2 samples)' : `${v >= 0 ? '+' : ''}${v.toFixed(2)} MB/h`)
   const achieved = gEnd.datagrams / soakSeconds
 
+  const load1 = loaded.map((x) => x.load1)
+  const loadText = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' / ')
+  const sumNote = multiProcess ? ` (sum over its ${processes} processes)` : ''
+
   const out: string[] = []
-  out.push(`# statsd-filter-proxy soak, ${startedAt.toISOString()}`, '')
+  out.push(`# statsd-filter-proxy soak${multiProcess ? ` (${kind}: \`workers: ${proxyWorkers(kind)}\`)` : ''}, ${startedAt.toISOString()}`, '')
+  const proxyText = multiProcess
+    ? `Proxy: ${kind} = ours with \`workers: ${proxyWorkers(kind)}\` (a cluster primary and ${proxyWorkers(kind)} worker processes sharing the one listen socket), ` +
+      `${int(RULES)} rules, production V8 flags, not pinned (CPUs allowed: ${proxy.cpus}): its processes may run on every core` +
+      (pin ? ', CPU 0 included, which the generator and the sink are pinned to. ' : ', as may the generator and the sink. ') +
+      `Its CPU, waited-for-CPU and RSS figures are sums over the ${processes} processes (RSS also shown process by process); ` +
+      "its heap figure is the primary's alone and its GC counts are n/a: the workers' heaps and collections are not observable from the bench. "
+    : `Proxy: ${kind}, ${int(RULES)} rules, production V8 flags, ` + (proxyPinned ? 'pinned to CPU 1 (the generator and the sink share CPU 0). ' : 'not pinned. ')
   out.push(
-    `Node ${node}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}. Proxy: ours, ${int(RULES)} rules, production V8 flags, ` +
-      (pin ? 'pinned to CPU 1 (the generator and the sink share CPU 0). ' : 'not pinned. ') +
+    `Node ${node}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}. ` +
+      proxyText +
       `Load: ${linesPerDatagram} line(s) per datagram, ${int(rate)} datagrams/s ` +
       (saturation === null
         ? '(given with --rate). '
-        : `= ${pct(LOAD_SHARE, 0)} of ${int(saturation.rate)} datagrams/s, the median of ${SATURATION_RUNS} saturation runs ` +
-          `(${saturation.runs.map((r) => int(r.linesPerSecond / linesPerDatagram)).join(', ')}; proxy CPU ${saturation.runs.map((r) => pct(r.cpuShare, 0)).join(', ')}, waited for CPU ${saturation.runs.map((r) => pct(r.cpuWaitShare, 0)).join(', ')}). `) +
+        : `= ${pct(LOAD_SHARE, 0)} of ${int(saturation.rate)} datagrams/s, the median of ${SATURATION_RUNS} saturation runs of ${kind} ` +
+          `(${saturation.runs.map((r) => int(r.linesPerSecond / linesPerDatagram)).join(', ')}; proxy CPU${sumNote} ${saturation.runs.map((r) => pct(r.cpuShare, 0)).join(', ')}, waited for CPU ${saturation.runs.map((r) => pct(r.cpuWaitShare, 0)).join(', ')}). `) +
       `Soak: ${minutes} min (${soakSeconds.toFixed(0)} s), a sample every ${SAMPLE_MS / 1000} s; the generator achieved ${int(achieved)} datagrams/s ` +
-      `(${int(gEnd.due - gEnd.datagrams)} datagrams behind schedule at the end). MB = 10⁶ bytes. ` +
-      `Whole run: ${((Date.now() - startedAt.getTime()) / 60_000).toFixed(1)} min.`,
+      `(${int(gEnd.due - gEnd.datagrams)} datagrams behind schedule at the end). ` +
+      `Load average (1/5/15 min) ${loadText(loadAtStart)} at the start, ${loadText(loadAtEnd)} at the end; the 1-minute figure ranged ` +
+      `${load1.length === 0 ? 'n/a' : `${Math.min(...load1).toFixed(2)} – ${Math.max(...load1).toFixed(2)}`} over the samples under load (this machine is shared). ` +
+      `MB = 10⁶ bytes. Whole run: ${((Date.now() - startedAt.getTime()) / 60_000).toFixed(1)} min.`,
     '',
   )
 
@@ -285,18 +341,43 @@ async function main(): Promise<void> {
       'Delivered = lines the sink received so far; expected = surviving lines the generator had sent so far (a few ms of ' +
       'lines are always in flight). Proxy CPU = its CPU time over wall time, waited = the share of the time it was ready ' +
       'to run while another process had its CPU (the machine is shared), gen = datagrams/s the generator sent; all three ' +
-      'over the interval since the previous sample. Row 0 is before the load starts.',
+      'over the interval since the previous sample. ' +
+      (multiProcess
+        ? `For ${kind}, RSS, proxy CPU and waited are sums over the primary and the workers (CPU up to ${pct(cpus().length, 0)} on ` +
+          `${cpus().length} cores; waited counts each process's main thread), RSS per process is primary / worker 1 / worker 2, ` +
+          "heap is the primary's alone, and lines in, forwarded and blocked are the workers' counters summed (as the primary " +
+          'collects them). '
+        : '') +
+      'Load = the machine\'s 1-minute load average. Row 0 is before the load starts.',
     '',
   )
   out.push(
     ...table(
-      ['time s', 'RSS MB', 'heap MB', 'proxy CPU', 'waited for CPU', 'gen dgram/s', 'offered lines', 'lines in', 'forwarded', 'blocked', 'kernel drops', 'delivered so far', 'expected so far'],
+      [
+        'time s',
+        multiProcess ? 'RSS MB (sum)' : 'RSS MB',
+        ...(multiProcess ? [`RSS MB ${processNames.join(' / ')}`] : []),
+        multiProcess ? 'primary heap MB' : 'heap MB',
+        multiProcess ? 'proxy CPU (sum)' : 'proxy CPU',
+        multiProcess ? 'waited for CPU (sum)' : 'waited for CPU',
+        'load',
+        'gen dgram/s',
+        'offered lines',
+        'lines in',
+        'forwarded',
+        'blocked',
+        'kernel drops',
+        'delivered so far',
+        'expected so far',
+      ],
       samples.map((x) => [
         (x.t / 1000).toFixed(0),
         mb(x.rss),
+        ...(multiProcess ? [x.processRss.map(mb).join(' / ')] : []),
         mb(x.heapUsed),
         x.t === 0 ? '' : pct(x.cpuShare, 0),
         x.t === 0 ? '' : pct(x.cpuWaitShare, 0),
+        x.load1.toFixed(2),
         x.t === 0 ? '' : int(x.generatorRate),
         int(x.offeredLines),
         int(x.linesIn),
@@ -313,19 +394,35 @@ async function main(): Promise<void> {
   out.push('## Memory trend', '')
   const range = (xs: Sample[], f: (x: Sample) => number): string =>
     xs.length === 0 ? 'n/a' : `${mb(Math.min(...xs.map(f)))} – ${mb(Math.max(...xs.map(f)))} MB`
+  const first = samples[0]
+  const last = samples[samples.length - 1]
+  const memoryRow = (name: string, up: number | null, all: number | null, f: (x: Sample) => number): string[] => [
+    name,
+    perHour(up),
+    perHour(all),
+    range(warm, f),
+    `${mb(f(first))} MB`,
+    `${mb(f(last))} MB`,
+  ]
   out.push(
     `Least-squares slope over the ${warm.length} samples after the first minute (warm-up excluded), and over all ${loaded.length} samples under load for comparison.`,
     '',
     ...table(
       ['', 'slope after warm-up', 'slope, all samples under load', 'range after warm-up', 'at start (before load)', 'last sample'],
       [
-        ['RSS', perHour(rssSlope), perHour(rssSlopeAll), range(warm, (x) => x.rss), `${mb(samples[0].rss)} MB`, `${mb(samples[samples.length - 1].rss)} MB`],
-        ['heap used', perHour(heapSlope), perHour(heapSlopeAll), range(warm, (x) => x.heapUsed), `${mb(samples[0].heapUsed)} MB`, `${mb(samples[samples.length - 1].heapUsed)} MB`],
+        memoryRow(multiProcess ? `RSS, sum of the ${processes} processes` : 'RSS', rssSlope, rssSlopeAll, (x) => x.rss),
+        ...processNames.map((name, i) => memoryRow(`– RSS, ${name} (pid ${i === 0 ? proxy.child.pid : proxy.ready.workerPids[i - 1]})`, processRssSlopes[i], processRssSlopesAll[i], processRssOf(i))),
+        memoryRow(multiProcess ? "heap used, primary only (the workers' heaps are not observable)" : 'heap used', heapSlope, heapSlopeAll, (x) => x.heapUsed),
       ],
     ),
     '',
-    `Proxy GCs during the soak: ${int(pEnd.gcMinor - p0.gcMinor)} scavenges, ${int(pEnd.gcMajor - p0.gcMajor)} mark-sweeps; ` +
-      `RSS peak over the proxy's life (ru_maxrss, start-up and saturation runs included): ${mb(pEnd.rssPeak)} MB.`,
+    (multiProcess
+      ? "Proxy GCs during the soak: n/a (the workers' collections are not observable from the bench, and the primary's alone " +
+        "would say nothing about the data path); RSS peak over the proxy's life, the sum of each process's own peak (the primary's " +
+        "ru_maxrss, each worker's VmHWM; reached at different moments, so an upper bound on their sum at any one moment; start-up and " +
+        `saturation runs included): ${mb(pEnd.rssPeak)} MB.`
+      : `Proxy GCs during the soak: ${int(pEnd.gcMinor - p0.gcMinor)} scavenges, ${int(pEnd.gcMajor - p0.gcMajor)} mark-sweeps; ` +
+        `RSS peak over the proxy's life (ru_maxrss, start-up and saturation runs included): ${mb(pEnd.rssPeak)} MB.`),
     '',
   )
 
@@ -339,8 +436,18 @@ async function main(): Promise<void> {
   const share = (n: number): string => (expected === 0 ? '' : ` (${pct(n / expected, 4)})`)
   const rows: string[][] = [
     ['lines offered by the generator', int(gEnd.lines), `${int(gEnd.datagrams)} datagrams; ${int(gEnd.sendErrors)} send errors`],
-    ['lines counted by the proxy (lines in)', int(linesIn), `${int(forwarded)} forwarded + ${int(blocked)} blocked + ${int(malformed)} malformed + ${int(droppedInProxy)} dropped for want of a send buffer`],
-    ['kernel drops at the proxy socket', int(kernelDropLines), `${int(kernelDropDatagrams)} datagrams × ${linesPerDatagram}; ${pEnd.kernel === null ? 'no /proc/net/udp' : `${pEnd.kernel.sockets} socket(s) on the port`}`],
+    [
+      multiProcess ? `lines counted by the proxy (lines in, its ${proxyWorkers(kind)} workers summed)` : 'lines counted by the proxy (lines in)',
+      int(linesIn),
+      `${int(forwarded)} forwarded + ${int(blocked)} blocked + ${int(malformed)} malformed + ${int(droppedInProxy)} dropped for want of a send buffer` +
+        (workerLinesIn === null ? '' : `; by worker: ${workerLinesIn.map((n) => `${int(n)} (${pct(linesIn === 0 ? 0 : n / linesIn, 1)})`).join(', ')}`),
+    ],
+    [
+      'kernel drops at the proxy socket',
+      int(kernelDropLines),
+      `${int(kernelDropDatagrams)} datagrams × ${linesPerDatagram}; ${pEnd.kernel === null ? 'no /proc/net/udp' : `${pEnd.kernel.sockets} socket(s) on the port`}` +
+        (multiProcess ? ' (the primary\'s, which the workers share)' : ''),
+    ],
     ['**lost unaccounted** = offered − (lines in + kernel drops)', `**${int(lostUnaccounted)}**`, verdict],
     ['surviving lines expected at the sink', int(expected), 'lines the generator sent that no rule blocks'],
     ['delivered to the sink', int(delivered), `${expected === 0 ? '' : pct(delivered / expected, 4)} of expected`],
@@ -364,7 +471,7 @@ async function main(): Promise<void> {
 
   const markdown = out.join('\n')
   process.stdout.write(markdown + '\n')
-  console.error(`soak: report written to bench/results/${saveReport('soak-', markdown, startedAt)}`)
+  console.error(`soak: report written to bench/results/${saveReport(SOAK_KINDS[kind] ?? 'soak-', markdown, startedAt)}`)
   if (lostUnaccounted !== 0) {
     console.error(`soak: ${int(lostUnaccounted)} lines lost unaccounted`)
     process.exitCode = 1
