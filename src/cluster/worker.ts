@@ -98,8 +98,8 @@ function snapshot(request: SnapshotRequest): void {
 /** Drains like the single process does, reports the final counters, exits. */
 function stop(): Promise<void> {
   stopping ??= (async () => {
-    if (path !== null) await path.close()
     if (path === null) process.exit(0)
+    await path.close()
     send({ type: 'stopped', counters: path.counters.snapshot() }, () => process.exit(0))
   })()
   return stopping
