@@ -12,7 +12,7 @@ import { compileConfig, loadAndCompile } from '../src/config/compile.ts'
 import { parseConfig } from '../src/config/load.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import { mergeTop } from '../src/telemetry/top-talkers.ts'
-import { ensureBuilt, kernelDrops, logLines, sleep, startCli, startSizedSink, waitForAsync } from './fixtures/faults.ts'
+import { cliUnderSteadyLoad, ensureBuilt, kernelDrops, logLines, sleep, waitForAsync } from './fixtures/faults.ts'
 import { createClient, http, memoryLogger, parsePrometheus, startSink, waitFor, type Client } from './fixtures/udp.ts'
 
 const P = 'statsd_filter_proxy_'
@@ -246,34 +246,11 @@ t.test('a worker that cannot bind fails the start, naming the worker and the rea
 t.test('the CLI with workers: 2 — SIGTERM while a client sends: exit 0, every line received was forwarded', linuxOnly, async (t) => {
   const note = ensureBuilt()
   if (note !== '') t.comment(note)
-  const sink = await startSizedSink(4 * 1024 * 1024)
-  t.teardown(() => sink.close())
-  const dir = mkdtempSync(join(tmpdir(), 'cluster-sigterm-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const config = join(dir, 'filter.yaml')
-  writeFileSync(config, `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nworkers: 2\n`)
-  const run = await startCli(config, 20_000)
-  t.teardown(() => {
-    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
-  })
-  const client = await createClient(run.port)
-  t.teardown(() => client.close())
-  let exited = false
-  run.child.once('exit', () => (exited = true))
-  const sentOk: number[] = []
-  let seq = 0
-  const sender = (async () => {
-    while (!exited) {
-      const n = seq++
-      try {
-        await client.send(`seq:${n}|c`)
-        sentOk.push(n)
-      } catch {
-        // ECONNREFUSED once the listen socket is closed: not sent
-      }
-      await sleep(2)
-    }
-  })()
+  const { run, sink, sentOk, sender } = await cliUnderSteadyLoad(
+    t,
+    (sinkPort) => `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sinkPort} }\nworkers: 2\n`,
+    20_000,
+  )
   await waitFor(() => sink.datagrams.length >= 50 && sentOk.length >= 200, () => `sink ${sink.datagrams.length}, sent ${sentOk.length}`)
   const dropsBefore = await kernelDrops(run.port)
   t.ok(run.child.kill('SIGTERM'), 'SIGTERM sent')

@@ -3,15 +3,13 @@
 //   lines lost unaccounted = lines sent − (lines the proxy counted as received + lines in datagrams the kernel
 //   dropped for the listen socket, from /proc/net/udp)
 // and asserts it is 0, with the proxy's own invariant linesIn = forwarded + blocked + malformed + dropped.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { parseConfig } from '../src/config/load.ts'
 import { SEND_POOL_SIZE } from '../src/data-path.ts'
 import { startProxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import {
+  cliUnderSteadyLoad,
   countLines,
   ensureBuilt,
   kernelDrops,
@@ -20,7 +18,6 @@ import {
   rssMiB,
   sleep,
   softnetDrops,
-  startCli,
   startSizedSink,
   waitForAsync,
 } from './fixtures/faults.ts'
@@ -405,39 +402,11 @@ t.test('floods of malformed input: no crash, no stall, every line accounted for,
 })
 
 t.test('SIGTERM while a client sends: exit 0, every line received before the stop was forwarded', linuxOnly, async (t) => {
-  const sink = await startSizedSink(4 * 1024 * 1024)
-  t.teardown(() => sink.close())
-  // A private directory, not t.testdir(): its path is fixed per test name, so two tap runs at once would share the file.
-  const dir = mkdtempSync(join(tmpdir(), 'faults-sigterm-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const config = join(dir, 'sigterm.yaml')
-  writeFileSync(config, `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\n`)
-  const run = await startCli(config)
-  t.teardown(() => {
-    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
-  })
-  const client = await createClient(run.port)
-  t.teardown(() => client.close())
-  let exited = false
-  run.child.once('exit', () => (exited = true))
-
-  // One numbered line every 2 ms until the process has exited; a send the kernel refused (ECONNREFUSED once the
-  // listen socket is gone) did not leave and is not counted as sent.
-  const sentOk: number[] = []
-  let refused = 0
-  let seq = 0
-  const sender = (async () => {
-    while (!exited) {
-      const n = seq++
-      try {
-        await client.send(`seq:${n}|c`)
-        sentOk.push(n)
-      } catch {
-        refused++
-      }
-      await sleep(2)
-    }
-  })()
+  // One numbered line every 2 ms until the process has exited.
+  const { run, sink, sentOk, refused, sender } = await cliUnderSteadyLoad(
+    t,
+    (sinkPort) => `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sinkPort} }\n`,
+  )
 
   await waitFor(() => sink.datagrams.length >= 50 && sentOk.length >= 100, () => `sink ${sink.datagrams.length}, sent ${sentOk.length}`)
   const dropsBeforeSignal = await kernelDrops(run.port)
@@ -468,7 +437,7 @@ t.test('SIGTERM while a client sends: exit 0, every line received before the sto
   // Every line the proxy counted arrived: the first linesIn lines sent, none missing, none extra, in order.
   const expected = sentOk.slice(0, linesIn)
   const unaccounted = linesIn - sinkSeqs.filter((n, i) => n === expected[i]).length
-  t.comment(`sent ${sentOk.length} lines (${sentAtSignal} before SIGTERM, ${sentAfterSignal} after; ${refused} refused once the listen socket closed)`)
+  t.comment(`sent ${sentOk.length} lines (${sentAtSignal} before SIGTERM, ${sentAfterSignal} after; ${refused()} refused once the listen socket closed)`)
   t.comment(`final counters: linesIn ${linesIn}, forwarded ${linesForwarded}, datagramsOut ${counters.datagramsOut}; shutdown took ${stoppedAt - shutdownAt} ms`)
   t.comment(`sink: ${sinkSeqs.length} lines in ${sink.datagrams.length} datagrams, kernel drops ${sinkDrops}; listen-socket kernel drops before the signal ${dropsBeforeSignal}`)
   t.comment(`lines sent but never read by the proxy (queued at close or sent after it; by design): ${sentOk.length - linesIn}`)
