@@ -101,15 +101,24 @@ interface Tree {
  * builder only ever compares with a node's last child: O(total pattern bytes), no per-node maps.
  */
 function buildTree(rules: readonly Rule[]): Tree {
-  const entries = rules.map((rule) => ({ rule, bytes: Buffer.from(rule.pattern, 'utf8') }))
-  entries.sort((a, b) => Buffer.compare(a.bytes, b.bytes) || a.rule.index - b.rule.index)
+  // Every pattern's UTF-8 in one buffer and the byte order as indices: a Buffer and an entry object per pattern
+  // would be two million small objects for a million rules.
+  const starts = new Int32Array(rules.length + 1)
+  for (let k = 0; k < rules.length; k++) starts[k + 1] = starts[k] + Buffer.byteLength(rules[k].pattern, 'utf8')
+  const text = Buffer.allocUnsafe(starts[rules.length])
+  for (let k = 0; k < rules.length; k++) text.write(rules[k].pattern, starts[k], 'utf8')
+  const order = new Int32Array(rules.length)
+  for (let k = 0; k < order.length; k++) order[k] = k
+  // buf.compare(target, ...) orders the source range (the last two offsets) against the target's: a before b.
+  order.sort((a, b) => text.compare(text, starts[b], starts[b + 1], starts[a], starts[a + 1]) || rules[a].index - rules[b].index)
 
   // In byte order, each pattern adds one node per byte past what it shares with the previous one: the exact
   // node count, so every array is allocated once (large build-time churn fragments the malloc heap for good).
   let capacity = 1
-  for (let k = 0; k < entries.length; k++) {
-    const bytes = entries[k].bytes
-    capacity += bytes.length - (k === 0 ? 0 : commonPrefix(entries[k - 1].bytes, bytes))
+  for (let k = 0; k < order.length; k++) {
+    const at = starts[order[k]]
+    const length = starts[order[k] + 1] - at
+    capacity += length - (k === 0 ? 0 : commonPrefix(text, starts[order[k - 1]], starts[order[k - 1] + 1], at, at + length))
   }
   const label = new Uint8Array(capacity)
   const firstChild = new Int32Array(capacity).fill(NONE)
@@ -123,9 +132,11 @@ function buildTree(rules: readonly Rule[]): Tree {
     return nodeCount++
   }
 
-  for (const { rule, bytes } of entries) {
+  for (let k = 0; k < order.length; k++) {
+    const rule = rules[order[k]]
     let node = 0
-    for (const byte of bytes) {
+    for (let i = starts[order[k]]; i < starts[order[k] + 1]; i++) {
+      const byte = text[i]
       const last = lastChild[node]
       if (last !== NONE && label[last] === byte) {
         node = last
@@ -144,10 +155,11 @@ function buildTree(rules: readonly Rule[]): Tree {
   return { nodeCount, label, firstChild, nextSibling, prefixRule, exactRule }
 }
 
-function commonPrefix(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length)
+/** The length of the common prefix of text[aStart, aEnd) and text[bStart, bEnd). */
+function commonPrefix(text: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart)
   let i = 0
-  while (i < n && a[i] === b[i]) i++
+  while (i < n && text[aStart + i] === text[bStart + i]) i++
   return i
 }
 
