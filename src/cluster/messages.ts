@@ -1,5 +1,5 @@
-// What the primary and its workers say to each other over the cluster's IPC channel ('advanced'
-// serialization, so typed arrays cross as they are).
+// What the primary and its workers say to each other over the cluster's IPC channel (JSON; typed arrays
+// cross as base64, see transfer.ts).
 import type { SendQueue, TopReport } from '../data-path.ts'
 import type { CounterSnapshot } from '../telemetry/counters.ts'
 import type { RulesHeader, RulesPart } from './transfer.ts'
@@ -38,7 +38,8 @@ export interface WorkerSnapshot {
   counters: CounterSnapshot
   sendPoolInUse: number
   sendQueue: SendQueue
-  hits: { hits: Float64Array; lastHitMs: Float64Array } | null
+  /** Per-rule hits and last-hit times, base64 of their Float64Arrays (encodeArray). */
+  hits: { hits: string; lastHitMs: string } | null
   top: TopReport | null
 }
 

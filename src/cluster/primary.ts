@@ -14,7 +14,7 @@ import { Counters, type CounterSnapshot } from '../telemetry/counters.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { mergeTop } from '../telemetry/top-talkers.ts'
 import { WORKER_SLOT_ENV, type FromWorker, type ReadyMessage, type ToWorker, type WorkerSnapshot } from './messages.ts'
-import { splitRules, type RulesPayload } from './transfer.ts'
+import { decodeFloat64, splitRules, type RulesPayload } from './transfer.ts'
 
 /** How long the primary waits for a worker's answer before reporting what it last heard. */
 const ANSWER_TIMEOUT_MS = 1_000
@@ -166,7 +166,7 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
   for (const warning of settings.warnings) log.warn(formatProblem(settings.file, warning))
   // Under a TypeScript test runner this module is .ts, compiled it is .js: the worker is its sibling either way.
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-  cluster.setupPrimary({ exec: fileURLToPath(new URL(`./worker${ext}`, import.meta.url)), serialization: 'advanced' })
+  cluster.setupPrimary({ exec: fileURLToPath(new URL(`./worker${ext}`, import.meta.url)) })
 
   let generation = 0
   let inForce: RulesPayload = { ...rulesPayload(generation, compiled), inherit: null }
@@ -301,8 +301,10 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
           current.lastHitMs.fill(0)
           for (const reply of replies) {
             // A worker still on the previous rules (mid-reload) has hits for another table.
-            if (reply?.hits == null || reply.hits.hits.length !== current.size || reply.generation !== generation) continue
-            const { hits, lastHitMs } = reply.hits
+            if (reply?.hits == null || reply.generation !== generation) continue
+            const hits = decodeFloat64(reply.hits.hits)
+            const lastHitMs = decodeFloat64(reply.hits.lastHitMs)
+            if (hits.length !== current.size || lastHitMs.length !== current.size) continue
             for (let i = 0; i < current.size; i++) {
               current.hits[i] += hits[i]
               if (lastHitMs[i] > current.lastHitMs[i]) current.lastHitMs[i] = lastHitMs[i]

@@ -6,7 +6,7 @@ import { RuleSet } from '../match/rule-set.ts'
 import { Trie } from '../match/trie.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { WORKER_SLOT_ENV, type FromWorker, type SnapshotRequest, type ToWorker } from './messages.ts'
-import { RulesAssembly, type RulesPayload } from './transfer.ts'
+import { encodeArray, RulesAssembly, type RulesPayload } from './transfer.ts'
 
 const slot = Number(process.env[WORKER_SLOT_ENV])
 let log: Logger | null = null
@@ -90,7 +90,7 @@ function snapshot(request: SnapshotRequest): void {
     counters: path.counters.snapshot(),
     sendPoolInUse: path.sendPool().inUse,
     sendQueue: path.target.queue(),
-    hits: request.hits ? { hits: rules.hits, lastHitMs: rules.lastHitMs } : null,
+    hits: request.hits ? { hits: encodeArray(rules.hits), lastHitMs: encodeArray(rules.lastHitMs) } : null,
     top: request.top > 0 ? path.top(request.top) : null,
   })
 }
