@@ -233,3 +233,13 @@ function pinToCpu(pid: number, cpu: number): void {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
+
+/** Whether proxies can be pinned to a core (util-linux taskset is installed). */
+export function hasTaskset(): boolean {
+  try {
+    execFileSync('taskset', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}

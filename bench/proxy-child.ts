@@ -14,16 +14,15 @@ import { workerCount } from '../src/cluster/worker-count.ts'
 import { unpackRules } from '../src/match/packed-rules.ts'
 import { loadAndCompile } from '../src/config/compile.ts'
 import { startProxy } from '../src/proxy.ts'
-import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import { readUdpSocketStats, type UdpSocketStats } from '../src/telemetry/kernel-drops.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 import { serve } from './ipc.ts'
 import { startNaiveProxy } from './naive-proxy.ts'
 import { ProcessGroupStats, ProcessStats, readProcRss, type ProcessSnapshot } from './process-stats.ts'
-import { PROXY_KINDS, proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
+import { lineCounters, PROXY_KINDS, proxyWorkers, type ProxyKind, type ProxyLineCounters } from './proxy-kinds.ts'
 import { configYaml } from './workload.ts'
 
-export type { ProxyKind } from './proxy-kinds.ts'
+export type { ProxyKind, ProxyLineCounters } from './proxy-kinds.ts'
 
 export interface ProxyReady {
   port: number
@@ -35,18 +34,6 @@ export interface ProxyReady {
   workerPids: number[]
 }
 
-export interface ProxyLineCounters {
-  datagramsIn: number
-  /** Every line read; each ends forwarded, blocked, malformed or dropped. */
-  linesIn: number
-  linesForwarded: number
-  linesBlocked: number
-  /** Lines that are not metrics, events or service checks (ours only; the naive proxy forwards them). */
-  linesMalformed: number
-  /** Lines the proxy gave up on for want of a free send buffer (ours only). */
-  linesDropped: number
-  datagramsOut: number
-}
 
 export interface ProxySnapshot extends ProcessSnapshot {
   counters: ProxyLineCounters
@@ -87,15 +74,6 @@ writeFileSync(file, configYaml(Number(rulesArg), Number(sinkPortArg), kind !== '
 const compiled = await loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
 const { config } = compiled
 
-const fromCounters = (c: CounterSnapshot): ProxyLineCounters => ({
-  datagramsIn: c.datagramsIn,
-  linesIn: c.linesIn,
-  linesForwarded: c.linesForwarded,
-  linesBlocked: c.linesBlocked,
-  linesMalformed: c.linesMalformed,
-  linesDropped: c.linesDroppedBackpressure,
-  datagramsOut: c.datagramsOut,
-})
 
 let port: number
 let snapshot: () => Promise<ProxySnapshot>
@@ -132,7 +110,7 @@ if (kind === 'ours-w2') {
     return {
       ...group,
       timeNs: (t0 + t1) / 2,
-      counters: fromCounters(c),
+      counters: lineCounters(c),
       rss: processRss.reduce((a, b) => a + b, 0),
       processRss,
       heapUsed,
@@ -148,7 +126,7 @@ if (kind === 'ours-w2') {
     if (config.insights !== (kind === 'ours')) throw new Error(`${kind}: the config has insights: ${config.insights}`)
     const proxy = await startProxy(config, createLogger(config.log.level), { compiled })
     port = proxy.listener.port
-    counters = () => fromCounters(proxy.counters)
+    counters = () => lineCounters(proxy.counters)
   } else {
     const proxy = await startNaiveProxy({
       listen: config.listen,

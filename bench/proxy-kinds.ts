@@ -1,5 +1,6 @@
-// The proxies the end-to-end bench can run (bench/proxy-child.ts), without proxy-child's side effects, so the
-// orchestrator can ask what a kind is before it starts one.
+// The proxies the end-to-end bench can run (bench/proxy-child.ts) and the counters they report, without
+// proxy-child's side effects, so the orchestrator and other children can use them.
+import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 
 /**
  * ours = this proxy as shipped (workers: 1, the default); lean = ours with `insights: false`; ours-w2 = ours with
@@ -12,4 +13,30 @@ export const PROXY_KINDS: readonly ProxyKind[] = ['ours', 'lean', 'ours-w2', 'na
 /** The `workers` setting a kind runs with: more than 1 is several processes, never pinned to one core. */
 export function proxyWorkers(kind: ProxyKind): number {
   return kind === 'ours-w2' ? 2 : 1
+}
+
+export interface ProxyLineCounters {
+  datagramsIn: number
+  /** Every line read; each ends forwarded, blocked, malformed or dropped. */
+  linesIn: number
+  linesForwarded: number
+  linesBlocked: number
+  /** Lines that are not metrics, events or service checks (ours only; the naive proxy forwards them). */
+  linesMalformed: number
+  /** Lines the proxy gave up on for want of a free send buffer (ours only). */
+  linesDropped: number
+  datagramsOut: number
+}
+
+/** What a proxy's counters say about lines, in the bench's terms. */
+export function lineCounters(c: CounterSnapshot): ProxyLineCounters {
+  return {
+    datagramsIn: c.datagramsIn,
+    linesIn: c.linesIn,
+    linesForwarded: c.linesForwarded,
+    linesBlocked: c.linesBlocked,
+    linesMalformed: c.linesMalformed,
+    linesDropped: c.linesDroppedBackpressure,
+    datagramsOut: c.datagramsOut,
+  }
 }

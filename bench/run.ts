@@ -11,7 +11,7 @@ import { copyFileSync, readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { runEntryPoint, saveReport } from './ipc.ts'
-import { Bench, type RunResult, type RunSpec, type Timing } from './measure.ts'
+import { Bench, hasTaskset, type RunResult, type RunSpec, type Timing } from './measure.ts'
 import type { ProxyKind } from './proxy-child.ts'
 import { int, pct, render, summarize, type BenchReport } from './report.ts'
 import { searchSustainedRate, type SearchResult } from './search.ts'
@@ -70,15 +70,6 @@ function positiveInt(arg: string, name: string): number {
   const n = Number(arg)
   if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`${name}: expected an integer from 1 to 20, got ${arg}`)
   return n
-}
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
 }
 
 function readRmemMax(): number | null {

@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util'
 import { readUdpSocketStats } from '../src/telemetry/kernel-drops.ts'
 import { runEntryPoint, saveReport, type Child } from './ipc.ts'
 import type { GeneratorSnapshot, GeneratorTarget } from './load-generator.ts'
-import { Bench, DELIVERY_GRACE_MS, sleep, type RunResult } from './measure.ts'
+import { Bench, DELIVERY_GRACE_MS, hasTaskset, sleep, type RunResult } from './measure.ts'
 import type { ProxySnapshot } from './proxy-child.ts'
 import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
 import { int, pct } from './report.ts'
@@ -107,15 +107,6 @@ interface MachineUdp {
   rcvbufErrors: number
   /** /proc/net/softnet_stat, column 2 summed over CPUs: packets dropped because a CPU's input backlog was full. */
   backlogDrops: number
-}
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
 }
 
 function readMachineUdp(): MachineUdp | null {

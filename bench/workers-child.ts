@@ -15,6 +15,7 @@ import { DEFAULTS } from '../src/config/config.ts'
 import { LineFilter } from '../src/filter.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
 import { SEND_POOL_SIZE, TOP_TALKERS } from '../src/data-path.ts'
+import { lineCounters, type ProxyLineCounters } from './proxy-kinds.ts'
 import { createUdpTarget } from '../src/send/udp-target.ts'
 import { Counters } from '../src/telemetry/counters.ts'
 import { readUdpSocketStats, type UdpSocketStats } from '../src/telemetry/kernel-drops.ts'
@@ -34,16 +35,7 @@ export interface WorkerReady {
   recvBufferGranted: number
 }
 
-export interface WorkerCounters {
-  datagramsIn: number
-  linesIn: number
-  linesForwarded: number
-  linesBlocked: number
-  linesMalformed: number
-  linesDropped: number
-  datagramsOut: number
-  sendErrors: number
-}
+export type WorkerCounters = ProxyLineCounters & { sendErrors: number }
 
 export interface WorkerSnapshot extends ProcessSnapshot {
   index: number
@@ -217,16 +209,7 @@ async function runWorker(): Promise<void> {
       result: {
         ...own,
         index,
-        counters: {
-          datagramsIn: c.datagramsIn,
-          linesIn: c.linesIn,
-          linesForwarded: c.linesForwarded,
-          linesBlocked: c.linesBlocked,
-          linesMalformed: c.linesMalformed,
-          linesDropped: c.linesDroppedBackpressure,
-          datagramsOut: c.datagramsOut,
-          sendErrors: c.sendErrors,
-        },
+        counters: { ...lineCounters(c), sendErrors: c.sendErrors },
       },
     })
   })
