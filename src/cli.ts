@@ -6,10 +6,8 @@ import { parseArgs } from 'node:util'
 import { compileConfig, loadAndCompile, type Compiled } from './config/compile.ts'
 import { configPath, loadConfig } from './config/load.ts'
 import { ConfigError, formatProblem } from './config/errors.ts'
-import { ruleCount } from './match/packed-rules.ts'
-import { startProxy, WATCH } from './proxy.ts'
-import { startCluster } from './cluster/primary.ts'
-import { workerCount } from './cluster/worker-count.ts'
+import { ruleKinds } from './match/packed-rules.ts'
+import { startProxy, WATCH, type Proxy } from './proxy.ts'
 import { createLogger } from './telemetry/logger.ts'
 
 const USAGE = `Usage: statsd-filter-proxy [--config PATH] [--check]
@@ -75,17 +73,15 @@ async function main(argv: string[]): Promise<number> {
   const { config } = compiled
   if (args.check) {
     for (const w of config.warnings) process.stdout.write(`warning: ${formatProblem(file, w)}\n`)
-    const prefixes = compiled.rules.prefixCount
-    const names = ruleCount(compiled.rules) - prefixes
+    const { prefixes, names } = ruleKinds(compiled.rules)
     process.stdout.write(`${file}: OK (${config.format}, ${prefixes} prefixes, ${names} names)\n`)
     return 0
   }
 
   const log = createLogger(config.log.level)
-  const workers = workerCount(config.workers)
-  let proxy
+  let proxy: Proxy
   try {
-    proxy = workers > 1 ? await startCluster(compiled, workers, log, { watch: WATCH }) : await startProxy(config, log, { compiled, watch: WATCH })
+    proxy = await startProxy(compiled, log, { watch: WATCH })
   } catch (err) {
     log.fatal({ err }, 'statsd-filter-proxy could not start')
     return 1

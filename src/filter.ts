@@ -4,15 +4,19 @@ import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
 import type { Counters } from './telemetry/counters.ts'
 import type { WarningGate } from './telemetry/rate-limit.ts'
-import type { TopTalkers } from './telemetry/top-talkers.ts'
+import type { Insights } from './telemetry/top-talkers.ts'
 
 /** Called (rate-limited by the gate) with a malformed line, for a log sample. Off the hot path. */
 export type MalformedReporter = (buf: Buffer, start: number, end: number, suppressed: number) => void
 
-/** Per-rule hit counts and the heavy-hitter sketches; absent when the config turns insights off. */
-export interface Insights {
-  forwarded: TopTalkers
-  blocked: TopTalkers
+export interface LineFilterOptions {
+  rules: RuleSet
+  assembler: Assembler
+  counters: Counters
+  malformedGate: WarningGate
+  reportMalformed: MalformedReporter
+  /** Per-rule hit counts and the heavy-hitter sketches; null when the config turns insights off. */
+  insights: Insights | null
 }
 
 /**
@@ -30,20 +34,13 @@ export class LineFilter implements LineSink {
   /** The time stamped on rule hits: read from the clock once a second by tick(), never per line. */
   private nowMs = Date.now()
 
-  constructor(
-    ruleSet: RuleSet,
-    assembler: Assembler,
-    counters: Counters,
-    malformedGate: WarningGate,
-    reportMalformed: MalformedReporter,
-    insights: Insights | null,
-  ) {
-    this.ruleSet = ruleSet
-    this.assembler = assembler
-    this.counters = counters
-    this.malformedGate = malformedGate
-    this.reportMalformed = reportMalformed
-    this.insights = insights
+  constructor(options: LineFilterOptions) {
+    this.ruleSet = options.rules
+    this.assembler = options.assembler
+    this.counters = options.counters
+    this.malformedGate = options.malformedGate
+    this.reportMalformed = options.reportMalformed
+    this.insights = options.insights
   }
 
   handleDatagram(buf: Buffer): void {

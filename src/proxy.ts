@@ -1,126 +1,122 @@
 import type { AdminServer } from './admin/server.ts'
+import { workerCount } from './cluster/worker-count.ts'
+import { startWorkerPlane } from './cluster/primary.ts'
 import { compileConfig, type Compiled } from './config/compile.ts'
 import type { Config, Settings } from './config/config.ts'
 import { formatProblem } from './config/errors.ts'
-import { startDataPath, type DataPathOptions } from './data-path.ts'
-import type { Insights } from './filter.ts'
-import { RuleSet } from './match/rule-set.ts'
-import { ruleCount } from './match/packed-rules.ts'
-import { startOperations } from './operations.ts'
-import type { UdpListener } from './receive/udp-listener.ts'
+import { startLocalPlane, type DataPlane, type RulesInForce, type WorkerStats } from './data-plane.ts'
+import type { RuleStats } from './match/rule-set.ts'
+import type { ResolvedAddress } from './net/address.ts'
+import { startOperations, type Operations } from './operations.ts'
+import type { ListenInfo } from './receive/listener.ts'
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.ts'
-import type { UdpTarget } from './send/udp-target.ts'
-import type { Counters } from './telemetry/counters.ts'
+import type { SendQueue } from './send/target.ts'
+import type { CounterSnapshot } from './telemetry/counters.ts'
 import type { Logger } from './telemetry/logger.ts'
+import type { TopReport } from './telemetry/top-talkers.ts'
 
 export const WATCH = { debounceMs: 200, pollMs: 5_000 } as const
 
-export interface ProxyOptions extends DataPathOptions {
-  /** The config compiled off the event loop (loadAndCompile); the config is compiled here when absent. */
-  compiled?: Compiled
-  /** Watch config.file and reload on change (and on reload()); off for configs built in memory. */
+export interface ProxyOptions {
+  /** Watch the config file and reload on change (and on reload()); off for configs built in memory. */
   watch?: { debounceMs: number; pollMs: number } | null
   /** Counters are logged this often at info; tests shorten it. */
   reportIntervalMs?: number
   kernelDropsIntervalMs?: number
+  /** How often the forward host's name is resolved again (one process only: functions do not cross to workers). */
+  dnsIntervalMs?: number
+  resolve?: (host: string) => Promise<ResolvedAddress>
 }
 
+/** A running proxy, whatever its topology. */
 export interface Proxy {
-  readonly counters: Counters
-  readonly listener: UdpListener
-  readonly target: UdpTarget
+  readonly listen: ListenInfo
   readonly maxPacketSize: number
   readonly admin: AdminServer | null
-  readonly insights: Insights | null
-  /** The rules in force. */
-  rules(): RuleSet
+  /** The data plane's counters, brought up to date. */
+  counters(): Promise<CounterSnapshot>
+  /** The rules in force with their hits up to date. */
+  rules(): Promise<RuleStats>
+  top(n: number): Promise<TopReport | null>
+  sendQueue(): SendQueue
+  workers(): WorkerStats
   /** The settings in force (mode and log level follow reloads; the rest is what the proxy started with). */
   config(): Settings
-  /** Re-reads config.file; rejects for a config that did not come from a file. */
+  /** Re-reads the config file; rejects for a config that did not come from a file. */
   reload(trigger: ReloadTrigger): Promise<ReloadResult>
-  /** Stops receiving, sends what is buffered, waits (bounded) for sends in flight, closes the sockets. */
+  /** Stops receiving, sends what is buffered, waits (bounded) for sends in flight, closes everything. */
   close(): Promise<void>
 }
 
-/** One process: the data path with the operator's side around it. Starts on a config (compiled here), or on its settings with `options.compiled`. */
-export async function startProxy(config: Config, log: Logger, options?: ProxyOptions): Promise<Proxy>
-export async function startProxy(config: Settings, log: Logger, options: ProxyOptions & { compiled: Compiled }): Promise<Proxy>
-export async function startProxy(config: Config | Settings, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
-  for (const warning of config.warnings) log.warn(formatProblem(config.file, warning))
-  const compiled = options.compiled ?? compileConfig(config as Config)
-  const path = await startDataPath(config, new RuleSet(compiled.rules, compiled.trie, config.mode), log, options)
-  const { listener, target } = path
+/**
+ * The control plane, written once over either data plane: it owns the rules in force (with their generation,
+ * mode and log level), reloads them, and runs the operator's side (admin, self-metrics, kernel drops, the
+ * start, counters and stopped lines). Starts on a config (compiled here) or on one compiled off the event loop.
+ */
+export async function startProxy(source: Config | Compiled, log: Logger, options: ProxyOptions = {}): Promise<Proxy> {
+  const compiled = 'blocklist' in source ? compileConfig(source) : source
+  const settings = compiled.config
+  for (const warning of settings.warnings) log.warn(formatProblem(settings.file, warning))
+  let inForce: RulesInForce = { generation: 0, settings, rules: compiled.rules, trie: compiled.trie, inherit: null }
+  const count = workerCount(settings.workers)
+  const plane: DataPlane =
+    count > 1
+      ? await startWorkerPlane({ settings, count, rules: () => inForce, log })
+      : await startLocalPlane({ settings, rules: inForce, log, dnsIntervalMs: options.dnsIntervalMs, resolve: options.resolve })
 
   const reloader = new Reloader({
-    file: config.file,
-    config: compiled.config,
-    rules: () => path.rules().table,
+    file: settings.file,
+    settings: () => inForce.settings,
+    rules: () => inForce.rules,
     hash: compiled.hash,
     log,
     watch: options.watch ?? null,
-    apply: (next) => {
-      const rules = new RuleSet(next.rules, next.trie, next.config.mode)
-      const current = path.rules()
-      if (next.inherit !== null && next.inherit.from === current.table) rules.inherit(current, next.inherit.to)
-      path.setRules(rules)
+    apply: async (next) => {
+      const inherit = next.inherit !== null && next.inherit.from === inForce.rules ? next.inherit.to : null
+      inForce = { generation: inForce.generation + 1, settings: next.config, rules: next.rules, trie: next.trie, inherit }
       log.level = next.config.log.level
+      await plane.apply(inForce)
     },
   })
 
-  let ready = true
-  let operations
+  let closing: Promise<void> | null = null
+  let operations: Operations
   try {
-    operations = await startOperations(
-      config,
-      {
-        counters: path.counters,
-        listen: { address: listener.address, port: listener.port, recvBufferGranted: listener.recvBufferGranted },
-        rules: () => path.rules(),
-        ruleHits: async () => path.rules(),
-        top: async (n) => path.top(n),
-        sendPool: () => path.sendPool(),
-        sendQueue: () => target.queue(),
-        workers: () => ({ configured: 1, running: 1, restarts: 0, linesIn: [path.counters.linesIn] }),
-        refresh: async () => {},
-      },
+    operations = await startOperations({
+      settings,
+      plane,
+      rules: () => inForce,
       reloader,
       log,
-      {
-        reportIntervalMs: options.reportIntervalMs,
-        kernelDropsIntervalMs: options.kernelDropsIntervalMs,
-        ready: () => ready,
-        started: {
-          forwardAddress: target.address.address,
-          rules: { prefixes: compiled.rules.prefixCount, names: ruleCount(compiled.rules) - compiled.rules.prefixCount, trieNodes: compiled.trie.nodeCount },
-          maxPacketSize: path.maxPacketSize,
-          sendPool: path.sendPool().size,
-          workers: 1,
-        },
-      },
-    )
+      ready: () => closing === null && plane.workers().running > 0,
+      reportIntervalMs: options.reportIntervalMs,
+      kernelDropsIntervalMs: options.kernelDropsIntervalMs,
+    })
   } catch (err) {
     reloader.close()
-    await path.close()
+    await plane.close()
     throw err
   }
 
-  let closing: Promise<void> | null = null
   const close = async (): Promise<void> => {
-    ready = false
-    await path.close()
+    await plane.close()
     reloader.close()
     await operations.close()
-    log.info({ counters: path.counters.snapshot() }, 'statsd-filter-proxy stopped')
+    log.info({ counters: plane.counters.snapshot(), workers: plane.workers() }, 'statsd-filter-proxy stopped')
   }
   return {
-    counters: path.counters,
-    listener,
-    target,
-    maxPacketSize: path.maxPacketSize,
+    listen: plane.listen,
+    maxPacketSize: plane.maxPacketSize,
     admin: operations.admin,
-    insights: path.insights,
-    rules: () => path.rules(),
-    config: () => reloader.current,
+    counters: async () => {
+      await plane.refresh()
+      return plane.counters.snapshot()
+    },
+    rules: () => plane.ruleHits(),
+    top: (n) => plane.top(n),
+    sendQueue: () => plane.sendQueue(),
+    workers: () => plane.workers(),
+    config: () => inForce.settings,
     reload: (trigger) => reloader.reload(trigger),
     close: () => (closing ??= close()),
   }

@@ -1,6 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { Settings } from '../config/config.ts'
-import type { RuleStats } from '../match/rule-set.ts'
+import type { WorkerStats } from '../data-plane.ts'
+import type { PackedRules } from '../match/packed-rules.ts'
+import { countRules } from '../match/rule-set.ts'
 import type { ReloadStatus } from '../reload/reloader.ts'
 import type { Counters } from '../telemetry/counters.ts'
 import type { UdpSocketStats } from '../telemetry/kernel-drops.ts'
@@ -10,7 +12,8 @@ export const METRIC_PREFIX = 'statsd_filter_proxy_'
 /** What /metrics reads at scrape time; the hot path never calls into prom-client. */
 export interface MetricsSource {
   counters: Counters
-  rules: () => RuleStats
+  /** The rule table in force (its mode is config().mode). */
+  rules: () => PackedRules
   config: () => Settings
   reload: ReloadStatus
   recvBuffer: { requested: number; granted: number }
@@ -20,16 +23,6 @@ export interface MetricsSource {
   /** What libuv queues in user space when the forward socket's kernel buffer is full. */
   sendQueue: () => { count: number; bytes: number }
   workers: () => WorkerStats
-}
-
-/** The processes filtering: one unless `workers` is set. */
-export interface WorkerStats {
-  configured: number
-  running: number
-  /** Workers that exited unexpectedly and were replaced. */
-  restarts: number
-  /** Lines each worker slot received (its replaced predecessors included). */
-  linesIn: readonly number[]
 }
 
 /** A registry whose every data-path metric is filled in by a collect callback from the plain counters. */
@@ -77,10 +70,11 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
     registers: [registry],
     collect() {
       const rules = source.rules()
+      const { mode } = source.config()
       this.reset()
       for (const kind of ['prefix', 'name'] as const) {
-        this.set({ kind, action: 'enforce' }, rules.count(kind, false))
-        this.set({ kind, action: 'dry_run' }, rules.count(kind, true))
+        this.set({ kind, action: 'enforce' }, countRules(rules, mode, kind, false))
+        this.set({ kind, action: 'dry_run' }, countRules(rules, mode, kind, true))
       }
     },
   })

@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Registry } from 'prom-client'
 import type { Endpoint } from '../config/config.ts'
-import type { RuleStats } from '../match/rule-set.ts'
+import type { Mode, RuleStats } from '../match/rule-set.ts'
 import type { ReloadResult } from '../reload/reloader.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import type { TopReport } from '../data-path.ts'
+import type { TopReport } from '../telemetry/top-talkers.ts'
 
 export interface AdminHandlers {
   /** The listen socket is bound and a valid config is in force (false once shutdown starts). */
@@ -12,6 +12,8 @@ export interface AdminHandlers {
   registry: Registry
   /** Brings what the registry reads up to date before a scrape (with workers, asks each for its counters). */
   refresh?(): Promise<void>
+  /** The mode in force, which /rules reports with the rules. */
+  mode(): Mode
   rules(): RuleStats | Promise<RuleStats>
   /** The heaviest metric names; null when insights are off. */
   top(n: number): TopReport | null | Promise<TopReport | null>
@@ -89,7 +91,7 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
           lastHit: last === 0 ? null : new Date(last).toISOString(),
         })
       }
-      return send(res, 200, { mode: rules.mode, count: list.length, rules: list })
+      return send(res, 200, { mode: h.mode(), count: list.length, rules: list })
     }
     case '/top': {
       if (!get) return methodNotAllowed(res, 'GET')

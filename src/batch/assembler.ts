@@ -4,6 +4,15 @@ import type { Counters } from '../telemetry/counters.ts'
 
 const LF = 0x0a
 
+export interface AssemblerOptions {
+  /** Its buffer size is the largest datagram sent. */
+  pool: BufferPool
+  target: Target
+  counters: Counters
+  /** A failed send (already counted). */
+  onSendError: (err: Error) => void
+}
+
 /**
  * Coalesces surviving lines into full datagrams. Lines are copied unchanged into a pooled buffer, joined by
  * `\n`; the buffer is sent when the next line does not fit, and at the end of the current event-loop turn
@@ -30,7 +39,7 @@ export class Assembler {
   private readonly oversizeDone: SendDone
   private readonly flushAtTurnEnd: () => void
 
-  constructor(pool: BufferPool, target: Target, counters: Counters, onSendError: (err: Error) => void) {
+  constructor({ pool, target, counters, onSendError }: AssemblerOptions) {
     this.pool = pool
     this.target = target
     this.counters = counters

@@ -1,6 +1,7 @@
 // What the primary and its workers say to each other over the cluster's IPC channel (JSON; typed arrays
 // cross as base64, see transfer.ts).
-import type { SendQueue, TopReport } from '../data-path.ts'
+import type { SendQueue } from '../send/target.ts'
+import type { TopReport } from '../telemetry/top-talkers.ts'
 import type { CounterSnapshot } from '../telemetry/counters.ts'
 import type { RulesHeader, RulesPart } from './transfer.ts'
 

@@ -1,18 +1,13 @@
 import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
-import type { WorkerStats } from '../admin/metrics.ts'
-import type { AdminServer } from '../admin/server.ts'
-import type { Compiled } from '../config/compile.ts'
 import type { Settings } from '../config/config.ts'
-import { formatProblem } from '../config/errors.ts'
-import { DRAIN_TIMEOUT_MS, TOP_TALKERS, type SendQueue, type TopReport } from '../data-path.ts'
-import { ruleCount } from '../match/packed-rules.ts'
+import { DRAIN_TIMEOUT_MS, type DataPlane, type RulesInForce, type WorkerStats } from '../data-plane.ts'
 import { RuleStats } from '../match/rule-set.ts'
-import { startOperations, type Operations } from '../operations.ts'
-import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloader.ts'
+import { siblingModule } from '../sibling-module.ts'
+import type { SendQueue } from '../send/target.ts'
 import { Counters, type CounterSnapshot } from '../telemetry/counters.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import { mergeTop } from '../telemetry/top-talkers.ts'
+import { mergeReports, TOP_TALKERS, type TopReport } from '../telemetry/top-talkers.ts'
 import { WORKER_SLOT_ENV, type FromWorker, type ReadyMessage, type ToWorker, type WorkerSnapshot } from './messages.ts'
 import { decodeFloat64, splitRules, type RulesPayload } from './transfer.ts'
 
@@ -25,23 +20,12 @@ const RESTART_DELAY_MS = 1_000
 /** A worker gets this long to take new rules before the reload reports it as lagging. */
 const APPLY_TIMEOUT_MS = 10_000
 
-export interface ClusterOptions {
-  watch?: { debounceMs: number; pollMs: number } | null
-  reportIntervalMs?: number
-  kernelDropsIntervalMs?: number
-}
-
-export interface ClusterProxy {
-  readonly listen: { address: string; port: number }
-  readonly admin: AdminServer | null
-  /** Every worker's counters, summed (asked for now). */
-  counters(): Promise<CounterSnapshot>
-  workerStats(): WorkerStats
-  config(): Settings
-  /** Reloads the file and resolves once every worker runs the new rules. */
-  reload(trigger: ReloadTrigger): Promise<ReloadResult>
-  /** Every worker drains as the single process does; resolves when all have exited. */
-  close(): Promise<void>
+export interface WorkerPlaneOptions {
+  settings: Settings
+  count: number
+  /** The rules in force, which the control plane owns: what a worker starting now is given. */
+  rules: () => RulesInForce
+  log: Logger
 }
 
 function zeroCounters(): CounterSnapshot {
@@ -50,6 +34,10 @@ function zeroCounters(): CounterSnapshot {
 
 function add(into: CounterSnapshot, from: CounterSnapshot): void {
   for (const key of Object.keys(into) as (keyof CounterSnapshot)[]) into[key] += from[key]
+}
+
+function payload(rules: RulesInForce): RulesPayload {
+  return { generation: rules.generation, settings: rules.settings, rules: rules.rules, trie: rules.trie.data(), inherit: rules.inherit }
 }
 
 /**
@@ -97,18 +85,18 @@ class Slot {
    * Resolves with the worker's longest event-loop pause once it runs this generation; null if it did not say so
    * in time; 0 for a worker not running (its replacement starts on the rules in force).
    */
-  apply(payload: RulesPayload): Promise<number | null> {
+  apply(rules: RulesPayload): Promise<number | null> {
     const worker = this.worker
     if (worker === null || !this.ready) return Promise.resolve(0)
     return new Promise((resolve) => {
       const timer = setTimeout(() => settle(null), APPLY_TIMEOUT_MS)
       const settle = (pauseMs: number | null): void => {
         clearTimeout(timer)
-        this.applied.delete(payload.generation)
+        this.applied.delete(rules.generation)
         resolve(pauseMs)
       }
-      this.applied.set(payload.generation, settle)
-      void sendRules(worker, payload)
+      this.applied.set(rules.generation, settle)
+      void sendRules(worker, rules)
     })
   }
 
@@ -142,35 +130,24 @@ function post(worker: Worker, message: ToWorker): void {
 }
 
 /** Part after part, each once the previous one is written: the primary never holds the whole set serialized. */
-async function sendRules(worker: Worker, payload: RulesPayload): Promise<void> {
-  for (const message of splitRules(payload)) {
+async function sendRules(worker: Worker, rules: RulesPayload): Promise<void> {
+  for (const message of splitRules(rules)) {
     if (!worker.isConnected()) return
     await new Promise<void>((resolve) => worker.send(message, () => resolve()))
   }
 }
 
-function rulesPayload(generation: number, compiled: Compiled): RulesPayload {
-  return { generation, settings: compiled.config, rules: compiled.rules, trie: compiled.trie.data(), inherit: compiled.inherit?.to ?? null }
-}
-
 /**
- * `workers: N`: N worker processes (src/cluster/worker.ts) read the one listen socket the cluster module shares
- * among them, so the kernel hands each datagram to whichever worker is free, even when it all comes from a
- * single client socket (bench/workers.ts measured this against SO_REUSEPORT, which pins each sender to one
- * worker). The primary runs no data path: it owns the config (reloads reach every worker), the admin server,
- * the kernel's drop count, self-metrics and the log line, all on the sum of the workers' counters. A worker
- * that dies is replaced; its counts up to its last report are kept.
+ * `workers: N`: N worker processes (src/cluster/worker.ts), each running the local data plane on the one listen
+ * socket the cluster module shares among them, so the kernel hands each datagram to whichever worker is free,
+ * even when it all comes from a single client socket (measured against SO_REUSEPORT, which pins each sender to
+ * one worker: README, Workers). This process runs no data path: it sums the workers' reports, passes rule
+ * updates to every worker, and replaces a worker that dies (its counts up to its last report are kept).
  */
-export async function startCluster(compiled: Compiled, count: number, log: Logger, options: ClusterOptions = {}): Promise<ClusterProxy> {
-  const settings = compiled.config
-  for (const warning of settings.warnings) log.warn(formatProblem(settings.file, warning))
-  // Under a TypeScript test runner this module is .ts, compiled it is .js: the worker is its sibling either way.
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-  cluster.setupPrimary({ exec: fileURLToPath(new URL(`./worker${ext}`, import.meta.url)) })
+export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<DataPlane> {
+  const { settings, count, log } = options
+  cluster.setupPrimary({ exec: fileURLToPath(siblingModule(import.meta.url, 'worker')) })
 
-  let generation = 0
-  let inForce: RulesPayload = { ...rulesPayload(generation, compiled), inherit: null }
-  let stats = new RuleStats(compiled.rules, settings.mode)
   const slots = Array.from({ length: count }, (_, i) => new Slot(i))
   const aggregate = new Counters()
   let restarts = 0
@@ -194,17 +171,17 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
 
   const fork = (slot: Slot, onReady: (ready: ReadyMessage) => void): void => {
     const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.index) })
-    let startedOn = inForce
+    let startedOn = options.rules()
     slot.worker = worker
     worker.on('message', (message: FromWorker) => {
       switch (message.type) {
         case 'hello':
-          startedOn = inForce
-          return void sendRules(worker, startedOn)
+          startedOn = options.rules()
+          return void sendRules(worker, { ...payload(startedOn), inherit: null })
         case 'ready':
           slot.ready = true
           // A reload while it was starting: the rules it started on are no longer in force.
-          if (inForce !== startedOn) void sendRules(worker, inForce)
+          if (options.rules() !== startedOn) void sendRules(worker, { ...payload(options.rules()), inherit: null })
           onReady(message)
           return
         case 'snapshot':
@@ -254,112 +231,13 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
   }
   starting = false
   startFailed = (err) => log.error({ err: { message: err.message } }, 'a replacement worker could not start')
-  const listen = { address: started.address, port: started.port, recvBufferGranted: started.recvBufferGranted }
-
-  const reloader = new Reloader({
-    file: settings.file,
-    config: settings,
-    rules: () => stats.table,
-    hash: compiled.hash,
-    log,
-    watch: options.watch ?? null,
-    apply: async (next) => {
-      generation++
-      const payload = rulesPayload(generation, next)
-      inForce = { ...payload, inherit: null }
-      stats = new RuleStats(next.rules, next.config.mode)
-      log.level = next.config.log.level
-      const pauses = await Promise.all(slots.map((slot) => slot.apply(payload)))
-      const lagging = slots.filter((_, i) => pauses[i] === null).map((slot) => slot.index)
-      if (lagging.length > 0) log.error({ workers: lagging, generation }, 'workers did not confirm the new rules in time')
-      log.info({ generation, workerPauseMs: pauses }, 'workers run the new rules')
-    },
-  })
 
   const refreshTimer = setInterval(() => void refresh(), REFRESH_INTERVAL_MS)
   refreshTimer.unref()
-  const workerStats = (): WorkerStats => ({
-    configured: count,
-    running: slots.filter((slot) => slot.ready).length,
-    restarts,
-    linesIn: slots.map((slot) => slot.linesIn),
-  })
 
-  let ready = true
-  let operations: Operations
-  try {
-    operations = await startOperations(
-      settings,
-      {
-        counters: aggregate,
-        listen,
-        rules: () => stats,
-        ruleHits: async () => {
-          const current = stats
-          const replies = await refresh(true, 0)
-          current.hits.fill(0)
-          current.lastHitMs.fill(0)
-          for (const reply of replies) {
-            // A worker still on the previous rules (mid-reload) has hits for another table.
-            if (reply?.hits == null || reply.generation !== generation) continue
-            const hits = decodeFloat64(reply.hits.hits)
-            const lastHitMs = decodeFloat64(reply.hits.lastHitMs)
-            if (hits.length !== current.size || lastHitMs.length !== current.size) continue
-            for (let i = 0; i < current.size; i++) {
-              current.hits[i] += hits[i]
-              if (lastHitMs[i] > current.lastHitMs[i]) current.lastHitMs[i] = lastHitMs[i]
-            }
-          }
-          return current
-        },
-        top: async (n): Promise<TopReport | null> => {
-          if (!settings.insights) return null
-          const reports = (await refresh(false, TOP_TALKERS.capacity)).flatMap((reply) => (reply?.top == null ? [] : [reply.top]))
-          return {
-            sampleEvery: TOP_TALKERS.sampleEvery,
-            memoryBytes: reports.reduce((bytes, report) => bytes + report.memoryBytes, 0),
-            forwarded: mergeTop(reports.map((report) => report.forwarded), n),
-            blocked: mergeTop(reports.map((report) => report.blocked), n),
-          }
-        },
-        sendPool: () => ({ size: started.sendPoolSize * count, inUse: slots.reduce((n, slot) => n + slot.sendPoolInUse, 0) }),
-        sendQueue: () => ({
-          count: slots.reduce((n, slot) => n + slot.sendQueue.count, 0),
-          bytes: slots.reduce((n, slot) => n + slot.sendQueue.bytes, 0),
-        }),
-        workers: workerStats,
-        refresh: async () => void (await refresh()),
-      },
-      reloader,
-      log,
-      {
-        reportIntervalMs: options.reportIntervalMs,
-        kernelDropsIntervalMs: options.kernelDropsIntervalMs,
-        // Not ready while no worker reads the socket (all of them died and are being replaced).
-        ready: () => ready && slots.some((slot) => slot.ready),
-        started: {
-          forwardAddress: started.forwardAddress,
-          rules: { prefixes: compiled.rules.prefixCount, names: ruleCount(compiled.rules) - compiled.rules.prefixCount, trieNodes: compiled.trie.nodeCount },
-          maxPacketSize: started.maxPacketSize,
-          sendPool: started.sendPoolSize,
-          workers: count,
-        },
-      },
-    )
-  } catch (err) {
-    clearInterval(refreshTimer)
-    reloader.close()
-    stopping = true
-    for (const slot of slots) slot.worker?.process.kill('SIGKILL')
-    throw err
-  }
-
-  let closing: Promise<void> | null = null
   const close = async (): Promise<void> => {
-    ready = false
     stopping = true
     clearInterval(refreshTimer)
-    reloader.close()
     const exits = slots.flatMap((slot) => (slot.worker === null ? [] : [new Promise<void>((resolve) => slot.worker!.once('exit', () => resolve()))]))
     for (const slot of slots) if (slot.worker !== null) post(slot.worker, { type: 'shutdown' })
     const killer = setTimeout(() => {
@@ -370,20 +248,49 @@ export async function startCluster(compiled: Compiled, count: number, log: Logge
     await Promise.all(exits)
     clearTimeout(killer)
     sum()
-    await operations.close()
-    log.info({ counters: aggregate.snapshot(), workers: workerStats() }, 'statsd-filter-proxy stopped')
   }
-
+  let closing: Promise<void> | null = null
   return {
-    listen,
-    admin: operations.admin,
-    counters: async () => {
-      await refresh()
-      return aggregate.snapshot()
+    listen: { address: started.address, port: started.port, recvBufferGranted: started.recvBufferGranted },
+    forwardAddress: started.forwardAddress,
+    maxPacketSize: started.maxPacketSize,
+    sendPoolSize: started.sendPoolSize,
+    counters: aggregate,
+    refresh: async () => void (await refresh()),
+    apply: async (next) => {
+      const rules = payload(next)
+      const pauses = await Promise.all(slots.map((slot) => slot.apply(rules)))
+      const lagging = slots.filter((_, i) => pauses[i] === null).map((slot) => slot.index)
+      if (lagging.length > 0) log.error({ workers: lagging, generation: next.generation }, 'workers did not confirm the new rules in time')
+      log.info({ generation: next.generation, workerPauseMs: pauses }, 'workers run the new rules')
     },
-    workerStats,
-    config: () => reloader.current,
-    reload: (trigger) => reloader.reload(trigger),
+    ruleHits: async () => {
+      const current = options.rules()
+      const stats = new RuleStats(current.rules, current.settings.mode, current.generation)
+      for (const reply of await refresh(true, 0)) {
+        // A worker still on the previous rules (mid-reload) has hits for another table.
+        if (reply?.hits == null || reply.generation !== current.generation) continue
+        const hits = { hits: decodeFloat64(reply.hits.hits), lastHitMs: decodeFloat64(reply.hits.lastHitMs) }
+        if (hits.hits.length === stats.size && hits.lastHitMs.length === stats.size) stats.inherit(hits, null)
+      }
+      return stats
+    },
+    top: async (n): Promise<TopReport | null> => {
+      if (!settings.insights) return null
+      const replies = await refresh(false, TOP_TALKERS.capacity)
+      return mergeReports(replies.flatMap((reply) => (reply?.top == null ? [] : [reply.top])), n)
+    },
+    sendPool: () => ({ size: started.sendPoolSize * count, inUse: slots.reduce((n, slot) => n + slot.sendPoolInUse, 0) }),
+    sendQueue: () => ({
+      count: slots.reduce((n, slot) => n + slot.sendQueue.count, 0),
+      bytes: slots.reduce((n, slot) => n + slot.sendQueue.bytes, 0),
+    }),
+    workers: (): WorkerStats => ({
+      configured: count,
+      running: slots.filter((slot) => slot.ready).length,
+      restarts,
+      linesIn: slots.map((slot) => slot.linesIn),
+    }),
     close: () => (closing ??= close()),
   }
 }

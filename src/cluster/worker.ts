@@ -1,8 +1,7 @@
-// A worker process of `workers: N`: the data path alone, on the listen socket the primary shares with every
-// worker. Rules, snapshot requests and shutdown come from the primary; the admin server, reloads, kernel
-// drops and reports live there.
-import { startDataPath, type DataPath } from '../data-path.ts'
-import { RuleSet } from '../match/rule-set.ts'
+// A worker process of `workers: N`: the local data plane on the listen socket the primary shares with every
+// worker, driven over IPC. Rules, snapshot requests and shutdown come from the primary; the control plane
+// (admin server, reloads, kernel drops, reports) lives there.
+import { startLocalPlane, type DataPlane } from '../data-plane.ts'
 import { Trie } from '../match/trie.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
 import { WORKER_SLOT_ENV, type FromWorker, type SnapshotRequest, type ToWorker } from './messages.ts'
@@ -10,8 +9,7 @@ import { encodeArray, RulesAssembly, type RulesPayload } from './transfer.ts'
 
 const slot = Number(process.env[WORKER_SLOT_ENV])
 let log: Logger | null = null
-let path: DataPath | null = null
-let generation = -1
+let plane: DataPlane | null = null
 let stopping: Promise<void> | null = null
 /** The rule set arriving; a newer header replaces it (its remaining parts are then ignored). */
 let arriving: RulesAssembly | null = null
@@ -48,59 +46,56 @@ function send(message: FromWorker, then?: () => void): void {
 }
 
 async function applyRules(message: RulesPayload): Promise<void> {
-  const rules = new RuleSet(message.rules, new Trie(message.trie), message.settings.mode)
-  if (log === null) log = createLogger(message.settings.log.level).child({ worker: slot })
+  const rules = { ...message, trie: new Trie(message.trie) }
+  // This process's logger follows the level of the config in force, which the primary's reloader owns.
+  log ??= createLogger(message.settings.log.level).child({ worker: slot })
   log.level = message.settings.log.level
-  if (path === null) {
+  if (plane === null) {
     try {
-      path = await startDataPath(message.settings, rules, log)
+      plane = await startLocalPlane({ settings: message.settings, rules, log })
     } catch (err) {
       send({ type: 'failed', error: (err as Error).message }, () => process.exit(1))
       return
     }
-    generation = message.generation
-    const { listener } = path
+    const { listen } = plane
     send({
       type: 'ready',
-      address: listener.address,
-      port: listener.port,
-      recvBufferGranted: listener.recvBufferGranted,
-      forwardAddress: path.target.address.address,
-      maxPacketSize: path.maxPacketSize,
-      sendPoolSize: path.sendPool().size,
+      address: listen.address,
+      port: listen.port,
+      recvBufferGranted: listen.recvBufferGranted,
+      forwardAddress: plane.forwardAddress,
+      maxPacketSize: plane.maxPacketSize,
+      sendPoolSize: plane.sendPoolSize,
     })
     return
   }
-  const current = path.rules()
-  if (message.inherit !== null && generation === message.generation - 1) rules.inherit(current, message.inherit)
-  path.setRules(rules)
-  generation = message.generation
+  await plane.apply(rules)
   const pauseMs = sampler?.stop() ?? 0
   sampler = null
-  send({ type: 'applied', generation, pauseMs: Math.round(pauseMs * 10) / 10 })
+  send({ type: 'applied', generation: message.generation, pauseMs: Math.round(pauseMs * 10) / 10 })
 }
 
-function snapshot(request: SnapshotRequest): void {
-  if (path === null) return
-  const rules = path.rules()
+async function snapshot(request: SnapshotRequest): Promise<void> {
+  if (plane === null) return
+  const rules = await plane.ruleHits()
   send({
     type: 'snapshot',
     id: request.id,
-    generation,
-    counters: path.counters.snapshot(),
-    sendPoolInUse: path.sendPool().inUse,
-    sendQueue: path.target.queue(),
+    generation: rules.generation,
+    counters: plane.counters.snapshot(),
+    sendPoolInUse: plane.sendPool().inUse,
+    sendQueue: plane.sendQueue(),
     hits: request.hits ? { hits: encodeArray(rules.hits), lastHitMs: encodeArray(rules.lastHitMs) } : null,
-    top: request.top > 0 ? path.top(request.top) : null,
+    top: request.top > 0 ? await plane.top(request.top) : null,
   })
 }
 
 /** Drains like the single process does, reports the final counters, exits. */
 function stop(): Promise<void> {
   stopping ??= (async () => {
-    if (path === null) process.exit(0)
-    await path.close()
-    send({ type: 'stopped', counters: path.counters.snapshot() }, () => process.exit(0))
+    if (plane === null) process.exit(0)
+    await plane.close()
+    send({ type: 'stopped', counters: plane.counters.snapshot() }, () => process.exit(0))
   })()
   return stopping
 }
@@ -108,11 +103,11 @@ function stop(): Promise<void> {
 process.on('message', (message: ToWorker) => {
   if (message.type === 'rules') {
     arriving = new RulesAssembly(message)
-    if (path !== null) sampler ??= new PauseSampler()
+    if (plane !== null) sampler ??= new PauseSampler()
     return
   }
   if (message.type === 'rules-part') {
-    if (arriving === null || arriving.generation !== message.generation) return
+    if (arriving?.generation !== message.generation) return
     const payload = arriving.add(message)
     if (payload === null) return
     arriving = null

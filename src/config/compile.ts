@@ -4,6 +4,7 @@ import { ConfigError, type ConfigProblem } from './errors.ts'
 import type { PackedRules } from '../match/packed-rules.ts'
 import { compileBlocklist } from '../match/rule-set.ts'
 import { Trie, type TrieData } from '../match/trie.ts'
+import { siblingModule } from '../sibling-module.ts'
 
 /** A config with its rules compiled: what the proxy runs on. */
 export interface Compiled {
@@ -40,10 +41,8 @@ export type WorkerReply =
  * rules that stay survive a reload without work on the event loop.
  */
 export function loadAndCompile(file: string, previous: PackedRules | null = null): Promise<Compiled> {
-  // Under a TypeScript test runner this module is .ts, compiled it is .js: the worker is its sibling either way.
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
   const workerData: WorkerRequest = { file, previous }
-  const worker = new Worker(new URL(`./compile-worker${ext}`, import.meta.url), { workerData })
+  const worker = new Worker(siblingModule(import.meta.url, 'compile-worker'), { workerData })
   return new Promise((resolve, reject) => {
     worker.once('message', (reply: WorkerReply) => {
       if (reply.ok) {

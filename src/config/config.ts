@@ -1,14 +1,12 @@
 import type { LogLevel } from '../telemetry/logger.ts'
 import type { ConfigProblem } from './errors.ts'
 import type { RuleSpec } from '../match/rules.ts'
+import type { Mode } from '../match/rule-set.ts'
 
 export interface Endpoint {
   host: string
   port: number
 }
-
-/** `enforce` drops what the rules match; `dry-run` treats every rule as `dryRun: true`. */
-export type Mode = 'enforce' | 'dry-run'
 
 /** A validated configuration, every default filled in. */
 export interface Config {

@@ -1,6 +1,10 @@
-import { DEFAULTS, PACKET_SIZE_RANGE, RECV_BUFFER_RANGE, WORKERS_RANGE, type Config, type Endpoint, type Mode } from './config.ts'
+import { DEFAULTS, PACKET_SIZE_RANGE, RECV_BUFFER_RANGE, WORKERS_RANGE, type Config, type Endpoint } from './config.ts'
+import type { Mode } from '../match/rule-set.ts'
 import type { RuleSpec } from '../match/rules.ts'
-import { LOG_LEVELS } from '../telemetry/logger.ts'
+import type { LogLevel } from '../telemetry/logger.ts'
+
+/** A list of strings, not the logger: the compile worker thread validates without loading pino. */
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 export type Path = readonly (string | number)[]
 

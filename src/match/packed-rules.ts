@@ -31,6 +31,11 @@ export function ruleCount(rules: PackedRules): number {
   return rules.dryRun.length
 }
 
+/** What the start, reload and --check lines report. */
+export function ruleKinds(rules: PackedRules): { prefixes: number; names: number } {
+  return { prefixes: rules.prefixCount, names: ruleCount(rules) - rules.prefixCount }
+}
+
 export function kindOf(rules: PackedRules, index: number): RuleKind {
   return index < rules.prefixCount ? 'prefix' : 'name'
 }

@@ -1,7 +1,15 @@
-import type { Mode } from '../config/config.ts'
 import { kindOf, packRules, ruleCount, unpackRules, type PackedRules } from './packed-rules.ts'
 import { rulesFromBlocklist, type Blocklist, type Rule, type RuleKind } from './rules.ts'
 import { compileTrie, Trie, type TrieData } from './trie.ts'
+
+/** `enforce` drops what the rules match; `dry-run` treats every rule as `dryRun: true`. */
+export type Mode = 'enforce' | 'dry-run'
+
+/** Per-rule hit history: what a reload carries over and what workers' reports add up. */
+export interface RuleHits {
+  readonly hits: Float64Array
+  readonly lastHitMs: Float64Array
+}
 
 /** A blocklist as the proxy runs it: the packed table and its compiled trie. The one place both are built. */
 export function compileBlocklist(blocklist: Blocklist): { rules: PackedRules; trie: TrieData } {
@@ -13,9 +21,10 @@ export function compileBlocklist(blocklist: Blocklist): { rules: PackedRules; tr
  * never looks anything up. What /rules and /metrics read: a worker process's RuleSet, or the primary's sum of
  * its workers' hits.
  */
-export class RuleStats {
+export class RuleStats implements RuleHits {
   readonly table: PackedRules
-  readonly mode: Mode
+  /** Which rules in force these are: 0 at start, one more per reload. */
+  readonly generation: number
   /** 1 where a match is forwarded and counted as would-block (the rule's dryRun, or mode dry-run). */
   readonly dryRun: Uint8Array
   /** Lines each rule matched since the proxy started (carried over reloads for unchanged rules). */
@@ -24,9 +33,9 @@ export class RuleStats {
   readonly lastHitMs: Float64Array
   private unpacked: Rule[] | null = null
 
-  constructor(table: PackedRules, mode: Mode) {
+  constructor(table: PackedRules, mode: Mode, generation = 0) {
     this.table = table
-    this.mode = mode
+    this.generation = generation
     const n = ruleCount(table)
     this.dryRun = mode === 'dry-run' ? new Uint8Array(n).fill(1) : table.dryRun
     this.hits = new Float64Array(n)
@@ -45,10 +54,11 @@ export class RuleStats {
 
   /**
    * Adds another set's history: `map[i]` is the index here of the other set's rule i, or -1 (after a reload,
-   * as the loader thread worked it out: rules that survive keep their hits). Typed-array work only.
+   * as the loader thread worked it out: rules that survive keep their hits); null for the same table (a
+   * worker's report). Typed-array work only.
    */
-  inherit(previous: RuleStats, map: Int32Array | null): void {
-    for (let i = 0; i < previous.size; i++) {
+  inherit(previous: RuleHits, map: Int32Array | null): void {
+    for (let i = 0; i < previous.hits.length; i++) {
       const j = map === null ? i : map[i]
       if (j === -1) continue
       this.hits[j] += previous.hits[i]
@@ -56,12 +66,16 @@ export class RuleStats {
     }
   }
 
-  count(kind: RuleKind, dryRun: boolean): number {
-    let n = 0
-    const want = dryRun ? 1 : 0
-    for (let i = 0; i < this.size; i++) if (kindOf(this.table, i) === kind && this.dryRun[i] === want) n++
-    return n
+}
+
+/** Rules of a kind that only count a match (dryRun, or every rule in mode dry-run) or that drop it. */
+export function countRules(table: PackedRules, mode: Mode, kind: RuleKind, dryRun: boolean): number {
+  let n = 0
+  const want = dryRun ? 1 : 0
+  for (let i = 0; i < ruleCount(table); i++) {
+    if (kindOf(table, i) === kind && (mode === 'dry-run' ? 1 : table.dryRun[i]) === want) n++
   }
+  return n
 }
 
 /**
@@ -71,8 +85,8 @@ export class RuleStats {
 export class RuleSet extends RuleStats {
   readonly trie: Trie
 
-  constructor(table: PackedRules, trie: Trie, mode: Mode) {
-    super(table, mode)
+  constructor(table: PackedRules, trie: Trie, mode: Mode, generation = 0) {
+    super(table, mode, generation)
     this.trie = trie
   }
 

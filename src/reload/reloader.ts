@@ -1,6 +1,5 @@
 import type { Settings } from '../config/config.ts'
-import type { PackedRules } from '../match/packed-rules.ts'
-import { ruleCount } from '../match/packed-rules.ts'
+import { ruleKinds, type PackedRules } from '../match/packed-rules.ts'
 import { loadAndCompile, type Compiled } from '../config/compile.ts'
 import { ConfigError, formatProblem } from '../config/errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -33,7 +32,8 @@ const RESTART_ONLY: readonly (keyof Settings)[] = ['listen', 'forward', 'maxPack
 
 export interface ReloaderOptions {
   file: string
-  config: Settings
+  /** The settings in force (owned by the caller, which apply() updates). */
+  settings: () => Settings
   /** The rule table in force, whose hit history a reload carries over. */
   rules: () => PackedRules
   /** Of the file in force; null for a config built in memory, which cannot be reloaded. */
@@ -48,12 +48,11 @@ export interface ReloaderOptions {
 }
 
 /**
- * Owns the config in force after start-up. A reload parses, validates and compiles the whole file on a worker
+ * Reloads the config file. A reload parses, validates and compiles the whole file on a worker
  * thread first; an invalid file changes nothing but the failure count and the log. Reloads never overlap:
  * triggers that arrive during one are served by a single reload right after it.
  */
 export class Reloader {
-  private config: Settings
   private readonly options: ReloaderOptions
   private readonly watcher: FileWatch | null
   /** Settles when the last reload asked for has ended; the next one starts after it. */
@@ -64,16 +63,11 @@ export class Reloader {
 
   constructor(options: ReloaderOptions) {
     this.options = options
-    this.config = options.config
     this.status = { successes: 0, failures: 0, lastAttemptMs: null, lastOk: null, hash: options.hash }
     this.watcher =
       options.watch === null || options.hash === null
         ? null
         : new FileWatch(options.file, { ...options.watch, onChange: () => void this.reload('watch') })
-  }
-
-  get current(): Settings {
-    return this.config
   }
 
   reload(trigger: ReloadTrigger): Promise<ReloadResult> {
@@ -110,12 +104,12 @@ export class Reloader {
       return { ok: true, changed: false, restartNeeded: [], errors: [] }
     }
 
-    const restartNeeded = RESTART_ONLY.filter((key) => JSON.stringify(compiled.config[key]) !== JSON.stringify(this.config[key]))
+    const current = this.options.settings()
+    const restartNeeded = RESTART_ONLY.filter((key) => JSON.stringify(compiled.config[key]) !== JSON.stringify(current[key]))
     // The running proxy keeps the values it was started with; the file's rules, mode and log level apply now.
     const next: Settings = { ...compiled.config }
-    for (const key of restartNeeded) (next as unknown as Record<string, unknown>)[key] = this.config[key]
+    for (const key of restartNeeded) (next as unknown as Record<string, unknown>)[key] = current[key]
     await this.options.apply({ ...compiled, config: next })
-    this.config = next
     this.status.successes++
     this.status.lastAttemptMs = Date.now()
     this.status.lastOk = true
@@ -125,7 +119,7 @@ export class Reloader {
       log.warn({ keys: restartNeeded }, 'config reload: these settings changed in the file but apply only after a restart')
     }
     log.info(
-      { trigger, file, hash: compiled.hash, mode: next.mode, rules: { prefixes: compiled.rules.prefixCount, names: ruleCount(compiled.rules) - compiled.rules.prefixCount } },
+      { trigger, file, hash: compiled.hash, mode: next.mode, rules: ruleKinds(compiled.rules) },
       'config reloaded',
     )
     return { ok: true, changed: true, restartNeeded, errors: [] }

@@ -1,52 +1,35 @@
 import dgram from 'node:dgram'
 import { isIP } from 'node:net'
-import { resolveHost, type ResolvedAddress } from './address.ts'
-import type { SendDone, Target } from './target.ts'
-
-export interface UdpTargetOptions {
-  host: string
-  port: number
-  /** How often a DNS name is resolved again; an IP literal never is. */
-  resolveIntervalMs: number
-  /** Asynchronous socket errors, e.g. ECONNREFUSED reported by the kernel after an ICMP port unreachable. */
-  onError: (err: Error) => void
-  /** The name now resolves elsewhere and later datagrams go there. */
-  onAddressChange: (from: ResolvedAddress, to: ResolvedAddress) => void
-  /** SO_SNDBUF; the kernel's default when absent. */
-  sendBufferSize?: number
-  /** The system resolver unless given (tests move a name between addresses with it). */
-  resolve?: (host: string) => Promise<ResolvedAddress>
-}
-
-export interface UdpTarget extends Target {
-  readonly address: ResolvedAddress
-  /** Sends libuv holds because the kernel's send buffer was full: bounded by the sender's pool. */
-  queue(): { count: number; bytes: number }
-}
+import { resolveHost, type ResolvedAddress } from '../net/address.ts'
+import type { SendDone, SendQueue, Target, TargetOptions } from './target.ts'
 
 /**
  * A connected UDP socket: the kernel keeps the destination, so a send does no lookup and no address parsing.
  * A DNS name is resolved at start and re-resolved on a timer; when the address moves, a socket connected to
  * the new address replaces the old one once it is ready.
  */
-export async function createUdpTarget(options: UdpTargetOptions): Promise<UdpTarget> {
+export async function createUdpTarget(options: TargetOptions): Promise<Target> {
   const first = await (options.resolve ?? resolveHost)(options.host)
   const target = new ConnectedUdpTarget(options, first, await connect(first, options))
   if (isIP(options.host) === 0) target.watchDns()
   return target
 }
 
-class ConnectedUdpTarget implements UdpTarget {
-  address: ResolvedAddress
+class ConnectedUdpTarget implements Target {
+  private resolved: ResolvedAddress
   private socket: dgram.Socket
-  private readonly options: UdpTargetOptions
+  private readonly options: TargetOptions
   private timer: NodeJS.Timeout | null = null
   private closed = false
 
-  constructor(options: UdpTargetOptions, address: ResolvedAddress, socket: dgram.Socket) {
+  constructor(options: TargetOptions, address: ResolvedAddress, socket: dgram.Socket) {
     this.options = options
-    this.address = address
+    this.resolved = address
     this.socket = socket
+  }
+
+  get address(): string {
+    return this.resolved.address
   }
 
   send(buf: Buffer, offset: number, length: number, done: SendDone): void {
@@ -58,7 +41,7 @@ class ConnectedUdpTarget implements UdpTarget {
     }
   }
 
-  queue(): { count: number; bytes: number } {
+  queue(): SendQueue {
     return { count: this.socket.getSendQueueCount(), bytes: this.socket.getSendQueueSize() }
   }
 
@@ -82,7 +65,7 @@ class ConnectedUdpTarget implements UdpTarget {
       this.options.onError(err as Error)
       return
     }
-    if (this.closed || next.address === this.address.address) return
+    if (this.closed || next.address === this.resolved.address) return
     let socket: dgram.Socket
     try {
       socket = await connect(next, this.options)
@@ -94,16 +77,16 @@ class ConnectedUdpTarget implements UdpTarget {
       await closeSocket(socket)
       return
     }
-    const previous = this.address
+    const previous = this.resolved
     const old = this.socket
     this.socket = socket
-    this.address = next
+    this.resolved = next
     this.options.onAddressChange(previous, next)
     await closeSocket(old)
   }
 }
 
-function connect(to: ResolvedAddress, options: UdpTargetOptions): Promise<dgram.Socket> {
+function connect(to: ResolvedAddress, options: TargetOptions): Promise<dgram.Socket> {
   const { port, onError, sendBufferSize } = options
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket({ type: to.family === 6 ? 'udp6' : 'udp4', sendBufferSize })

@@ -2,8 +2,7 @@ import { pino, type Logger } from 'pino'
 
 export type { Logger }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
-export type LogLevel = (typeof LOG_LEVELS)[number]
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
 /**
  * JSON lines on stdout, written synchronously: the proxy logs a handful of lines a minute, and a synchronous

@@ -1,6 +1,5 @@
 import { hostname } from 'node:os'
 import { StatsD } from 'hot-shots'
-import type { Endpoint } from '../config/config.ts'
 import type { Counters, CounterSnapshot } from './counters.ts'
 import type { Logger } from './logger.ts'
 
@@ -23,7 +22,7 @@ export class SelfMetrics {
   private last: CounterSnapshot
   private readonly timer: NodeJS.Timeout
 
-  constructor(counters: Counters, target: Endpoint, options: SelfMetricsOptions, log: Logger) {
+  constructor(counters: Counters, target: { host: string; port: number }, options: SelfMetricsOptions, log: Logger) {
     this.counters = counters
     this.options = options
     this.last = counters.snapshot()

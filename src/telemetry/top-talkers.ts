@@ -292,12 +292,44 @@ function completeUtf8End(bytes: Uint8Array, start: number, end: number): number 
   return end - lead < sequenceLength ? lead : end
 }
 
+/** Names tracked per sketch, bytes kept per name, and one line in this many sampled. */
+export const TOP_TALKERS = { capacity: 1000, maxNameBytes: 128, sampleEvery: 16 } as const
+
+/** The heaviest metric names, forwarded and blocked apart, as /top reports them. */
+export interface TopReport {
+  sampleEvery: number
+  memoryBytes: number
+  forwarded: TopEntry[]
+  blocked: TopEntry[]
+}
+
+/** The two sketches the filter feeds: names of the lines it forwards and of those it blocks. */
+export class Insights {
+  readonly forwarded = new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery)
+  readonly blocked = new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery)
+
+  report(n: number): TopReport {
+    const memoryBytes = this.forwarded.memoryBytes + this.blocked.memoryBytes
+    return { sampleEvery: TOP_TALKERS.sampleEvery, memoryBytes, forwarded: this.forwarded.top(n), blocked: this.blocked.top(n) }
+  }
+}
+
+/** Several workers' reports as one: see mergeTop. */
+export function mergeReports(reports: readonly TopReport[], n: number): TopReport {
+  return {
+    sampleEvery: TOP_TALKERS.sampleEvery,
+    memoryBytes: reports.reduce((bytes, report) => bytes + report.memoryBytes, 0),
+    forwarded: mergeTop(reports.map((report) => report.forwarded), n),
+    blocked: mergeTop(reports.map((report) => report.blocked), n),
+  }
+}
+
 /**
  * Several sketches' lists as one, for workers that each sampled part of the traffic: a name's counts and error
  * bounds add up (Space-Saving summaries are mergeable by addition). A name one sketch dropped is undercounted
  * by at most that sketch's smallest count.
  */
-export function mergeTop(lists: readonly (readonly TopEntry[])[], n: number): TopEntry[] {
+function mergeTop(lists: readonly (readonly TopEntry[])[], n: number): TopEntry[] {
   const byName = new Map<string, TopEntry>()
   for (const list of lists) {
     for (const entry of list) {
