@@ -96,6 +96,10 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
   pipeline = path
   const { filter, assembler, counters } = path
 
+  const release = async (): Promise<void> => {
+    path.close()
+    await target.close()
+  }
   let listener: Listener
   try {
     listener = await listen({
@@ -106,8 +110,7 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
       onError: (err) => log.warn({ err: { code: (err as NodeJS.ErrnoException).code, message: err.message } }, 'receive socket error'),
     })
   } catch (err) {
-    path.close()
-    await target.close()
+    await release()
     throw err
   }
 
@@ -123,8 +126,7 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
     ])
     clearTimeout(timer)
     if (!drained) log.warn({ inFlight: assembler.inFlight() }, 'sends still in flight at shutdown were abandoned')
-    path.close()
-    await target.close()
+    await release()
   }
   let closing: Promise<void> | null = null
   return {

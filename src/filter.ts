@@ -13,8 +13,8 @@ export interface LineFilterOptions {
   rules: RuleSet
   assembler: Assembler
   counters: Counters
-  malformedGate: WarningGate
-  reportMalformed: MalformedReporter
+  /** Malformed lines reported at most once per interval of the gate. */
+  malformed: { gate: WarningGate; report: MalformedReporter }
   /** Per-rule hit counts and the heavy-hitter sketches; null when the config turns insights off. */
   insights: Insights | null
 }
@@ -38,8 +38,8 @@ export class LineFilter implements LineSink {
     this.ruleSet = options.rules
     this.assembler = options.assembler
     this.counters = options.counters
-    this.malformedGate = options.malformedGate
-    this.reportMalformed = options.reportMalformed
+    this.malformedGate = options.malformed.gate
+    this.reportMalformed = options.malformed.report
     this.insights = options.insights
   }
 

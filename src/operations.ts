@@ -8,8 +8,8 @@ import { KernelDrops } from './telemetry/kernel-drops.ts'
 import type { Logger } from './telemetry/logger.ts'
 import { SelfMetrics } from './telemetry/self-metrics.ts'
 
-const REPORT_INTERVAL_MS = 60_000
-const KERNEL_DROPS_INTERVAL_MS = 10_000
+/** The counters line, and the reading of the kernel's drop count (/proc/net/udp). */
+const INTERVAL_MS = { report: 60_000, kernelDrops: 10_000 } as const
 
 export interface OperationsOptions {
   /** The settings the proxy started with (listen, admin and self-metrics endpoints). */
@@ -41,7 +41,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
   const { listen } = plane
   const kernel = new KernelDrops({
     port: listen.port,
-    intervalMs: options.kernelDropsIntervalMs ?? KERNEL_DROPS_INTERVAL_MS,
+    intervalMs: options.kernelDropsIntervalMs ?? INTERVAL_MS.kernelDrops,
     onRise: (rise, stats) =>
       log.warn(
         { kernelDrops: stats.drops, rise, rxQueueBytes: stats.rxQueue, recvBufferGranted: listen.recvBufferGranted },
@@ -127,7 +127,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
 
   const report = setInterval(
     () => void plane.refresh().then(() => log.info({ counters: plane.counters.snapshot(), kernelDrops: kernel.latest?.drops ?? null }, 'counters')),
-    options.reportIntervalMs ?? REPORT_INTERVAL_MS,
+    options.reportIntervalMs ?? INTERVAL_MS.report,
   )
   report.unref()
   stopped.push(() => clearInterval(report))

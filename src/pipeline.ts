@@ -58,9 +58,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     rules: options.rules,
     assembler,
     counters,
-    malformedGate,
-    reportMalformed: (buf, start, end, suppressed) =>
-      log.warn({ sample: escapeSample(buf, start, end), suppressed, linesMalformed: counters.linesMalformed }, 'malformed line dropped'),
+    malformed: {
+      gate: malformedGate,
+      report: (buf, start, end, suppressed) =>
+        log.warn({ sample: escapeSample(buf, start, end), suppressed, linesMalformed: counters.linesMalformed }, 'malformed line dropped'),
+    },
     insights,
   })
   const clock = setInterval(() => filter.tick(Date.now()), 1000)

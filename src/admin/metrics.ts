@@ -7,7 +7,7 @@ import type { ReloadStatus } from '../reload/reloader.ts'
 import type { Counters } from '../telemetry/counters.ts'
 import type { UdpSocketStats } from '../telemetry/kernel-drops.ts'
 
-export const METRIC_PREFIX = 'statsd_filter_proxy_'
+const METRIC_PREFIX = 'statsd_filter_proxy_'
 
 /** What /metrics reads at scrape time; the hot path never calls into prom-client. */
 export interface MetricsSource {
@@ -38,6 +38,18 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       collect() {
         this.reset()
         this.inc(read())
+      },
+    })
+  }
+  /** A gauge with one label, set from `read()`: label value -> value. */
+  const labelled = (name: string, help: string, label: string, read: () => Record<string, number>): void => {
+    new Gauge({
+      name: METRIC_PREFIX + name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        for (const [value, n] of Object.entries(read())) this.set({ [label]: value }, n)
       },
     })
   }
@@ -116,16 +128,10 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       this.set(source.reload.lastOk === false ? 0 : 1)
     },
   })
-  new Gauge({
-    name: METRIC_PREFIX + 'receive_buffer_bytes',
-    help: 'SO_RCVBUF of the listen socket: requested in the config and granted by the kernel.',
-    labelNames: ['kind'],
-    registers: [registry],
-    collect() {
-      this.set({ kind: 'requested' }, source.recvBuffer.requested)
-      this.set({ kind: 'granted' }, source.recvBuffer.granted)
-    },
-  })
+  labelled('receive_buffer_bytes', 'SO_RCVBUF of the listen socket: requested in the config and granted by the kernel.', 'kind', () => ({
+    requested: source.recvBuffer.requested,
+    granted: source.recvBuffer.granted,
+  }))
   new Counter({
     name: METRIC_PREFIX + 'kernel_receive_drops_total',
     help: 'Datagrams the kernel dropped for the listen socket before the proxy read them (receive buffer full).',
@@ -143,38 +149,17 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       this.set(source.kernel()?.rxQueue ?? 0)
     },
   })
-  new Gauge({
-    name: METRIC_PREFIX + 'send_pool_buffers',
-    help: 'Output buffers: the pool size and how many hold datagrams being assembled or in flight.',
-    labelNames: ['state'],
-    registers: [registry],
-    collect() {
-      const pool = source.sendPool()
-      this.set({ state: 'total' }, pool.size)
-      this.set({ state: 'in_use' }, pool.inUse)
-    },
+  labelled('send_pool_buffers', 'Output buffers: the pool size and how many hold datagrams being assembled or in flight.', 'state', () => {
+    const pool = source.sendPool()
+    return { total: pool.size, in_use: pool.inUse }
   })
-  new Gauge({
-    name: METRIC_PREFIX + 'send_queue',
-    help: 'Sends queued in user space because the forward socket\'s kernel buffer was full (bounded by the pool).',
-    labelNames: ['unit'],
-    registers: [registry],
-    collect() {
-      const queue = source.sendQueue()
-      this.set({ unit: 'datagrams' }, queue.count)
-      this.set({ unit: 'bytes' }, queue.bytes)
-    },
+  labelled('send_queue', "Sends queued in user space because the forward socket's kernel buffer was full (bounded by the pool).", 'unit', () => {
+    const queue = source.sendQueue()
+    return { datagrams: queue.count, bytes: queue.bytes }
   })
-  new Gauge({
-    name: METRIC_PREFIX + 'workers',
-    help: 'Processes filtering: as configured, and running now.',
-    labelNames: ['state'],
-    registers: [registry],
-    collect() {
-      const workers = source.workers()
-      this.set({ state: 'configured' }, workers.configured)
-      this.set({ state: 'running' }, workers.running)
-    },
+  labelled('workers', 'Processes filtering: as configured, and running now.', 'state', () => {
+    const workers = source.workers()
+    return { configured: workers.configured, running: workers.running }
   })
   counter('worker_restarts_total', 'Workers that exited unexpectedly and were replaced.', () => source.workers().restarts)
   new Counter({

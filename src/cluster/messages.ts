@@ -1,5 +1,6 @@
 // What the primary and its workers say to each other over the cluster's IPC channel (JSON; typed arrays
 // cross as base64, see transfer.ts).
+import type { ListenInfo } from '../receive/listener.ts'
 import type { SendQueue } from '../send/target.ts'
 import type { TopReport } from '../telemetry/top-talkers.ts'
 import type { CounterSnapshot } from '../telemetry/counters.ts'
@@ -22,11 +23,8 @@ export interface SnapshotRequest {
  */
 export type ToWorker = RulesHeader | RulesPart | SnapshotRequest | { type: 'shutdown' }
 
-export interface ReadyMessage {
+export interface ReadyMessage extends ListenInfo {
   type: 'ready'
-  address: string
-  port: number
-  recvBufferGranted: number
   forwardAddress: string
   maxPacketSize: number
   sendPoolSize: number

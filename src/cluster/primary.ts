@@ -11,13 +11,12 @@ import { mergeReports, TOP_TALKERS, type TopReport } from '../telemetry/top-talk
 import { WORKER_SLOT_ENV, type FromWorker, type ReadyMessage, type ToWorker, type WorkerSnapshot } from './messages.ts'
 import { decodeFloat64, splitRules, type RulesPayload } from './transfer.ts'
 
-/** How long the primary waits for a worker's answer before reporting what it last heard. */
+// How long the primary waits for a worker's answer before reporting what it last heard; how fresh the summed
+// counters are (self-metrics, the log line); the pause before a dead worker is replaced, so a crash loop does not
+// spin; how long a worker gets to take new rules before the reload reports it as lagging.
 const ANSWER_TIMEOUT_MS = 1_000
-/** The aggregate counters (self-metrics, the log line) are this fresh. */
 const REFRESH_INTERVAL_MS = 1_000
-/** A worker that died is replaced after this pause, so a crash loop does not spin. */
 const RESTART_DELAY_MS = 1_000
-/** A worker gets this long to take new rules before the reload reports it as lagging. */
 const APPLY_TIMEOUT_MS = 10_000
 
 export interface WorkerPlaneOptions {
@@ -54,7 +53,7 @@ class Slot {
   sendQueue: SendQueue = { count: 0, bytes: 0 }
   private nextId = 0
   private readonly answers = new Map<number, (reply: WorkerSnapshot | null) => void>()
-  private readonly applied = new Map<number, (pauseMs: number) => void>()
+  private readonly applied = new Map<number, (pauseMs: number | null) => void>()
 
   constructor(index: number) {
     this.index = index
@@ -69,16 +68,7 @@ class Slot {
     const worker = this.worker
     if (worker === null || !this.ready) return Promise.resolve(null)
     const id = this.nextId++
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => settle(null), ANSWER_TIMEOUT_MS)
-      const settle = (reply: WorkerSnapshot | null): void => {
-        clearTimeout(timer)
-        this.answers.delete(id)
-        resolve(reply)
-      }
-      this.answers.set(id, settle)
-      post(worker, { type: 'snapshot', id, hits, top })
-    })
+    return awaitReply(this.answers, id, ANSWER_TIMEOUT_MS, () => post(worker, { type: 'snapshot', id, hits, top }))
   }
 
   /**
@@ -88,16 +78,7 @@ class Slot {
   apply(rules: RulesPayload): Promise<number | null> {
     const worker = this.worker
     if (worker === null || !this.ready) return Promise.resolve(0)
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => settle(null), APPLY_TIMEOUT_MS)
-      const settle = (pauseMs: number | null): void => {
-        clearTimeout(timer)
-        this.applied.delete(rules.generation)
-        resolve(pauseMs)
-      }
-      this.applied.set(rules.generation, settle)
-      void sendRules(worker, rules)
-    })
+    return awaitReply(this.applied, rules.generation, APPLY_TIMEOUT_MS, () => void sendRules(worker, rules))
   }
 
   onSnapshot(reply: WorkerSnapshot): void {
@@ -122,6 +103,20 @@ class Slot {
     for (const settle of this.answers.values()) settle(null)
     for (const settle of this.applied.values()) settle(0)
   }
+}
+
+/** Resolves with the reply filed under `key`, or null after `timeoutMs`. */
+function awaitReply<T>(pending: Map<number, (reply: T | null) => void>, key: number, timeoutMs: number, ask: () => void): Promise<T | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => settle(null), timeoutMs)
+    const settle = (reply: T | null): void => {
+      clearTimeout(timer)
+      pending.delete(key)
+      resolve(reply)
+    }
+    pending.set(key, settle)
+    ask()
+  })
 }
 
 function post(worker: Worker, message: ToWorker): void {
@@ -232,6 +227,7 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
   starting = false
   startFailed = (err) => log.error({ err: { message: err.message } }, 'a replacement worker could not start')
 
+  const total = (read: (slot: Slot) => number): number => slots.reduce((n, slot) => n + read(slot), 0)
   const refreshTimer = setInterval(() => void refresh(), REFRESH_INTERVAL_MS)
   refreshTimer.unref()
 
@@ -280,11 +276,8 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
       const replies = await refresh(false, TOP_TALKERS.capacity)
       return mergeReports(replies.flatMap((reply) => (reply?.top == null ? [] : [reply.top])), n)
     },
-    sendPool: () => ({ size: started.sendPoolSize * count, inUse: slots.reduce((n, slot) => n + slot.sendPoolInUse, 0) }),
-    sendQueue: () => ({
-      count: slots.reduce((n, slot) => n + slot.sendQueue.count, 0),
-      bytes: slots.reduce((n, slot) => n + slot.sendQueue.bytes, 0),
-    }),
+    sendPool: () => ({ size: started.sendPoolSize * count, inUse: total((slot) => slot.sendPoolInUse) }),
+    sendQueue: () => ({ count: total((slot) => slot.sendQueue.count), bytes: total((slot) => slot.sendQueue.bytes) }),
     workers: (): WorkerStats => ({
       configured: count,
       running: slots.filter((slot) => slot.ready).length,

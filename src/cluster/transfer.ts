@@ -9,7 +9,7 @@ import type { Settings } from '../config/config.ts'
 import type { PackedRules } from '../match/packed-rules.ts'
 import type { TrieData } from '../match/trie.ts'
 
-export const PART_BYTES = 1024 * 1024
+const PART_BYTES = 1024 * 1024
 
 /** Everything a worker needs to run a rule set. */
 export interface RulesPayload {
@@ -61,7 +61,7 @@ export function decodeFloat64(base64: string): Float64Array {
 }
 
 /** Copies base64-encoded elements into `target` from element `offset` on; returns how many. */
-export function decodeInto(target: NumberArray, offset: number, base64: string): number {
+function decodeInto(target: NumberArray, offset: number, base64: string): number {
   const bytes = Buffer.from(base64, 'base64')
   // Through a byte view of the target: the decoded Buffer may sit at an offset no Int32Array could start at.
   new Uint8Array(target.buffer, target.byteOffset + offset * target.BYTES_PER_ELEMENT, bytes.length).set(bytes)

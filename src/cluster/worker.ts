@@ -57,16 +57,8 @@ async function applyRules(message: RulesPayload): Promise<void> {
       send({ type: 'failed', error: (err as Error).message }, () => process.exit(1))
       return
     }
-    const { listen } = plane
-    send({
-      type: 'ready',
-      address: listen.address,
-      port: listen.port,
-      recvBufferGranted: listen.recvBufferGranted,
-      forwardAddress: plane.forwardAddress,
-      maxPacketSize: plane.maxPacketSize,
-      sendPoolSize: plane.sendPoolSize,
-    })
+    const { listen, forwardAddress, maxPacketSize, sendPoolSize } = plane
+    send({ type: 'ready', ...listen, forwardAddress, maxPacketSize, sendPoolSize })
     return
   }
   await plane.apply(rules)

@@ -156,7 +156,7 @@ function byPosition(problems: ConfigProblem[]): ConfigProblem[] {
   return problems.slice().sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0))
 }
 
-export function formatPath(path: Path): string {
+function formatPath(path: Path): string {
   let out = ''
   for (const part of path) out += typeof part === 'number' ? `[${part}]` : out === '' ? part : `.${part}`
   return out
