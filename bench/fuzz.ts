@@ -7,6 +7,7 @@
 //   options: --seed <int> (replays a previous fuzz run: the batches use seed, seed + 1, ...) --max-minutes <m>
 import fc from 'fast-check'
 import { parseArgs } from 'node:util'
+import { int } from './lib/table.ts'
 import { checkAgainstReference, referenceProperty, type Blocklist, type ReferenceCheck } from '../test/fixtures/reference.ts'
 
 /** fast-check runs per batch: each batch is one fc.check with its own seed, so a failure replays on its own. */
@@ -42,7 +43,6 @@ const count = (datagrams: Buffer[], check: ReferenceCheck): void => {
 let batchTotals = { ...totals }
 const property = referenceProperty(count)
 
-const int = (n: number): string => Math.round(n).toLocaleString('en-US')
 const started = process.hrtime.bigint()
 const elapsedS = (): number => Number(process.hrtime.bigint() - started) / 1e9
 const summary = (): string =>
@@ -54,27 +54,31 @@ const summary = (): string =>
     `seed ${baseSeed} (batches of ${int(RUNS_PER_BATCH)} runs, seeds ${baseSeed} + batch number); replay: node dist/bench/fuzz.js ${wanted} --seed ${baseSeed}`,
   ].join('\n')
 
-console.error(`fuzz: at least ${int(wanted)} datagrams, seed ${baseSeed}`)
-for (let batch = 0; totals.datagrams < wanted; batch++) {
-  if (elapsedS() > maxMinutes * 60) {
-    console.log(`fuzz: stopped after ${maxMinutes} min (--max-minutes) short of ${int(wanted)} datagrams; no counterexample\n${summary()}`)
-    process.exit(2)
+/** Batches of fast-check runs until `wanted` datagrams have gone through; the exit code says how it ended. */
+function main(): number {
+  console.error(`fuzz: at least ${int(wanted)} datagrams, seed ${baseSeed}`)
+  for (let batch = 0; totals.datagrams < wanted; batch++) {
+    if (elapsedS() > maxMinutes * 60) {
+      console.log(`fuzz: stopped after ${maxMinutes} min (--max-minutes) short of ${int(wanted)} datagrams; no counterexample\n${summary()}`)
+      return 2
+    }
+    const seed = (baseSeed + batch) | 0
+    const details = fc.check(property, { seed, numRuns: RUNS_PER_BATCH })
+    if (details.failed) {
+      Object.assign(totals, batchTotals)
+      console.log(`fuzz: COUNTEREXAMPLE in batch ${batch} (seed ${seed}, after ${int(details.numRuns)} runs of it)`)
+      console.log(fc.defaultReportMessage(details) ?? '')
+      if (details.counterexample !== null) describe(...details.counterexample)
+      console.log(`replay just this case: fc.assert(referenceProperty(), { seed: ${seed}, path: ${JSON.stringify(details.counterexamplePath)} })`)
+      console.log(`before it, in batches that passed:\n${summary()}`)
+      return 1
+    }
+    batchTotals = { ...totals }
+    if (batch % 10 === 9) console.error(`fuzz: ${int(totals.datagrams)} datagrams, ${elapsedS().toFixed(0)} s`)
   }
-  const seed = (baseSeed + batch) | 0
-  const details = fc.check(property, { seed, numRuns: RUNS_PER_BATCH })
-  if (details.failed) {
-    Object.assign(totals, batchTotals)
-    console.log(`fuzz: COUNTEREXAMPLE in batch ${batch} (seed ${seed}, after ${int(details.numRuns)} runs of it)`)
-    console.log(fc.defaultReportMessage(details) ?? '')
-    if (details.counterexample !== null) describe(...details.counterexample)
-    console.log(`replay just this case: fc.assert(referenceProperty(), { seed: ${seed}, path: ${JSON.stringify(details.counterexamplePath)} })`)
-    console.log(`before it, in batches that passed:\n${summary()}`)
-    process.exit(1)
-  }
-  batchTotals = { ...totals }
-  if (batch % 10 === 9) console.error(`fuzz: ${int(totals.datagrams)} datagrams, ${elapsedS().toFixed(0)} s`)
+  console.log(`fuzz: no counterexample\n${summary()}`)
+  return 0
 }
-console.log(`fuzz: no counterexample\n${summary()}`)
 
 /** What the reference kept and what the proxy forwarded for the shrunk counterexample, side by side. */
 function describe(blocklist: Blocklist, datagrams: Buffer[], size: number): void {
@@ -92,3 +96,5 @@ function describe(blocklist: Blocklist, datagrams: Buffer[], size: number): void
     console.log(`the proxy path threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
   }
 }
+
+process.exitCode = main()

@@ -2,7 +2,7 @@
 // configured with more: each a sender of its own, with its own source port), synchronous sends. It must never be
 // what limits a measurement, so the hot loop does nothing but send and add.
 import dgram from 'node:dgram'
-import { serve } from './ipc.ts'
+import { serve } from './lib/ipc.ts'
 import { buildWorkload, DATAGRAM_SET, type Workload } from './workload.ts'
 
 export interface GeneratorTarget {

@@ -1,15 +1,16 @@
 // One measurement: offer load to one proxy, read every process's counters around a fixed window, drain.
-import { execFileSync } from 'node:child_process'
+import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { Child } from './ipc.ts'
+import { Child } from './lib/ipc.ts'
+import { nodeVersion, pinToCpu } from './lib/machine.ts'
+import { readCpusAllowed } from './lib/proc.ts'
 import type { GeneratorSnapshot, GeneratorTarget } from './load-generator.ts'
-import { readCpusAllowed } from './process-stats.ts'
 import type { ProxyReady, ProxySnapshot } from './proxy-child.ts'
 import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
+import type { SinkReady, SinkSnapshot } from './sink.ts'
 
 /** As in package.json's start script, the Dockerfile's ENTRYPOINT and the CLI's shebang (test/launch.test.ts). */
 export const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=1']
-import type { SinkReady, SinkSnapshot } from './sink.ts'
 
 export interface Timing {
   warmupMs: number
@@ -71,9 +72,16 @@ export interface RunResult {
 
 /** Generous for a proxy that keeps up (its latency is well under a millisecond), short for a growing backlog. */
 export const DELIVERY_GRACE_MS = 200
-/** Drained means the proxy and the sink counted nothing new for this long. */
-const QUIET_MS = 150
-const DRAIN_LIMIT_MS = 15_000
+export interface DrainOptions {
+  /** Drained means the proxy and the sink counted nothing new for this long. */
+  quietMs: number
+  limitMs: number
+  /** Also wait for the proxy's socket queue to be empty (/proc/net/udp rx_queue). */
+  emptyQueue: boolean
+}
+
+/** Between two runs of the end-to-end bench. */
+const DRAIN: DrainOptions = { quietMs: 150, limitMs: 15_000, emptyQueue: false }
 /** Loading 100,000 rules takes seconds (and far more if rule compilation regresses: start-up is reported). */
 const PROXY_START_TIMEOUT_MS = 180_000
 const CHILD_START_TIMEOUT_MS = 10_000
@@ -166,80 +174,90 @@ export class Bench {
     await sleep(DELIVERY_GRACE_MS)
     const [sink1, pEnd] = await Promise.all([this.sink.call<SinkSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
     await this.drain(proxy.child)
-
-    const forwarded = p2.counters.linesForwarded - p1.counters.linesForwarded
-    const blocked = p2.counters.linesBlocked - p1.counters.linesBlocked
-    const lines = forwarded + blocked
-    const seconds = (p2.timeNs - p1.timeNs) / 1e9
-    const cpuUs = p2.cpuUserUs + p2.cpuSystemUs - (p1.cpuUserUs + p1.cpuSystemUs)
-    const perMLines = (n: number): number => (lines === 0 ? 0 : (n * 1e6) / lines)
-    const generatorSeconds = (g2.timeNs - g1.timeNs) / 1e9
-    const sent = g2.datagrams - g1.datagrams
-    const generatorDatagramsPerSecond = sent / generatorSeconds
-    const delivered = sink1.lines - sink0.lines
-    // The cluster's workers' collections are not observed: no GC figure rather than the primary's alone.
-    const gcSeen = p2.processes === 1
-    const workerLines = p2.workerLinesIn?.map((n, i) => n - (p1.workerLinesIn?.[i] ?? 0)) ?? null
-    const workerLinesTotal = workerLines?.reduce((a, b) => a + b, 0) ?? 0
-    return {
-      spec,
-      offeredLines: gEnd.lines,
-      expectedLines: gEnd.survivors,
-      deliveredLines: delivered,
-      deliveredRatio: gEnd.survivors === 0 ? 1 : delivered / gEnd.survivors,
-      forwardedLines: pEnd.counters.linesForwarded - p0.counters.linesForwarded,
-      droppedLines: pEnd.counters.linesDropped - p0.counters.linesDropped,
-      linesPerSecond: lines / seconds,
-      cpuUsPerLine: lines === 0 ? 0 : cpuUs / lines,
-      cpuShare: cpuUs / 1e6 / seconds,
-      cpuWaitShare: (p2.runQueueWaitNs - p1.runQueueWaitNs) / 1e9 / seconds,
-      rssMaxBytes: p2.rssMax,
-      rssPeakBytes: pEnd.rssPeak,
-      scavengesPerMLines: gcSeen ? perMLines(p2.gcMinor - p1.gcMinor) : NaN,
-      markSweepsPerMLines: gcSeen ? perMLines(p2.gcMajor - p1.gcMajor) : NaN,
-      processes: p2.processes,
-      workerLineShares: workerLines === null ? null : workerLines.map((n) => (workerLinesTotal === 0 ? 0 : n / workerLinesTotal)),
-      blockedShare: lines === 0 ? 0 : blocked / lines,
-      generatorDatagramsPerSecond,
-      generatorShort: spec.rate !== null && (generatorDatagramsPerSecond < 0.99 * spec.rate || gEnd.due - gEnd.datagrams > 0.01 * gEnd.due),
-      proxyReadShare: sent === 0 ? 0 : (p2.counters.datagramsIn - p1.counters.datagramsIn) / sent,
-    }
+    return runResult(spec, { sink0, p0, g1, p1, g2, p2, gEnd, sink1, pEnd })
   }
 
   /**
    * Waits until the proxy has read what its socket queue held and the sink has counted what it sent, so that
-   * nothing spills into the next run. At saturation the proxy's queue is full (net.core.rmem_max), so a slow
-   * proxy can take a while.
+   * nothing spills into the next run: until neither counted anything new for `quietMs` (and, with
+   * `emptyQueue`, the kernel shows nothing queued at the proxy's socket). At saturation the proxy's queue is full
+   * (net.core.rmem_max), so a slow proxy can take a while.
    */
-  private async drain(proxy: Child): Promise<void> {
-    const deadline = Date.now() + DRAIN_LIMIT_MS
+  async drain(proxy: Child, { quietMs, limitMs, emptyQueue }: DrainOptions = DRAIN): Promise<void> {
+    const deadline = Date.now() + limitMs
     let last = { proxy: -1, sink: -1 }
     for (;;) {
       const [p, s] = await Promise.all([proxy.call<ProxySnapshot>('snapshot'), this.sink.call<SinkSnapshot>('snapshot')])
       const now = { proxy: p.counters.datagramsIn, sink: s.lines }
-      if (now.proxy === last.proxy && now.sink === last.sink) return
-      if (Date.now() > deadline) throw new Error(`${proxy.name} was still draining after ${DRAIN_LIMIT_MS} ms`)
+      if (now.proxy === last.proxy && now.sink === last.sink && (!emptyQueue || (p.kernel?.rxQueue ?? 0) === 0)) return
+      if (Date.now() > deadline) throw new Error(`${proxy.name} was still draining after ${limitMs} ms`)
       last = now
-      await sleep(QUIET_MS)
+      await sleep(quietMs)
     }
   }
 }
 
-/** All of the process's threads (libuv pool, GC helpers) go to the CPU too. */
-function pinToCpu(pid: number, cpu: number): void {
-  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
+/** The counters a run reads: at the start (0), around the measurement window (1, 2), when the generator stopped and DELIVERY_GRACE_MS later. */
+interface RunSnapshots {
+  sink0: SinkSnapshot
+  p0: ProxySnapshot
+  g1: GeneratorSnapshot
+  p1: ProxySnapshot
+  g2: GeneratorSnapshot
+  p2: ProxySnapshot
+  gEnd: GeneratorSnapshot
+  sink1: SinkSnapshot
+  pEnd: ProxySnapshot
+}
+
+function runResult(spec: RunSpec, { sink0, p0, g1, p1, g2, p2, gEnd, sink1, pEnd }: RunSnapshots): RunResult {
+  const forwarded = p2.counters.linesForwarded - p1.counters.linesForwarded
+  const blocked = p2.counters.linesBlocked - p1.counters.linesBlocked
+  const lines = forwarded + blocked
+  const seconds = (p2.timeNs - p1.timeNs) / 1e9
+  const cpuUs = p2.cpuUserUs + p2.cpuSystemUs - (p1.cpuUserUs + p1.cpuSystemUs)
+  const perMLines = (n: number): number => (lines === 0 ? 0 : (n * 1e6) / lines)
+  const generatorSeconds = (g2.timeNs - g1.timeNs) / 1e9
+  const sent = g2.datagrams - g1.datagrams
+  const generatorDatagramsPerSecond = sent / generatorSeconds
+  const delivered = sink1.lines - sink0.lines
+  // The cluster's workers' collections are not observed: no GC figure rather than the primary's alone.
+  const gcSeen = p2.processes === 1
+  const workerLines = p2.workerLinesIn?.map((n, i) => n - (p1.workerLinesIn?.[i] ?? 0)) ?? null
+  const workerLinesTotal = workerLines?.reduce((a, b) => a + b, 0) ?? 0
+  return {
+    spec,
+    offeredLines: gEnd.lines,
+    expectedLines: gEnd.survivors,
+    deliveredLines: delivered,
+    deliveredRatio: gEnd.survivors === 0 ? 1 : delivered / gEnd.survivors,
+    forwardedLines: pEnd.counters.linesForwarded - p0.counters.linesForwarded,
+    droppedLines: pEnd.counters.linesDropped - p0.counters.linesDropped,
+    linesPerSecond: lines / seconds,
+    cpuUsPerLine: lines === 0 ? 0 : cpuUs / lines,
+    cpuShare: cpuUs / 1e6 / seconds,
+    cpuWaitShare: (p2.runQueueWaitNs - p1.runQueueWaitNs) / 1e9 / seconds,
+    rssMaxBytes: p2.rssMax,
+    rssPeakBytes: pEnd.rssPeak,
+    scavengesPerMLines: gcSeen ? perMLines(p2.gcMinor - p1.gcMinor) : NaN,
+    markSweepsPerMLines: gcSeen ? perMLines(p2.gcMajor - p1.gcMajor) : NaN,
+    processes: p2.processes,
+    workerLineShares: workerLines === null ? null : workerLines.map((n) => (workerLinesTotal === 0 ? 0 : n / workerLinesTotal)),
+    blockedShare: lines === 0 ? 0 : blocked / lines,
+    generatorDatagramsPerSecond,
+    generatorShort: spec.rate !== null && (generatorDatagramsPerSecond < 0.99 * spec.rate || gEnd.due - gEnd.datagrams > 0.01 * gEnd.due),
+    proxyReadShare: sent === 0 ? 0 : (p2.counters.datagramsIn - p1.counters.datagramsIn) / sent,
+  }
+}
+
+/** A bench entry point's start: when, the machine's load then, its Bench, and the Node version the children run. */
+export async function startSession(nodeBinary: string, pin: boolean): Promise<{ startedAt: Date; loadAtStart: number[]; bench: Bench; node: string }> {
+  const startedAt = new Date()
+  const loadAtStart = loadavg()
+  const bench = await Bench.start(nodeBinary, pin)
+  return { startedAt, loadAtStart, bench, node: nodeVersion(nodeBinary) }
 }
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/** Whether proxies can be pinned to a core (util-linux taskset is installed). */
-export function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['--version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
 }

@@ -4,16 +4,14 @@
 // line would fill the young generation every few hundred thousand lines and show up here as scavenges).
 //
 //   npm run build && node dist/bench/micro.js [lines=10000000] [rules=1000]
-import { PerformanceObserver } from 'node:perf_hooks'
-import { Assembler } from '../src/batch/assembler.ts'
-import { BufferPool } from '../src/batch/pool.ts'
-import { LineFilter } from '../src/filter.ts'
+import type { LineFilter } from '../src/filter.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
-import { TOP_TALKERS } from '../src/data-path.ts'
-import { TopTalkers } from '../src/telemetry/top-talkers.ts'
-import type { SendDone, Target } from '../src/send/target.ts'
-import { Counters } from '../src/telemetry/counters.ts'
-import { WarningGate } from '../src/telemetry/rate-limit.ts'
+import { createPipeline, type Pipeline } from '../src/pipeline.ts'
+import type { SendDone, SendQueue, Target } from '../src/send/target.ts'
+import type { Counters } from '../src/telemetry/counters.ts'
+import { createLogger } from '../src/telemetry/logger.ts'
+import { countGcs, type GcCounts } from './lib/gc.ts'
+import { blockedPrefixes } from './workload.ts'
 
 const totalLines = Number(process.argv[2] ?? 10_000_000)
 const ruleCount = Number(process.argv[3] ?? 1_000)
@@ -21,12 +19,16 @@ const LINES_PER_DATAGRAM = 10
 
 /** Completes every send at once, like a kernel that always has room: the pool never runs dry. */
 class NullTarget implements Target {
+  readonly address = 'null'
   datagrams = 0
   bytes = 0
   send(_buf: Buffer, _offset: number, length: number, done: SendDone): void {
     this.datagrams++
     this.bytes += length
     done(null)
+  }
+  queue(): SendQueue {
+    return { count: 0, bytes: 0 }
   }
   close(): Promise<void> {
     return Promise.resolve()
@@ -48,46 +50,39 @@ function buildDatagrams(rules: number): Buffer[] {
   return datagrams
 }
 
-async function main(): Promise<void> {
-  const prefixes = Array.from({ length: ruleCount }, (_, i) => `legacy.team${i}.`)
-  const ruleSet = RuleSet.fromBlocklist({ prefixes, names: [] }, 'enforce')
-  // The production path: per-rule hits and both top-talker sketches on.
-  const insights = {
-    forwarded: new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery),
-    blocked: new TopTalkers(TOP_TALKERS.capacity, TOP_TALKERS.maxNameBytes, TOP_TALKERS.sampleEvery),
-  }
-  const counters = new Counters()
+/** The production path: per-rule hits and both top-talker sketches on, sending to a NullTarget. */
+function buildFilter(): { path: Pipeline; target: NullTarget } {
+  const rules = RuleSet.fromBlocklist({ prefixes: blockedPrefixes(ruleCount), names: [] }, 'enforce')
   const target = new NullTarget()
-  const assembler = new Assembler(new BufferPool(128, 8192), target, counters, () => {})
-  const gate = new WarningGate(60_000)
-  const filter = new LineFilter(ruleSet, assembler, counters, gate, () => {}, insights)
-  const datagrams = buildDatagrams(ruleCount)
-  const rounds = Math.ceil(totalLines / LINES_PER_DATAGRAM)
+  const path = createPipeline({ rules, target, maxPacketSize: 8192, insights: true, log: createLogger('silent') })
+  return { path, target }
+}
 
-  // Warm up so the measured loop runs optimized code, then settle the heap.
+/** Runs `rounds` datagrams through the filter, counting collections; warmed up first so it runs optimized code. */
+async function measure(
+  { filter, counters }: { filter: LineFilter; counters: Counters },
+  datagrams: Buffer[],
+  rounds: number,
+): Promise<{ lines: number; ns: number; heapGrowthBytes: number; gcs: GcCounts }> {
   for (let i = 0; i < 200_000; i++) filter.handleDatagram(datagrams[i & 1023])
-  const gcs = { minor: 0, major: 0, other: 0 }
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind
-      if (kind === 1) gcs.minor++
-      else if (kind === 2 || kind === 4) gcs.major++
-      else gcs.other++
-    }
-  })
-  await new Promise((resolve) => setImmediate(resolve))
+  await new Promise((resolve) => setImmediate(resolve)) // settle the heap
   const linesBefore = counters.linesIn
-  observer.observe({ entryTypes: ['gc'] })
+  const gc = countGcs()
   const heapBefore = process.memoryUsage().heapUsed
   const t0 = process.hrtime.bigint()
   for (let i = 0; i < rounds; i++) filter.handleDatagram(datagrams[i & 1023])
   const ns = Number(process.hrtime.bigint() - t0)
-  const heapAfter = process.memoryUsage().heapUsed
+  const heapGrowthBytes = process.memoryUsage().heapUsed - heapBefore
   await new Promise((resolve) => setTimeout(resolve, 50)) // let the gc entries arrive
-  observer.disconnect()
-  gate.close()
+  gc.stop()
+  return { lines: counters.linesIn - linesBefore, ns, heapGrowthBytes, gcs: gc.counts }
+}
 
-  const lines = counters.linesIn - linesBefore
+async function main(): Promise<void> {
+  const { path, target } = buildFilter()
+  const { counters } = path
+  const { lines, ns, heapGrowthBytes, gcs } = await measure(path, buildDatagrams(ruleCount), Math.ceil(totalLines / LINES_PER_DATAGRAM))
+  path.close()
   const result = {
     lines,
     rules: ruleCount,
@@ -95,7 +90,7 @@ async function main(): Promise<void> {
     linesPerSecond: Math.round(lines / (ns / 1e9)),
     scavenges: gcs.minor,
     markSweeps: gcs.major,
-    heapGrowthBytes: heapAfter - heapBefore,
+    heapGrowthBytes,
     forwarded: counters.linesForwarded,
     blocked: counters.linesBlocked,
     datagramsOut: target.datagrams,

@@ -2,6 +2,7 @@
 // split, loop over the prefixes, join, one send per datagram to host+port), so the bench measures what the
 // real proxy's design buys, not a strawman: no logging, no validation, nothing it does not need.
 import dgram from 'node:dgram'
+import type { SharedLineCounters } from './proxy-kinds.ts'
 
 export interface NaiveProxyOptions {
   listen: { host: string; port: number }
@@ -11,14 +12,7 @@ export interface NaiveProxyOptions {
 }
 
 /** Same meaning as the real proxy's counters of the same names. */
-export interface NaiveCounters {
-  datagramsIn: number
-  linesIn: number
-  linesForwarded: number
-  linesBlocked: number
-  datagramsOut: number
-  sendErrors: number
-}
+export type NaiveCounters = SharedLineCounters & { sendErrors: number }
 
 export interface NaiveProxy {
   readonly port: number

@@ -1,7 +1,6 @@
 // What a measured process reports about itself: CPU time, memory and garbage collections.
-import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
+import { countGcs, type GcCounts } from './lib/gc.ts'
+import { readProc, readProcRss, readRunQueueWaitNs } from './lib/proc.ts'
 
 export interface ProcessSnapshot {
   /** process.hrtime in ns, taken in the measured process: rates use its clock, not the IPC round trip's. */
@@ -24,130 +23,49 @@ export interface ProcessSnapshot {
 /** RSS is sampled on a timer: a snapshot alone would miss peaks between two IPC requests. */
 const RSS_SAMPLE_MS = 100
 
-export class ProcessStats {
-  private gcMinor = 0
-  private gcMajor = 0
-  private rssMax = 0
+/** The highest of a sampled figure since the last `take`, sampled every RSS_SAMPLE_MS. */
+class MaxSampler {
+  private max = 0
+  private readonly read: () => number
 
-  constructor() {
-    new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) {
-        const kind = gcKind(entry)
-        if (kind === constants.NODE_PERFORMANCE_GC_MINOR) this.gcMinor++
-        else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) this.gcMajor++
-      }
-    }).observe({ entryTypes: ['gc'] })
-    this.sampleRss()
-    setInterval(() => this.sampleRss(), RSS_SAMPLE_MS).unref()
+  constructor(read: () => number) {
+    this.read = read
+    this.sample()
+    setInterval(() => this.sample(), RSS_SAMPLE_MS).unref()
   }
+
+  /** Samples once more, returns the highest so far and starts the next interval from this sample. */
+  take(): number {
+    const now = this.sample()
+    const max = this.max
+    this.max = now
+    return max
+  }
+
+  private sample(): number {
+    const value = this.read()
+    if (value > this.max) this.max = value
+    return value
+  }
+}
+
+export class ProcessStats {
+  private readonly gcs: GcCounts = countGcs().counts
+  private readonly rss = new MaxSampler(() => process.memoryUsage.rss())
 
   snapshot(): ProcessSnapshot {
     const cpu = process.cpuUsage()
-    const rss = this.sampleRss()
-    const snapshot = {
+    return {
       timeNs: Number(process.hrtime.bigint()),
       cpuUserUs: cpu.user,
       cpuSystemUs: cpu.system,
-      rssMax: this.rssMax,
+      rssMax: this.rss.take(),
       rssPeak: process.resourceUsage().maxRSS * 1024,
-      gcMinor: this.gcMinor,
-      gcMajor: this.gcMajor,
-      runQueueWaitNs: runQueueWaitNs(),
-    }
-    this.rssMax = rss
-    return snapshot
-  }
-
-  private sampleRss(): number {
-    const rss = process.memoryUsage.rss()
-    if (rss > this.rssMax) this.rssMax = rss
-    return rss
-  }
-}
-
-/** Node 16+ puts the kind in `detail`, which these typings do not declare. */
-function gcKind(entry: PerformanceEntry): number | undefined {
-  return (entry as unknown as { detail?: { kind?: number } }).detail?.kind
-}
-
-/** /proc/self/schedstat: "<ns on CPU> <ns waiting on a run queue> <timeslices>". */
-function runQueueWaitNs(): number {
-  try {
-    return Number(readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1])
-  } catch {
-    return 0
-  }
-}
-
-/** Another process's figures, from /proc/<pid> (Linux only). */
-export interface ProcReading {
-  /** utime and stime of all its threads, in µs (the kernel counts in clock ticks, usually 10 ms). */
-  cpuUserUs: number
-  cpuSystemUs: number
-  /** VmRSS and VmHWM (its highest RSS so far), in bytes. */
-  rss: number
-  rssPeak: number
-  /** Its main thread's run-queue wait, as runQueueWaitNs reads it for this process. */
-  runQueueWaitNs: number
-}
-
-let clockTicksPerSecond: number | null = null
-
-function clockTicks(): number {
-  if (clockTicksPerSecond === null) {
-    try {
-      clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
-    } catch {
-      clockTicksPerSecond = 100 // the value on every Linux architecture Node runs on
+      gcMinor: this.gcs.minor,
+      gcMajor: this.gcs.major,
+      runQueueWaitNs: readRunQueueWaitNs('self'),
     }
   }
-  return clockTicksPerSecond
-}
-
-/** /proc/<pid>/status's VmRSS (the resident set now), in bytes; 0 once the process is gone. */
-export function readProcRss(pid: number): number {
-  try {
-    return statusKb(readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmRSS') * 1024
-  } catch {
-    return 0
-  }
-}
-
-/** Throws if the process does not exist (or this is not Linux): a figure silently missing would look like 0 CPU. */
-export function readProc(pid: number): ProcReading {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so count fields after the last ')'.
-  // utime and stime are fields 14 and 15 of the line, 12 and 13 after "state".
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  const usPerTick = 1e6 / clockTicks()
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  let wait = 0
-  try {
-    wait = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1])
-  } catch {
-    // no schedstat in this kernel: 0, as for this process
-  }
-  return {
-    cpuUserUs: Number(fields[11]) * usPerTick,
-    cpuSystemUs: Number(fields[12]) * usPerTick,
-    rss: statusKb(status, 'VmRSS') * 1024,
-    rssPeak: statusKb(status, 'VmHWM') * 1024,
-    runQueueWaitNs: wait,
-  }
-}
-
-/** /proc/<pid>/status's Cpus_allowed_list ("0-1", "1"): the CPUs the process may run on; null if unreadable. */
-export function readCpusAllowed(pid: number): string | null {
-  try {
-    return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? null
-  } catch {
-    return null
-  }
-}
-
-function statusKb(status: string, key: string): number {
-  const m = new RegExp(`^${key}:\\s*(\\d+) kB`, 'm').exec(status)
-  return m === null ? 0 : Number(m[1])
 }
 
 /**
@@ -158,18 +76,15 @@ function statusKb(status: string, key: string): number {
 export class ProcessGroupStats {
   private readonly own = new ProcessStats()
   private readonly others: () => number[]
-  private rssMax = 0
+  private readonly rss: MaxSampler
 
   constructor(others: () => number[]) {
     this.others = others
-    this.sampleRss()
-    setInterval(() => this.sampleRss(), RSS_SAMPLE_MS).unref()
+    this.rss = new MaxSampler(() => this.others().reduce((sum, pid) => sum + readProcRss(pid), process.memoryUsage.rss()))
   }
 
   snapshot(): ProcessSnapshot {
-    const own = this.own.snapshot()
-    const rss = this.sampleRss()
-    const snapshot = { ...own, rssMax: this.rssMax }
+    const snapshot = { ...this.own.snapshot(), rssMax: this.rss.take() }
     for (const pid of this.others()) {
       const p = readProc(pid)
       snapshot.cpuUserUs += p.cpuUserUs
@@ -177,14 +92,6 @@ export class ProcessGroupStats {
       snapshot.rssPeak += p.rssPeak
       snapshot.runQueueWaitNs += p.runQueueWaitNs
     }
-    this.rssMax = rss
     return snapshot
-  }
-
-  private sampleRss(): number {
-    let rss = process.memoryUsage.rss()
-    for (const pid of this.others()) rss += readProcRss(pid)
-    if (rss > this.rssMax) this.rssMax = rss
-    return rss
   }
 }

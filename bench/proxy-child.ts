@@ -3,23 +3,23 @@
 // Every kind loads its config the way the CLI does (a YAML file, read and compiled on a worker thread), so the
 // only difference measured is the data path; the naive proxy simply ignores the compiled trie. `lean` is ours
 // with `insights: false` (no per-rule hit counts, no top-talker sketches): what those cost on the hot path.
-// `ours-w2` is ours with `workers: 2`, started as src/cli.ts starts workers > 1 (startCluster): this process is
+// `ours-w2` is ours with `workers: 2`, started as src/cli.ts starts it (startProxy): this process is
 // the cluster's primary, and its figures are the sums over it and its two worker processes.
 import cluster from 'node:cluster'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startCluster } from '../src/cluster/primary.ts'
 import { workerCount } from '../src/cluster/worker-count.ts'
 import { unpackRules } from '../src/match/packed-rules.ts'
 import { loadAndCompile } from '../src/config/compile.ts'
 import { startProxy } from '../src/proxy.ts'
 import { readUdpSocketStats, type UdpSocketStats } from '../src/telemetry/kernel-drops.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
-import { serve } from './ipc.ts'
+import { serve } from './lib/ipc.ts'
+import { readProcRss } from './lib/proc.ts'
 import { startNaiveProxy } from './naive-proxy.ts'
-import { ProcessGroupStats, ProcessStats, readProcRss, type ProcessSnapshot } from './process-stats.ts'
-import { lineCounters, PROXY_KINDS, proxyWorkers, type ProxyKind, type ProxyLineCounters } from './proxy-kinds.ts'
+import { ProcessGroupStats, ProcessStats, type ProcessSnapshot } from './process-stats.ts'
+import { lineCounters, naiveLineCounters, PROXY_KINDS, proxyWorkers, type ProxyKind, type ProxyLineCounters } from './proxy-kinds.ts'
 import { configYaml } from './workload.ts'
 
 export type { ProxyKind, ProxyLineCounters } from './proxy-kinds.ts'
@@ -33,7 +33,6 @@ export interface ProxyReady {
   /** The cluster's worker processes (ours-w2); [] for a proxy that is this one process. */
   workerPids: number[]
 }
-
 
 export interface ProxySnapshot extends ProcessSnapshot {
   counters: ProxyLineCounters
@@ -63,22 +62,27 @@ export interface ProxySnapshot extends ProcessSnapshot {
 /** A worker that answers the primary no faster than this may have left stale counts in the sum (primary.ts). */
 const CLUSTER_ANSWER_TIMEOUT_MS = 1_000
 
-const [kindArg, rulesArg, sinkPortArg] = process.argv.slice(2)
-if (!(PROXY_KINDS as readonly string[]).includes(kindArg) || rulesArg === undefined || sinkPortArg === undefined) {
-  throw new Error(`usage: proxy-child <${PROXY_KINDS.join('|')}> <rules> <sink port>`)
+type Compiled = Awaited<ReturnType<typeof loadAndCompile>>
+
+/** A started proxy of any kind, as the orchestrator sees it. */
+interface Started {
+  port: number
+  snapshot: () => Promise<ProxySnapshot>
+  /** The cluster's worker processes (ours-w2); [] otherwise. */
+  workerPids: () => number[]
 }
-const kind = kindArg as ProxyKind
-const dir = mkdtempSync(join(tmpdir(), 'statsd-bench-'))
-const file = join(dir, `bench-${rulesArg}-rules.yaml`)
-writeFileSync(file, configYaml(Number(rulesArg), Number(sinkPortArg), kind !== 'lean', proxyWorkers(kind)))
-const compiled = await loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
-const { config } = compiled
 
+/** Writes the kind's filter.yaml and loads it as the CLI does. */
+async function loadConfig(kind: ProxyKind, rules: number, sinkPort: number): Promise<Compiled> {
+  const dir = mkdtempSync(join(tmpdir(), 'statsd-bench-'))
+  const file = join(dir, `bench-${rules}-rules.yaml`)
+  writeFileSync(file, configYaml(rules, sinkPort, kind !== 'lean', proxyWorkers(kind)))
+  return loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
+}
 
-let port: number
-let snapshot: () => Promise<ProxySnapshot>
-let workerPids: () => number[] = () => []
-if (kind === 'ours-w2') {
+/** ours-w2: this process becomes the cluster's primary; its figures are summed over it and its workers. */
+async function startClusterKind(kind: ProxyKind, compiled: Compiled): Promise<Started> {
+  const { config } = compiled
   const workers = workerCount(config.workers)
   if (workers !== proxyWorkers(kind)) throw new Error(`${kind}: the config asks for ${workers} workers`)
   let closing = false
@@ -93,12 +97,12 @@ if (kind === 'ours-w2') {
     closing = true
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
   })
-  workerPids = () => Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid === undefined ? [] : [w.process.pid]))
+  const workerPids = (): number[] => Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid === undefined ? [] : [w.process.pid]))
   // As src/cli.ts starts workers > 1 (without the file watch, as the single-process kinds here run without it).
-  const proxy = await startCluster(compiled, workers, createLogger(config.log.level))
-  port = proxy.listen.port
+  const proxy = await startProxy(compiled, createLogger(config.log.level))
+  const port = proxy.listen.port
   const stats = new ProcessGroupStats(workerPids)
-  snapshot = async () => {
+  const snapshot = async (): Promise<ProxySnapshot> => {
     // The primary asks every worker for its counters; the figures stand for the middle of that round trip.
     const t0 = Number(process.hrtime.bigint())
     const c = await proxy.counters()
@@ -117,16 +121,22 @@ if (kind === 'ours-w2') {
       // One socket on the port: the primary's, shared by the workers.
       kernel: await readUdpSocketStats(port),
       processes: 1 + workerPids().length,
-      workerLinesIn: [...proxy.workerStats().linesIn],
+      workerLinesIn: [...proxy.workers().linesIn],
     }
   }
-} else {
-  let counters: () => ProxyLineCounters
+  return { port, snapshot, workerPids }
+}
+
+/** ours, lean and naive: the proxy runs in this one process. */
+async function startSingleKind(kind: ProxyKind, compiled: Compiled): Promise<Started> {
+  const { config } = compiled
+  let port: number
+  let counters: () => ProxyLineCounters | Promise<ProxyLineCounters>
   if (kind === 'ours' || kind === 'lean') {
     if (config.insights !== (kind === 'ours')) throw new Error(`${kind}: the config has insights: ${config.insights}`)
-    const proxy = await startProxy(config, createLogger(config.log.level), { compiled })
-    port = proxy.listener.port
-    counters = () => lineCounters(proxy.counters)
+    const proxy = await startProxy(compiled, createLogger(config.log.level))
+    port = proxy.listen.port
+    counters = async () => lineCounters(await proxy.counters())
   } else {
     const proxy = await startNaiveProxy({
       listen: config.listen,
@@ -135,29 +145,31 @@ if (kind === 'ours-w2') {
       recvBufferSize: config.recvBufferSize,
     })
     port = proxy.port
-    counters = () => {
-      const c = proxy.counters
-      return {
-        datagramsIn: c.datagramsIn,
-        linesIn: c.linesIn,
-        linesForwarded: c.linesForwarded,
-        linesBlocked: c.linesBlocked,
-        linesMalformed: 0,
-        linesDropped: 0,
-        datagramsOut: c.datagramsOut,
-      }
-    }
+    counters = () => naiveLineCounters(proxy.counters)
   }
   const stats = new ProcessStats()
-  snapshot = async () => {
-    // Counters, CPU time and memory first, in one synchronous step; the kernel's table is read after.
-    const own = stats.snapshot()
+  const snapshot = async (): Promise<ProxySnapshot> => {
+    // Counters, CPU time and memory first, with nothing between them but a resolved promise (one process has
+    // its counters at hand); the kernel's table is read after.
     const lines = counters()
+    const own = stats.snapshot()
     const { rss, heapUsed } = process.memoryUsage()
-    return { ...own, counters: lines, rss, processRss: [rss], heapUsed, kernel: await readUdpSocketStats(port), processes: 1, workerLinesIn: null }
+    return { ...own, counters: await lines, rss, processRss: [rss], heapUsed, kernel: await readUdpSocketStats(port), processes: 1, workerLinesIn: null }
   }
+  return { port, snapshot, workerPids: () => [] }
 }
 
-const pids = workerPids()
-const rssAtStart = process.memoryUsage.rss() + pids.reduce((sum, pid) => sum + readProcRss(pid), 0)
-serve({ port, startupMs: process.uptime() * 1000, rssAtStart, workerPids: pids } satisfies ProxyReady, { snapshot })
+async function main(): Promise<void> {
+  const [kindArg, rulesArg, sinkPortArg] = process.argv.slice(2)
+  if (!(PROXY_KINDS as readonly string[]).includes(kindArg) || rulesArg === undefined || sinkPortArg === undefined) {
+    throw new Error(`usage: proxy-child <${PROXY_KINDS.join('|')}> <rules> <sink port>`)
+  }
+  const kind = kindArg as ProxyKind
+  const compiled = await loadConfig(kind, Number(rulesArg), Number(sinkPortArg))
+  const { port, snapshot, workerPids } = kind === 'ours-w2' ? await startClusterKind(kind, compiled) : await startSingleKind(kind, compiled)
+  const pids = workerPids()
+  const rssAtStart = process.memoryUsage.rss() + pids.reduce((sum, pid) => sum + readProcRss(pid), 0)
+  serve({ port, startupMs: process.uptime() * 1000, rssAtStart, workerPids: pids } satisfies ProxyReady, { snapshot })
+}
+
+await main()

@@ -1,6 +1,7 @@
 // The proxies the end-to-end bench can run (bench/proxy-child.ts) and the counters they report, without
 // proxy-child's side effects, so the orchestrator and other children can use them.
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
+import type { NaiveCounters } from './naive-proxy.ts'
 
 /**
  * ours = this proxy as shipped (workers: 1, the default); lean = ours with `insights: false`; ours-w2 = ours with
@@ -30,13 +31,17 @@ export interface ProxyLineCounters {
 
 /** What a proxy's counters say about lines, in the bench's terms. */
 export function lineCounters(c: CounterSnapshot): ProxyLineCounters {
-  return {
-    datagramsIn: c.datagramsIn,
-    linesIn: c.linesIn,
-    linesForwarded: c.linesForwarded,
-    linesBlocked: c.linesBlocked,
-    linesMalformed: c.linesMalformed,
-    linesDropped: c.linesDroppedBackpressure,
-    datagramsOut: c.datagramsOut,
-  }
+  return { ...pickLineCounters(c), linesMalformed: c.linesMalformed, linesDropped: c.linesDroppedBackpressure }
 }
+
+/** The naive proxy's counters in the same terms: it calls nothing malformed and never runs out of send buffers. */
+export function naiveLineCounters(c: NaiveCounters): ProxyLineCounters {
+  return { ...pickLineCounters(c), linesMalformed: 0, linesDropped: 0 }
+}
+
+function pickLineCounters(c: SharedLineCounters): SharedLineCounters {
+  return { datagramsIn: c.datagramsIn, linesIn: c.linesIn, linesForwarded: c.linesForwarded, linesBlocked: c.linesBlocked, datagramsOut: c.datagramsOut }
+}
+
+/** The counters every kind keeps under the same names. */
+export type SharedLineCounters = Pick<ProxyLineCounters, 'datagramsIn' | 'linesIn' | 'linesForwarded' | 'linesBlocked' | 'datagramsOut'>

@@ -6,13 +6,14 @@
 // primary, and each worker reports the longest pause of its own loop (its data path) while the rules arrived.
 import { execFileSync } from 'node:child_process'
 import cluster from 'node:cluster'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadAndCompile } from '../src/config/compile.ts'
-import { startCluster } from '../src/cluster/primary.ts'
 import { startProxy } from '../src/proxy.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
+import { readProcRss } from './lib/proc.ts'
+import { MIB } from './lib/table.ts'
 
 const rules = Number(process.argv[2] ?? 1_000_000)
 const workers = Number(process.argv[3] ?? 1)
@@ -20,13 +21,12 @@ const dir = mkdtempSync(join(tmpdir(), 'statsd-reload-'))
 const file = join(dir, 'filter.yaml')
 
 function writeRules(version: number): void {
-  const script = `require('fs').writeFileSync(${JSON.stringify(file)}, 'listen: { host: 127.0.0.1, port: 0 }\\nadmin: { enabled: false }\\nlog: { level: info }\\nblocklist:\\n  prefixes:\\n' + Array.from({ length: ${rules} }, (_, i) => '    - legacy.team' + i + '.v${version}.\\n').join(''))`
+  const script = `require('fs').writeFileSync(${JSON.stringify(file)}, 'listen: { host: 127.0.0.1, port: 0 }\\nworkers: ${workers}\\nadmin: { enabled: false }\\nlog: { level: info }\\nblocklist:\\n  prefixes:\\n' + Array.from({ length: ${rules} }, (_, i) => '    - legacy.team' + i + '.v${version}.\\n').join(''))`
   execFileSync(process.execPath, ['-e', script])
 }
 
-try {
-  writeRules(1)
-  const compiled = await loadAndCompile(file)
+/** The proxy's log, watched for the primary's report of how long the workers paused. */
+function watchWorkerPauses(): { log: ReturnType<typeof createLogger>; workerPauseMs: () => unknown } {
   let workerPauseMs: unknown = null
   const log = createLogger('info', {
     write: (line: string) => {
@@ -34,8 +34,11 @@ try {
       if (record.msg === 'workers run the new rules') workerPauseMs = record.workerPauseMs
     },
   })
-  const proxy = workers > 1 ? await startCluster(compiled, workers, log) : await startProxy(compiled.config, log, { compiled })
-  writeRules(2)
+  return { log, workerPauseMs: () => workerPauseMs }
+}
+
+/** The longest the event loop went past its 2 ms sampling interval while `during` ran, and how long it took. */
+async function longestPause<T extends { ok: boolean }>(during: () => Promise<T>): Promise<{ result: T; tookMs: number; maxGapMs: number }> {
   let maxGap = 0
   let last = performance.now()
   const sampler = setInterval(() => {
@@ -44,21 +47,31 @@ try {
     last = now
   }, 2)
   const started = performance.now()
-  const result = await proxy.reload('http')
-  const took = performance.now() - started
-  clearInterval(sampler)
-  const rssMB = [process.pid, ...Object.values(cluster.workers ?? {}).map((w) => w!.process.pid!)].map(rssOf)
-  await proxy.close()
-  console.log(
-    JSON.stringify({ rules, workers, reloaded: result.ok, reloadMs: Math.round(took), maxEventLoopPauseMs: Math.round(maxGap * 10) / 10, workerPauseMs, rssMB }),
-  )
-  if (!result.ok) process.exitCode = 1
-} finally {
-  rmSync(dir, { recursive: true, force: true })
+  try {
+    const result = await during()
+    return { result, tookMs: performance.now() - started, maxGapMs: maxGap }
+  } finally {
+    clearInterval(sampler)
+  }
 }
 
-/** VmRSS of a process, in MB (this one first, then the workers). */
-function rssOf(pid: number): number {
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
-  return Math.round(kb / 1024)
+async function main(): Promise<void> {
+  writeRules(1)
+  const compiled = await loadAndCompile(file)
+  const { log, workerPauseMs } = watchWorkerPauses()
+  const proxy = await startProxy(compiled, log)
+  writeRules(2)
+  const { result, tookMs, maxGapMs } = await longestPause(() => proxy.reload('http'))
+  const rssMB = [process.pid, ...Object.values(cluster.workers ?? {}).map((w) => w!.process.pid!)].map((pid) => Math.round(readProcRss(pid) / MIB))
+  await proxy.close()
+  console.log(
+    JSON.stringify({ rules, workers, reloaded: result.ok, reloadMs: Math.round(tookMs), maxEventLoopPauseMs: Math.round(maxGapMs * 10) / 10, workerPauseMs: workerPauseMs(), rssMB }),
+  )
+  if (!result.ok) process.exitCode = 1
+}
+
+try {
+  await main()
+} finally {
+  rmSync(dir, { recursive: true, force: true })
 }

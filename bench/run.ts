@@ -6,14 +6,17 @@
 //   npm run bench                      full run, about 5 minutes
 //   node dist/bench/run.js --quick     every scenario once, short windows (about 1 minute)
 //   options: --warmup <s> --seconds <s> --reps <n> --node <path to another node binary> --no-pin
-import { execFileSync } from 'node:child_process'
-import { copyFileSync, readFileSync } from 'node:fs'
-import { cpus, loadavg } from 'node:os'
+import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import { runEntryPoint, saveReport } from './ipc.ts'
-import { Bench, hasTaskset, type RunResult, type RunSpec, type Timing } from './measure.ts'
+import { numberArg } from './lib/args.ts'
+import { runEntryPoint } from './lib/entry-point.ts'
+import { canPin, cpuDescription } from './lib/machine.ts'
+import { readRmemMax } from './lib/proc.ts'
+import { saveReport } from './lib/results.ts'
+import { int, loadText, mb, pct } from './lib/table.ts'
+import { startSession, type Bench, type RunResult, type RunSpec, type Timing } from './measure.ts'
 import type { ProxyKind } from './proxy-child.ts'
-import { int, pct, render, summarize, type BenchReport } from './report.ts'
+import { render, summarize, type BenchReport } from './report.ts'
 import { searchSustainedRate, type SearchResult } from './search.ts'
 
 /**
@@ -51,33 +54,20 @@ const { values: flags } = parseArgs({
 const quick = flags.quick === true
 const nodeBinary = flags.node ?? process.execPath
 const timing: Timing = {
-  warmupMs: seconds(flags.warmup, quick ? 0.3 : 0.5),
-  measureMs: seconds(flags.seconds, quick ? 1 : 3),
+  warmupMs: seconds(flags.warmup, '--warmup', quick ? 0.3 : 0.5),
+  measureMs: seconds(flags.seconds, '--seconds', quick ? 1 : 3),
 }
-const reps = flags.reps === undefined ? (quick ? 1 : 3) : positiveInt(flags.reps, '--reps')
+const reps = flags.reps === undefined ? (quick ? 1 : 3) : numberArg(flags.reps, '--reps', 1, 20, true)
 /** Of the proxy's capacity on a full core; see searchSustainedRate. */
 const searchFractions = quick ? [0.4, 0.6, 0.8, 1] : [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1]
-const pin = !flags['no-pin'] && cpus().length >= 2 && hasTaskset()
+const pin = canPin(flags['no-pin'])
 
-function seconds(arg: string | undefined, fallback: number): number {
+/** Seconds in (0, 60] as ms; `fallback` (seconds) when not given. */
+function seconds(arg: string | undefined, name: string, fallback: number): number {
   if (arg === undefined) return fallback * 1000
-  const s = Number(arg)
-  if (!(s > 0 && s <= 60)) throw new Error(`expected seconds in (0, 60], got ${arg}`)
+  const s = numberArg(arg, name, 0, 60)
+  if (s === 0) throw new Error(`${name}: expected seconds in (0, 60], got ${arg}`)
   return s * 1000
-}
-
-function positiveInt(arg: string, name: string): number {
-  const n = Number(arg)
-  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error(`${name}: expected an integer from 1 to 20, got ${arg}`)
-  return n
-}
-
-function readRmemMax(): number | null {
-  try {
-    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'))
-  } catch {
-    return null // not Linux
-  }
 }
 
 function progress(phase: string, r: RunResult): void {
@@ -86,32 +76,16 @@ function progress(phase: string, r: RunResult): void {
     `${phase.padEnd(10)} ${s.kind.padEnd(7)} ${String(s.rules).padStart(6)} rules ${String(s.linesPerDatagram).padStart(2)} l/d ` +
       `${(s.rate === null ? 'max' : int(s.rate)).padStart(8)} dgram/s: ${int(r.linesPerSecond).padStart(10)} lines/s, ` +
       `${r.cpuUsPerLine.toFixed(2)} µs/line, cpu ${pct(r.cpuShare, 0)} (waited ${pct(r.cpuWaitShare, 0)}), gen ${int(r.generatorDatagramsPerSecond)} dgram/s, ` +
-      `read ${pct(r.proxyReadShare, 1)}, delivered ${pct(r.deliveredRatio, 2)}, RSS ${(r.rssMaxBytes / 1e6).toFixed(1)} MB` +
+      `read ${pct(r.proxyReadShare, 1)}, delivered ${pct(r.deliveredRatio, 2)}, RSS ${mb(r.rssMaxBytes)} MB` +
       (r.workerLineShares === null ? '' : `, worker shares ${r.workerLineShares.map((x) => pct(x, 0)).join(' / ')}`) +
       (r.generatorShort ? ' GENERATOR SHORT' : ''),
   )
 }
 
-async function main(): Promise<void> {
-  const startedAt = new Date()
-  const loadAtStart = loadavg()
-  const bench = await Bench.start(nodeBinary, pin)
-  const node = execFileSync(nodeBinary, ['--version'], { encoding: 'utf8' }).trim()
-  console.error(
-    `bench: node ${node}, ${reps} rep(s), ${timing.warmupMs} ms warm-up + ${timing.measureMs} ms per run, pinned: ${pin}, ` +
-      `load average ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}`,
-  )
-  // Start every proxy before any load: loading the 100,000-rule config takes seconds of CPU.
-  for (const { kind, rules } of SATURATION) await bench.proxy(kind, rules)
+/** Every run of a bench, in the order they ran, each reported as it ends. */
+type Measure = (phase: string, spec: RunSpec) => Promise<RunResult>
 
-  const all: RunResult[] = []
-  const measure = async (phase: string, spec: RunSpec): Promise<RunResult> => {
-    const r = await bench.run(spec, timing)
-    progress(phase, r)
-    all.push(r)
-    return r
-  }
-
+async function runSaturation(measure: Measure): Promise<RunResult[]> {
   const saturation: RunResult[] = []
   for (let rep = 0; rep < reps; rep++) {
     // Reverse the order every other repetition, so no scenario always runs right after the same one.
@@ -120,7 +94,10 @@ async function main(): Promise<void> {
       for (const { kind, rules } of order) saturation.push(await measure('saturation', { kind, rules, linesPerDatagram, rate: null }))
     }
   }
+  return saturation
+}
 
+async function runFixed(measure: Measure): Promise<RunResult[]> {
   const fixed: RunResult[] = []
   for (let rep = 0; rep < reps; rep++) {
     const kinds: ProxyKind[] = rep % 2 === 0 ? ['ours', 'naive'] : ['naive', 'ours']
@@ -131,7 +108,11 @@ async function main(): Promise<void> {
       fixed.push(r)
     }
   }
+  return fixed
+}
 
+/** The highest sustained rate of ours and naive, stepped in fractions of their capacity at saturation. */
+async function runSearches(bench: Bench, saturation: RunResult[], onRun: (r: RunResult) => void): Promise<SearchResult[]> {
   const searches: SearchResult[] = []
   const capacities = summarize(saturation)
   for (const linesPerDatagram of LINES_PER_DATAGRAM) {
@@ -140,18 +121,36 @@ async function main(): Promise<void> {
       if (seed === undefined) continue
       const base = { kind, rules: SEARCH_RULES, linesPerDatagram }
       const capacity = 1e6 / (seed.cpuUsPerLine * linesPerDatagram)
-      searches.push(await searchSustainedRate(bench, base, capacity, searchFractions, timing, (r) => {
-        progress('search', r)
-        all.push(r)
-      }))
+      searches.push(await searchSustainedRate(bench, base, capacity, searchFractions, timing, onRun))
     }
   }
+  return searches
+}
+
+async function main(): Promise<void> {
+  const { startedAt, loadAtStart, bench, node } = await startSession(nodeBinary, pin)
+  console.error(
+    `bench: node ${node}, ${reps} rep(s), ${timing.warmupMs} ms warm-up + ${timing.measureMs} ms per run, pinned: ${pin}, load average ${loadText(loadAtStart, ' ')}`,
+  )
+  // Start every proxy before any load: loading the 100,000-rule config takes seconds of CPU.
+  for (const { kind, rules } of SATURATION) await bench.proxy(kind, rules)
+
+  const all: RunResult[] = []
+  const record = (phase: string) => (r: RunResult): RunResult => {
+    progress(phase, r)
+    all.push(r)
+    return r
+  }
+  const measure: Measure = async (phase, spec) => record(phase)(await bench.run(spec, timing))
+  const saturation = await runSaturation(measure)
+  const fixed = await runFixed(measure)
+  const searches = await runSearches(bench, saturation, record('search'))
 
   const report: BenchReport = {
     startedAt,
     elapsedMs: Date.now() - startedAt.getTime(),
     node,
-    cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}`,
+    cpu: cpuDescription(),
     timing,
     reps,
     pinned: pin,
@@ -165,9 +164,7 @@ async function main(): Promise<void> {
   }
   const markdown = render(report)
   process.stdout.write(markdown + '\n')
-  const name = saveReport('', markdown, startedAt)
-  const dir = new URL('../../bench/results/', import.meta.url)
-  copyFileSync(new URL(name, dir), new URL('latest.md', dir))
+  const name = saveReport('', markdown, startedAt, 'latest.md')
   console.error(`bench: report written to bench/results/${name} and bench/results/latest.md`)
 }
 

@@ -1,6 +1,6 @@
 // The highest offered rate a proxy sustains without losing lines, found by stepping up from a known capacity.
 import type { Bench, RunResult, RunSpec, Timing } from './measure.ts'
-import type { ProxyKind } from './proxy-child.ts'
+import type { ProxyKind } from './proxy-kinds.ts'
 
 export interface SearchStep {
   run: RunResult

@@ -2,7 +2,7 @@
 // under test, so it does as little as it can per datagram: no decoding, a plain byte loop (a buf.indexOf call per
 // line costs far more than the few bytes between two newlines).
 import dgram from 'node:dgram'
-import { serve } from './ipc.ts'
+import { serve } from './lib/ipc.ts'
 
 export interface SinkReady {
   port: number

@@ -1,7 +1,5 @@
 // Request/reply over the Node IPC channel between the bench orchestrator and its child processes.
 import { fork, type ChildProcess } from 'node:child_process'
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
-import { constants } from 'node:os'
 
 type Handler = (args: unknown) => unknown
 
@@ -135,46 +133,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
     timer = setTimeout(() => reject(new Error(message)), ms)
   })
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
-/**
- * Runs a bench entry point: children are killed however it ends (error, signal, exit), and a watchdog ends a
- * run that wedges. `label` prefixes its messages.
- */
-export async function runEntryPoint(label: string, hardLimitMs: number, main: () => Promise<void>): Promise<void> {
-  process.on('exit', killAllChildren)
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      killAllChildren()
-      process.exit(128 + constants.signals[signal])
-    })
-  }
-  const watchdog = setTimeout(() => {
-    console.error(`${label}: still running after ${hardLimitMs / 60_000} min; giving up`)
-    killAllChildren()
-    process.exit(1)
-  }, hardLimitMs)
-  watchdog.unref()
-  try {
-    await main()
-  } catch (err) {
-    console.error(`${label} failed:`, err)
-    process.exitCode = 1
-  } finally {
-    killAllChildren()
-  }
-}
-
-/**
- * Writes a report to bench/results/<prefix><ISO time>.md through a temporary file, so an interrupted run never
- * leaves half a report under a final name. Returns the file name.
- */
-export function saveReport(prefix: string, markdown: string, startedAt: Date): string {
-  const dir = new URL('../../bench/results/', import.meta.url)
-  mkdirSync(dir, { recursive: true })
-  const name = `${prefix}${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.md`
-  const tmp = new URL(`${name}.tmp`, dir)
-  writeFileSync(tmp, markdown + '\n')
-  renameSync(tmp, new URL(name, dir))
-  return name
 }
