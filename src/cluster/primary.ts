@@ -234,8 +234,9 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
   const close = async (): Promise<void> => {
     stopping = true
     clearInterval(refreshTimer)
-    const exits = slots.flatMap((slot) => (slot.worker === null ? [] : [new Promise<void>((resolve) => slot.worker!.once('exit', () => resolve()))]))
-    for (const slot of slots) if (slot.worker !== null) post(slot.worker, { type: 'shutdown' })
+    const running = slots.flatMap((slot) => (slot.worker === null ? [] : [slot.worker]))
+    const exits = running.map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())))
+    for (const worker of running) post(worker, { type: 'shutdown' })
     const killer = setTimeout(() => {
       const stuck = slots.filter((slot) => slot.worker !== null)
       log.warn({ workers: stuck.map((slot) => slot.index) }, 'workers did not drain in time: killing them')

@@ -42,7 +42,8 @@ class PauseSampler {
 let sampler: PauseSampler | null = null
 
 function send(message: FromWorker, then?: () => void): void {
-  process.send!(message, undefined, undefined, then)
+  // A cluster worker always has its IPC channel; once the primary is gone there is nobody to tell.
+  process.send?.(message, undefined, undefined, then)
 }
 
 async function applyRules(message: RulesPayload): Promise<void> {

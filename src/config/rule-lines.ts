@@ -89,7 +89,7 @@ function readSequence(text: string, from: number, keyIndent: number): { items: s
  * starts neither an item nor a comment (comment lines may sit anywhere inside a YAML sequence).
  */
 function endsValue(line: string, keyIndent: number): boolean {
-  const indent = /^ */.exec(line)![0].length
+  const indent = line.search(/[^ ]|$/)
   return indent <= keyIndent && !/^[-#\t]/.test(line.slice(indent))
 }
 

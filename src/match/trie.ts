@@ -243,7 +243,7 @@ function layOut(tree: Tree): DoubleArray {
     labels.length = 0
     for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) labels.push(tree.label[c])
     if (labels.length === 0) continue // a leaf: base 0 leads to slots whose check is never this slot
-    let b = 0
+    let b: number
     let pos = head
     for (;;) {
       if (pos === END) {

@@ -1,0 +1,317 @@
+// Unit tests of the batching stage: the Assembler over a real BufferPool and Counters, feeding a fake Target
+// that records a copy of every datagram and completes each send only when the test says so.
+import t from 'tap'
+import { Assembler } from '../src/batch/assembler.ts'
+import { BufferPool } from '../src/batch/pool.ts'
+import type { SendDone, SendQueue, Target } from '../src/send/target.ts'
+import { Counters } from '../src/telemetry/counters.ts'
+
+/** One send the assembler made: a copy of its bytes (taken at send time) and what it was handed. */
+interface Sent {
+  bytes: Buffer
+  buf: Buffer
+  offset: number
+  length: number
+  done: SendDone
+}
+
+class FakeTarget implements Target {
+  readonly address = 'fake'
+  readonly sent: Sent[] = []
+  send(buf: Buffer, offset: number, length: number, done: SendDone): void {
+    this.sent.push({ bytes: Buffer.from(buf.subarray(offset, offset + length)), buf, offset, length, done })
+  }
+  /** The datagrams sent so far, as text. */
+  texts(): string[] {
+    return this.sent.map((s) => s.bytes.toString('latin1'))
+  }
+  /** Completes send number `i` (in send order), successfully or with `err`. */
+  complete(i: number, err: Error | null = null): void {
+    if (i >= this.sent.length) throw new Error(`no send number ${i}: ${this.sent.length} sent`)
+    this.sent[i].done(err)
+  }
+  queue(): SendQueue {
+    return { count: 0, bytes: 0 }
+  }
+  close(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+interface Rig {
+  assembler: Assembler
+  pool: BufferPool
+  target: FakeTarget
+  counters: Counters
+  sendErrors: Error[]
+  /** Appends a whole string as one line (from a buffer of its own). */
+  line(text: string): boolean
+}
+
+function rig(poolSize: number, maxPacketSize: number): Rig {
+  const pool = new BufferPool(poolSize, maxPacketSize)
+  const target = new FakeTarget()
+  const counters = new Counters()
+  const sendErrors: Error[] = []
+  const assembler = new Assembler({ pool, target, counters, onSendError: (err) => sendErrors.push(err) })
+  const line = (text: string): boolean => {
+    const src = Buffer.from(text, 'latin1')
+    return assembler.append(src, 0, src.length)
+  }
+  return { assembler, pool, target, counters, sendErrors, line }
+}
+
+/** The end of the current event-loop turn: the assembler's own setImmediate (queued earlier) has run. */
+const turnEnd = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/** A line of exactly `length` bytes that starts with `name`. */
+function lineOf(name: string, length: number): string {
+  const head = `${name}:1|c|#`
+  if (length < head.length) throw new Error(`a line of ${length} bytes cannot start with ${head}`)
+  return head + 'x'.repeat(length - head.length)
+}
+
+t.test('lines are copied unchanged and joined by exactly one \\n, with none before the first or after the last', async (t) => {
+  const { assembler, target, counters } = rig(4, 512)
+  const src = Buffer.from('junk a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y!', 'latin1')
+  // Three lines taken out of the middle of one received buffer, at the offsets the scanner would give.
+  t.equal(assembler.append(src, 5, 10), true)
+  t.equal(assembler.append(src, 11, 23), true)
+  t.equal(assembler.append(src, 24, 35), true)
+  src.fill(0x3f) // the received buffer may be reused: the datagram holds copies
+  assembler.flush()
+  t.same(target.texts(), ['a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y'])
+  t.equal(target.sent[0].offset, 0)
+  t.equal(counters.linesForwarded, 3)
+  t.equal(counters.datagramsOut, 1)
+  t.equal(counters.bytesOut, 'a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y'.length)
+  t.equal(counters.linesOversize, 0)
+  assembler.flush()
+  t.equal(target.sent.length, 1, 'a flush with nothing pending sends nothing')
+})
+
+t.test('the fit boundary: a datagram is filled to exactly maxPacketSize and never one byte past it', async (t) => {
+  t.test('A + \\n + B of exactly maxPacketSize bytes leave as one datagram', async (t) => {
+    const { assembler, target, counters } = rig(4, 512)
+    const a = lineOf('a', 255)
+    const b = lineOf('b', 256)
+    t.equal(a.length + 1 + b.length, 512)
+    assembler.append(Buffer.from(a), 0, a.length)
+    assembler.append(Buffer.from(b), 0, b.length)
+    assembler.flush()
+    t.same(target.texts(), [`${a}\n${b}`])
+    t.equal(target.sent[0].length, 512)
+    t.equal(counters.datagramsOut, 1)
+  })
+
+  t.test('A + \\n + B of maxPacketSize + 1 bytes leave as two datagrams, A then B', async (t) => {
+    const { line, assembler, target, counters } = rig(4, 512)
+    const a = lineOf('a', 255)
+    const b = lineOf('b', 257)
+    t.equal(a.length + 1 + b.length, 513)
+    t.equal(a.length + b.length, 512, 'without the separator it would fit: the separator must be counted')
+    line(a)
+    line(b)
+    assembler.flush()
+    t.same(target.texts(), [a, b])
+    for (const s of target.sent) t.ok(s.length <= 512, `a datagram of ${s.length} bytes`)
+    t.equal(counters.datagramsOut, 2)
+    t.equal(counters.bytesOut, 512)
+    t.equal(counters.linesForwarded, 2)
+  })
+
+  t.test('a single line of exactly maxPacketSize bytes fills one pooled datagram (it is not oversize)', async (t) => {
+    const { line, assembler, pool, target, counters } = rig(4, 512)
+    const a = Buffer.from(lineOf('a', 512))
+    const b = lineOf('b', 10)
+    assembler.append(a, 0, a.length)
+    line(b) // one more byte would not fit: b starts the next datagram
+    assembler.flush()
+    t.same(target.texts(), [a.toString(), b])
+    t.equal(counters.linesOversize, 0)
+    t.not(target.sent[0].buf, a, 'copied into a pool buffer, not sent from the source')
+    t.ok(Array.from({ length: pool.size }, (_, slot) => pool.buffer(slot)).includes(target.sent[0].buf))
+  })
+
+  t.test('many small lines: every datagram is as full as the next line allows', async (t) => {
+    const { line, assembler, target } = rig(8, 64)
+    const lines = Array.from({ length: 40 }, (_, i) => `m${i}:${i}|c`)
+    for (const l of lines) line(l)
+    assembler.flush()
+    t.same(target.texts().flatMap((d) => d.split('\n')), lines, 'every line once, in order')
+    for (let i = 0; i < target.sent.length; i++) {
+      t.ok(target.sent[i].length <= 64, `datagram ${i}: ${target.sent[i].length} bytes`)
+      if (i + 1 < target.sent.length) {
+        const nextFirst = target.texts()[i + 1].split('\n')[0]
+        t.ok(target.sent[i].length + 1 + nextFirst.length > 64, `datagram ${i} could not take the next line`)
+      }
+    }
+  })
+})
+
+t.test('a line longer than maxPacketSize leaves alone and whole, straight from the source buffer', async (t) => {
+  const { line, assembler, target, counters } = rig(2, 64)
+  const big = Buffer.from(`xx${lineOf('big', 65)}yy`, 'latin1')
+  line('a:1|c') // pending: must leave first, to keep the order of lines
+  t.equal(assembler.append(big, 2, 67), true)
+  line('b:2|c')
+  assembler.flush()
+  t.same(target.texts(), ['a:1|c', lineOf('big', 65), 'b:2|c'])
+  t.equal(target.sent[1].buf, big, 'the oversize line is sent from the buffer it was received in')
+  t.equal(target.sent[1].offset, 2)
+  t.equal(target.sent[1].length, 65)
+  t.equal(counters.linesOversize, 1)
+  t.equal(counters.linesForwarded, 3)
+  t.equal(counters.datagramsOut, 3)
+  t.equal(counters.bytesOut, 5 + 65 + 5)
+  t.equal(assembler.inFlight(), 3, 'the two pooled sends and the oversize one')
+  for (let i = 0; i < 3; i++) target.complete(i)
+  t.equal(assembler.inFlight(), 0)
+})
+
+t.test('oversize sends in flight are bounded by the pool size too', async (t) => {
+  const { assembler, target, counters } = rig(2, 16)
+  const big = Buffer.from(lineOf('big', 40))
+  t.equal(assembler.append(big, 0, big.length), true)
+  t.equal(assembler.append(big, 0, big.length), true)
+  t.equal(assembler.append(big, 0, big.length), false, 'a third oversize send in flight is refused')
+  t.equal(counters.linesDroppedBackpressure, 1)
+  t.equal(counters.linesOversize, 2)
+  t.equal(counters.linesForwarded, 2)
+  t.equal(target.sent.length, 2)
+  target.complete(0)
+  t.equal(assembler.append(big, 0, big.length), true, 'room again once one completes')
+  t.equal(target.sent.length, 3)
+})
+
+t.test('what is pending is sent at the end of the event-loop turn, with no explicit flush', async (t) => {
+  const { line, target, counters } = rig(4, 512)
+  line('a:1|c')
+  line('b:1|c')
+  t.equal(target.sent.length, 0, 'nothing leaves while the turn goes on')
+  await turnEnd()
+  t.same(target.texts(), ['a:1|c\nb:1|c'])
+  target.complete(0)
+  line('c:1|c')
+  t.equal(target.sent.length, 1)
+  await turnEnd()
+  t.same(target.texts(), ['a:1|c\nb:1|c', 'c:1|c'], 'a line of a later turn goes in a datagram of its own')
+  target.complete(1)
+  await turnEnd()
+  t.equal(target.sent.length, 2, 'an empty turn sends nothing')
+  t.equal(counters.datagramsOut, 2)
+})
+
+t.test('when every pool buffer is in flight, append drops the line and counts it as backpressure', async (t) => {
+  const { line, assembler, pool, target, counters } = rig(2, 512)
+  t.equal(line('a:1|c'), true)
+  assembler.flush()
+  t.equal(line('b:1|c'), true)
+  assembler.flush()
+  t.equal(pool.inUse, 2)
+  t.equal(assembler.inFlight(), 2)
+  t.equal(line('c:1|c'), false, 'no free buffer')
+  t.equal(line('d:1|c'), false)
+  t.equal(counters.linesDroppedBackpressure, 2)
+  t.equal(counters.linesForwarded, 2)
+  assembler.flush()
+  t.equal(target.sent.length, 2, 'nothing was pending')
+  target.complete(1)
+  t.equal(pool.inUse, 1)
+  t.equal(line('e:1|c'), true, 'a completed send frees its buffer')
+  assembler.flush()
+  t.same(target.texts(), ['a:1|c', 'b:1|c', 'e:1|c'])
+  t.equal(counters.linesDroppedBackpressure, 2)
+  t.equal(counters.linesForwarded, 3)
+  t.equal(counters.linesIn, 0, 'linesIn is the filter’s to count')
+})
+
+t.test('a failed send counts sendErrors and exactly the lines of that datagram, and reports the error', async (t) => {
+  const { line, assembler, target, counters, sendErrors } = rig(2, 512)
+  line('a:1|c')
+  line('b:1|c')
+  line('c:1|c')
+  assembler.flush() // send 0: 3 lines
+  line('d:1|c')
+  line('e:1|c')
+  assembler.flush() // send 1: 2 lines
+  const refused = new Error('ECONNREFUSED')
+  target.complete(1, refused)
+  t.equal(counters.sendErrors, 1)
+  t.equal(counters.linesSendFailed, 2, 'the two lines of the failed datagram, not those of the other one')
+  t.same(sendErrors, [refused])
+  target.complete(0)
+  t.equal(counters.sendErrors, 1, 'a successful send counts nothing')
+  t.equal(counters.linesSendFailed, 2)
+
+  // The freed buffers are reused with other line counts: each failure counts its own datagram's lines.
+  line('f:1|c')
+  assembler.flush() // send 2: 1 line
+  for (const l of ['g', 'h', 'i', 'j']) line(`${l}:1|c`)
+  assembler.flush() // send 3: 4 lines
+  const second = new Error('EPERM')
+  target.complete(2, second)
+  t.equal(counters.linesSendFailed, 3)
+  target.complete(3, second)
+  t.equal(counters.linesSendFailed, 7)
+  t.equal(counters.sendErrors, 3)
+  t.same(sendErrors, [refused, second, second])
+  t.equal(assembler.inFlight(), 0)
+
+  const big = Buffer.from(lineOf('big', 600))
+  assembler.append(big, 0, big.length) // send 4: oversize, 1 line
+  target.complete(4, new Error('EMSGSIZE'))
+  t.equal(counters.linesSendFailed, 8, 'a failed oversize send is one line')
+  t.equal(counters.sendErrors, 4)
+  t.equal(counters.linesForwarded, 11, 'failed lines stay counted as forwarded')
+})
+
+t.test('idle() resolves once the pending datagram has been sent and every send has completed', async (t) => {
+  const { line, assembler, target } = rig(4, 512)
+  await assembler.idle() // nothing pending, nothing in flight: resolves at once
+  t.equal(assembler.inFlight(), 0)
+
+  line('a:1|c')
+  t.equal(assembler.inFlight(), 0, 'a datagram being assembled is not in flight')
+  assembler.flush()
+  t.equal(assembler.inFlight(), 1)
+  line('b:1|c') // pending; leaves at the end of the turn
+  let idle = false
+  void assembler.idle().then(() => {
+    idle = true
+  })
+  target.complete(0)
+  await Promise.resolve()
+  t.equal(idle, false, 'a datagram is still pending')
+  await turnEnd()
+  t.equal(target.sent.length, 2)
+  t.equal(assembler.inFlight(), 1)
+  t.equal(idle, false, 'the second send is still in flight')
+  target.complete(1, new Error('failed')) // a failed send completes too
+  await Promise.resolve()
+  t.equal(idle, true)
+  t.equal(assembler.inFlight(), 0)
+})
+
+t.test('inFlight() counts pooled and oversize sends handed to the target and not yet completed', async (t) => {
+  const { line, assembler, pool, target } = rig(3, 32)
+  t.equal(assembler.inFlight(), 0)
+  line('a:1|c')
+  t.equal(pool.inUse, 1, 'the pending datagram holds a buffer')
+  t.equal(assembler.inFlight(), 0, 'but is not in flight')
+  assembler.flush()
+  t.equal(assembler.inFlight(), 1)
+  const big = Buffer.from(lineOf('big', 40))
+  assembler.append(big, 0, big.length)
+  t.equal(assembler.inFlight(), 2)
+  line('b:1|c')
+  t.equal(assembler.inFlight(), 2)
+  assembler.flush()
+  t.equal(assembler.inFlight(), 3)
+  target.complete(1)
+  t.equal(assembler.inFlight(), 2)
+  target.complete(0)
+  target.complete(2)
+  t.equal(assembler.inFlight(), 0)
+  t.equal(pool.inUse, 0)
+})
