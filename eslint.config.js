@@ -5,7 +5,9 @@ import tseslint from 'typescript-eslint'
 
 /** The stage folders import nothing upward: not the side folders, not the composition files (README, How it works). */
 const UPWARD = ['**/config/**', '**/cluster/**', '**/admin/**', '**/reload/**'].concat(
-  ['cli', 'proxy', 'operations', 'data-plane', 'pipeline', 'filter', 'sibling-module'].map((file) => `**/src/${file}.ts`),
+  ['cli', 'proxy', 'operations', 'data-plane', 'pipeline', 'filter', 'sibling-module'].map(
+    (file) => `**/src/${file}.ts`,
+  ),
   ['cli', 'proxy', 'operations', 'data-plane', 'pipeline', 'filter', 'sibling-module'].map((file) => `../${file}.ts`),
 )
 
@@ -36,7 +38,12 @@ export default defineConfig(
   },
   {
     files: ['src/{scan,match,batch,send,receive,telemetry,net}/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: UPWARD, message: 'stage folders import nothing upward' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: UPWARD, message: 'stage folders import nothing upward' }] },
+      ],
+    },
   },
   { linterOptions: { reportUnusedDisableDirectives: 'error' } },
 )

@@ -88,11 +88,19 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
     resolve: options.resolve,
     sendBufferSize: settings.sendBufferSize ?? undefined,
     onError: (err) => pipeline?.targetError(err),
-    onAddressChange: (from, to) => log.info({ host: settings.forward.host, from: from.address, to: to.address }, 'forward address changed'),
+    onAddressChange: (from, to) =>
+      log.info({ host: settings.forward.host, from: from.address, to: to.address }, 'forward address changed'),
   })
   const forwardAddress = target.address
-  const maxPacketSize = settings.maxPacketSize ?? (isLoopback(forwardAddress) ? DEFAULTS.loopbackPacketSize : DEFAULTS.networkPacketSize)
-  const path = createPipeline({ rules: ruleSet(options.rules), target, maxPacketSize, insights: settings.insights, log })
+  const maxPacketSize =
+    settings.maxPacketSize ?? (isLoopback(forwardAddress) ? DEFAULTS.loopbackPacketSize : DEFAULTS.networkPacketSize)
+  const path = createPipeline({
+    rules: ruleSet(options.rules),
+    target,
+    maxPacketSize,
+    insights: settings.insights,
+    log,
+  })
   pipeline = path
   const { filter, assembler, counters } = path
 
@@ -107,7 +115,8 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
       port: settings.listen.port,
       recvBufferSize: settings.recvBufferSize,
       onDatagram: (msg) => filter.handleDatagram(msg),
-      onError: (err) => log.warn({ err: { code: (err as NodeJS.ErrnoException).code, message: err.message } }, 'receive socket error'),
+      onError: (err) =>
+        log.warn({ err: { code: (err as NodeJS.ErrnoException).code, message: err.message } }, 'receive socket error'),
     })
   } catch (err) {
     await release()

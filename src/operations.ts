@@ -126,7 +126,12 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
   }
 
   const report = setInterval(
-    () => void plane.refresh().then(() => log.info({ counters: plane.counters.snapshot(), kernelDrops: kernel.latest?.drops ?? null }, 'counters')),
+    () =>
+      void plane
+        .refresh()
+        .then(() =>
+          log.info({ counters: plane.counters.snapshot(), kernelDrops: kernel.latest?.drops ?? null }, 'counters'),
+        ),
     options.reportIntervalMs ?? INTERVAL_MS.report,
   )
   report.unref()

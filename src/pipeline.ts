@@ -49,7 +49,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (!sendErrorGate.pass()) return
     const code = (err as NodeJS.ErrnoException).code
     const suppressed = sendErrorGate.takeSuppressed()
-    log.warn({ err: { code, message: err.message }, suppressed, sendErrors: counters.sendErrors }, 'send to forward target failed')
+    log.warn(
+      { err: { code, message: err.message }, suppressed, sendErrors: counters.sendErrors },
+      'send to forward target failed',
+    )
   }
   const assembler = new Assembler({ pool, target: options.target, counters, onSendError })
   const insights = options.insights ? new Insights() : null
@@ -61,7 +64,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     malformed: {
       gate: malformedGate,
       report: (buf, start, end, suppressed) =>
-        log.warn({ sample: escapeSample(buf, start, end), suppressed, linesMalformed: counters.linesMalformed }, 'malformed line dropped'),
+        log.warn(
+          { sample: escapeSample(buf, start, end), suppressed, linesMalformed: counters.linesMalformed },
+          'malformed line dropped',
+        ),
     },
     insights,
   })

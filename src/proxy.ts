@@ -62,7 +62,13 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
   const plane: DataPlane =
     count > 1
       ? await startWorkerPlane({ settings, count, rules: () => inForce, log })
-      : await startLocalPlane({ settings, rules: inForce, log, dnsIntervalMs: options.dnsIntervalMs, resolve: options.resolve })
+      : await startLocalPlane({
+          settings,
+          rules: inForce,
+          log,
+          dnsIntervalMs: options.dnsIntervalMs,
+          resolve: options.resolve,
+        })
 
   const reloader = new Reloader({
     file: settings.file,
@@ -73,7 +79,13 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
     watch: options.watch ?? null,
     apply: async (next) => {
       const inherit = next.inherit !== null && next.inherit.from === inForce.rules ? next.inherit.to : null
-      inForce = { generation: inForce.generation + 1, settings: next.config, rules: next.rules, trie: next.trie, inherit }
+      inForce = {
+        generation: inForce.generation + 1,
+        settings: next.config,
+        rules: next.rules,
+        trie: next.trie,
+        inherit,
+      }
       log.level = next.config.log.level
       await plane.apply(inForce)
     },

@@ -56,8 +56,16 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   counter('datagrams_received_total', 'Datagrams read from the listen socket.', () => c.datagramsIn)
   counter('bytes_received_total', 'Bytes read from the listen socket.', () => c.bytesIn)
   counter('lines_received_total', 'Non-empty lines received.', () => c.linesIn)
-  counter('lines_forwarded_total', 'Lines handed to the forward socket (dry-run matches included).', () => c.linesForwarded)
-  counter('lines_would_block_total', 'Forwarded lines a dry-run rule (or mode: dry-run) matched.', () => c.linesWouldBlock)
+  counter(
+    'lines_forwarded_total',
+    'Lines handed to the forward socket (dry-run matches included).',
+    () => c.linesForwarded,
+  )
+  counter(
+    'lines_would_block_total',
+    'Forwarded lines a dry-run rule (or mode: dry-run) matched.',
+    () => c.linesWouldBlock,
+  )
   counter('lines_oversize_total', 'Forwarded lines longer than maxPacketSize, each sent alone.', () => c.linesOversize)
   counter('datagrams_sent_total', 'Datagrams sent to the forward target.', () => c.datagramsOut)
   counter('bytes_sent_total', 'Bytes sent to the forward target.', () => c.bytesOut)
@@ -128,10 +136,15 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       this.set(source.reload.lastOk === false ? 0 : 1)
     },
   })
-  labelled('receive_buffer_bytes', 'SO_RCVBUF of the listen socket: requested in the config and granted by the kernel.', 'kind', () => ({
-    requested: source.recvBuffer.requested,
-    granted: source.recvBuffer.granted,
-  }))
+  labelled(
+    'receive_buffer_bytes',
+    'SO_RCVBUF of the listen socket: requested in the config and granted by the kernel.',
+    'kind',
+    () => ({
+      requested: source.recvBuffer.requested,
+      granted: source.recvBuffer.granted,
+    }),
+  )
   new Counter({
     name: METRIC_PREFIX + 'kernel_receive_drops_total',
     help: 'Datagrams the kernel dropped for the listen socket before the proxy read them (receive buffer full).',
@@ -143,25 +156,39 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   })
   new Gauge({
     name: METRIC_PREFIX + 'receive_queue_bytes',
-    help: 'Bytes waiting in the listen socket\'s kernel receive queue.',
+    help: "Bytes waiting in the listen socket's kernel receive queue.",
     registers: [registry],
     collect() {
       this.set(source.kernel()?.rxQueue ?? 0)
     },
   })
-  labelled('send_pool_buffers', 'Output buffers: the pool size and how many hold datagrams being assembled or in flight.', 'state', () => {
-    const pool = source.sendPool()
-    return { total: pool.size, in_use: pool.inUse }
-  })
-  labelled('send_queue', "Sends queued in user space because the forward socket's kernel buffer was full (bounded by the pool).", 'unit', () => {
-    const queue = source.sendQueue()
-    return { datagrams: queue.count, bytes: queue.bytes }
-  })
+  labelled(
+    'send_pool_buffers',
+    'Output buffers: the pool size and how many hold datagrams being assembled or in flight.',
+    'state',
+    () => {
+      const pool = source.sendPool()
+      return { total: pool.size, in_use: pool.inUse }
+    },
+  )
+  labelled(
+    'send_queue',
+    "Sends queued in user space because the forward socket's kernel buffer was full (bounded by the pool).",
+    'unit',
+    () => {
+      const queue = source.sendQueue()
+      return { datagrams: queue.count, bytes: queue.bytes }
+    },
+  )
   labelled('workers', 'Processes filtering: as configured, and running now.', 'state', () => {
     const workers = source.workers()
     return { configured: workers.configured, running: workers.running }
   })
-  counter('worker_restarts_total', 'Workers that exited unexpectedly and were replaced.', () => source.workers().restarts)
+  counter(
+    'worker_restarts_total',
+    'Workers that exited unexpectedly and were replaced.',
+    () => source.workers().restarts,
+  )
   new Counter({
     name: METRIC_PREFIX + 'worker_lines_received_total',
     help: 'Lines received per worker: how evenly the kernel spreads the traffic.',

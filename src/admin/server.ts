@@ -97,7 +97,8 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
       if (!get) return methodNotAllowed(res, 'GET')
       const raw = url.searchParams.get('n') ?? '50'
       const n = Number(raw)
-      if (!Number.isInteger(n) || n < 1 || n > TOP_MAX) return send(res, 400, { error: `n must be an integer from 1 to ${TOP_MAX}` })
+      if (!Number.isInteger(n) || n < 1 || n > TOP_MAX)
+        return send(res, 400, { error: `n must be an integer from 1 to ${TOP_MAX}` })
       const top = await h.top(n)
       if (top === null) return send(res, 404, { error: 'top talkers are off (insights: false)' })
       return send(res, 200, top)
@@ -114,7 +115,10 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
       return send(res, result.ok ? 200 : 422, result)
     }
     default:
-      return send(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/metrics', '/rules', '/top', 'POST /-/reload'] })
+      return send(res, 404, {
+        error: 'not found',
+        endpoints: ['/healthz', '/readyz', '/metrics', '/rules', '/top', 'POST /-/reload'],
+      })
   }
 }
 

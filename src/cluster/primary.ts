@@ -36,7 +36,13 @@ function add(into: CounterSnapshot, from: CounterSnapshot): void {
 }
 
 function payload(rules: RulesInForce): RulesPayload {
-  return { generation: rules.generation, settings: rules.settings, rules: rules.rules, trie: rules.trie.data(), inherit: rules.inherit }
+  return {
+    generation: rules.generation,
+    settings: rules.settings,
+    rules: rules.rules,
+    trie: rules.trie.data(),
+    inherit: rules.inherit,
+  }
 }
 
 /**
@@ -106,7 +112,12 @@ class Slot {
 }
 
 /** Resolves with the reply filed under `key`, or null after `timeoutMs`. */
-function awaitReply<T>(pending: Map<number, (reply: T | null) => void>, key: number, timeoutMs: number, ask: () => void): Promise<T | null> {
+function awaitReply<T>(
+  pending: Map<number, (reply: T | null) => void>,
+  key: number,
+  timeoutMs: number,
+  ask: () => void,
+): Promise<T | null> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => settle(null), timeoutMs)
     const settle = (reply: T | null): void => {
@@ -258,7 +269,8 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
       const rules = payload(next)
       const pauses = await Promise.all(slots.map((slot) => slot.apply(rules)))
       const lagging = slots.filter((_, i) => pauses[i] === null).map((slot) => slot.index)
-      if (lagging.length > 0) log.error({ workers: lagging, generation: next.generation }, 'workers did not confirm the new rules in time')
+      if (lagging.length > 0)
+        log.error({ workers: lagging, generation: next.generation }, 'workers did not confirm the new rules in time')
       log.info({ generation: next.generation, workerPauseMs: pauses }, 'workers run the new rules')
     },
     ruleHits: async () => {
@@ -275,7 +287,10 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
     top: async (n): Promise<TopReport | null> => {
       if (!settings.insights) return null
       const replies = await refresh(false, TOP_TALKERS.capacity)
-      return mergeReports(replies.flatMap((reply) => (reply?.top == null ? [] : [reply.top])), n)
+      return mergeReports(
+        replies.flatMap((reply) => (reply?.top == null ? [] : [reply.top])),
+        n,
+      )
     },
     sendPool: () => ({ size: started.sendPoolSize * count, inUse: total((slot) => slot.sendPoolInUse) }),
     sendQueue: () => ({ count: total((slot) => slot.sendQueue.count), bytes: total((slot) => slot.sendQueue.bytes) }),

@@ -86,15 +86,25 @@ export function* splitRules(payload: RulesPayload, partBytes = PART_BYTES): Gene
   const { generation, rules, trie } = payload
   const fields = arrays(payload)
   const lengths = { text: rules.text.length } as Record<Field, number>
-  for (const [field, array] of Object.entries(fields) as [ArrayField, Int32Array | Uint8Array][]) lengths[field] = array.length
-  yield { type: 'rules', generation, settings: payload.settings, prefixCount: rules.prefixCount, nodeCount: trie.nodeCount, ruleCount: trie.ruleCount, lengths }
+  for (const [field, array] of Object.entries(fields) as [ArrayField, Int32Array | Uint8Array][])
+    lengths[field] = array.length
+  yield {
+    type: 'rules',
+    generation,
+    settings: payload.settings,
+    prefixCount: rules.prefixCount,
+    nodeCount: trie.nodeCount,
+    ruleCount: trie.ruleCount,
+    lengths,
+  }
   // A JS string is up to 2 bytes per character on the wire.
   for (let at = 0; at < rules.text.length; at += partBytes / 2) {
     yield { type: 'rules-part', generation, field: 'text', offset: at, data: rules.text.slice(at, at + partBytes / 2) }
   }
   for (const [field, array] of Object.entries(fields) as [ArrayField, Int32Array | Uint8Array][]) {
     const step = partBytes / array.BYTES_PER_ELEMENT
-    for (let at = 0; at < array.length; at += step) yield { type: 'rules-part', generation, field, offset: at, data: encodeArray(array.subarray(at, at + step)) }
+    for (let at = 0; at < array.length; at += step)
+      yield { type: 'rules-part', generation, field, offset: at, data: encodeArray(array.subarray(at, at + step)) }
   }
 }
 
@@ -138,8 +148,20 @@ export class RulesAssembly {
     return {
       generation: header.generation,
       settings: header.settings,
-      rules: { text: this.text.join(''), starts: a.starts as Int32Array, prefixCount: header.prefixCount, dryRun: a.dryRun as Uint8Array },
-      trie: { nodeCount: header.nodeCount, ruleCount: header.ruleCount, base: a.base as Int32Array, check: a.check as Int32Array, prefixRule: a.prefixRule as Int32Array, exactRule: a.exactRule as Int32Array },
+      rules: {
+        text: this.text.join(''),
+        starts: a.starts as Int32Array,
+        prefixCount: header.prefixCount,
+        dryRun: a.dryRun as Uint8Array,
+      },
+      trie: {
+        nodeCount: header.nodeCount,
+        ruleCount: header.ruleCount,
+        base: a.base as Int32Array,
+        check: a.check as Int32Array,
+        prefixRule: a.prefixRule as Int32Array,
+        exactRule: a.exactRule as Int32Array,
+      },
       inherit: header.lengths.inherit === 0 ? null : (a.inherit as Int32Array),
     }
   }

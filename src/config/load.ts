@@ -39,7 +39,9 @@ export type ParsedBy = 'rule-lines' | 'yaml'
  */
 export function parseConfigTraced(file: string, text: string): { config: Config; parsedBy: ParsedBy } {
   const config = parseWithRuleLines(file, text)
-  return config === undefined ? { config: parseWithYaml(file, text), parsedBy: 'yaml' } : { config, parsedBy: 'rule-lines' }
+  return config === undefined
+    ? { config: parseWithYaml(file, text), parsedBy: 'yaml' }
+    : { config, parsedBy: 'rule-lines' }
 }
 
 const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false } as const

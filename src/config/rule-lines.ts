@@ -65,7 +65,11 @@ export function cutRuleLines(text: string): CutRuleLines | undefined {
  * The block sequence on the lines from `from` (blank lines aside) that is the value of a key indented by
  * `keyIndent`, and where its last item line ends; null if the key's value is empty; undefined if unsure.
  */
-function readSequence(text: string, from: number, keyIndent: number): { items: string[]; end: number } | null | undefined {
+function readSequence(
+  text: string,
+  from: number,
+  keyIndent: number,
+): { items: string[]; end: number } | null | undefined {
   const first = nextNonBlankLine(text, from)
   if (first === undefined) return null
   const firstItem = ITEM_LINE.exec(first.text)

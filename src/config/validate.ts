@@ -16,7 +16,20 @@ export interface Checker {
   warning(path: Path, message: string): void
 }
 
-const TOP_KEYS = ['listen', 'forward', 'mode', 'blocklist', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'log', 'admin', 'selfMetrics', 'insights', 'workers']
+const TOP_KEYS = [
+  'listen',
+  'forward',
+  'mode',
+  'blocklist',
+  'maxPacketSize',
+  'recvBufferSize',
+  'sendBufferSize',
+  'log',
+  'admin',
+  'selfMetrics',
+  'insights',
+  'workers',
+]
 const MODES: readonly Mode[] = ['enforce', 'dry-run']
 
 /** filter.yaml: every key optional, unknown keys are errors (a typo must not silently disable a rule). */
@@ -34,9 +47,22 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
       prefixes: ruleList(c, ['blocklist', 'prefixes'], blocklist.prefixes, 'prefix'),
       names: ruleList(c, ['blocklist', 'names'], blocklist.names, 'name'),
     },
-    maxPacketSize: top.maxPacketSize == null ? null : integer(c, ['maxPacketSize'], top.maxPacketSize, PACKET_SIZE_RANGE.min, PACKET_SIZE_RANGE.max, 0),
-    recvBufferSize: integer(c, ['recvBufferSize'], top.recvBufferSize ?? DEFAULTS.recvBufferSize, RECV_BUFFER_RANGE.min, RECV_BUFFER_RANGE.max, 0),
-    sendBufferSize: top.sendBufferSize == null ? null : integer(c, ['sendBufferSize'], top.sendBufferSize, RECV_BUFFER_RANGE.min, RECV_BUFFER_RANGE.max, 0),
+    maxPacketSize:
+      top.maxPacketSize == null
+        ? null
+        : integer(c, ['maxPacketSize'], top.maxPacketSize, PACKET_SIZE_RANGE.min, PACKET_SIZE_RANGE.max, 0),
+    recvBufferSize: integer(
+      c,
+      ['recvBufferSize'],
+      top.recvBufferSize ?? DEFAULTS.recvBufferSize,
+      RECV_BUFFER_RANGE.min,
+      RECV_BUFFER_RANGE.max,
+      0,
+    ),
+    sendBufferSize:
+      top.sendBufferSize == null
+        ? null
+        : integer(c, ['sendBufferSize'], top.sendBufferSize, RECV_BUFFER_RANGE.min, RECV_BUFFER_RANGE.max, 0),
     log: { level: oneOf(c, ['log', 'level'], log.level ?? DEFAULTS.logLevel, LOG_LEVELS) },
     admin: admin(c, top.admin),
     selfMetrics: selfMetrics(c, top.selfMetrics),
@@ -47,7 +73,14 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
   return config
 }
 
-export const RUST_KEYS = ['listen_host', 'listen_port', 'target_host', 'target_port', 'metric_blocklist', 'multi_thread']
+export const RUST_KEYS = [
+  'listen_host',
+  'listen_port',
+  'target_host',
+  'target_port',
+  'metric_blocklist',
+  'multi_thread',
+]
 
 /** statsd-filter-proxy-rs' JSON config, so its users can swap the image without touching their ConfigMap. */
 export function validateRustJson(root: unknown, c: Checker, file: string): Config {
@@ -145,7 +178,10 @@ function ruleList(c: Checker, path: Path, v: unknown, key: 'prefix' | 'name' | n
       pattern = entry[key]
       at.push(key)
     } else {
-      c.problem(at, `must be ${key === null ? 'a string' : `a string or { ${key}: ..., dryRun: true|false }`} (got ${JSON.stringify(item)})`)
+      c.problem(
+        at,
+        `must be ${key === null ? 'a string' : `a string or { ${key}: ..., dryRun: true|false }`} (got ${JSON.stringify(item)})`,
+      )
       return
     }
     if (typeof pattern !== 'string') c.problem(at, `must be a string (got ${JSON.stringify(pattern)})`)
@@ -194,7 +230,10 @@ function selfMetrics(c: Checker, v: unknown): Config['selfMetrics'] {
   if (typeof prefix !== 'string' || !/^[A-Za-z][A-Za-z0-9_.]*$/.test(prefix)) {
     c.problem(['selfMetrics', 'prefix'], 'must be a metric name prefix (letters, digits, _ and .)')
   }
-  return { prefix: String(prefix), intervalMs: duration(c, ['selfMetrics', 'interval'], obj.interval ?? '10s', 1000, 3_600_000) }
+  return {
+    prefix: String(prefix),
+    intervalMs: duration(c, ['selfMetrics', 'interval'], obj.interval ?? '10s', 1000, 3_600_000),
+  }
 }
 
 /** `1500ms`, `10s`, `1m`, or a number of seconds. */
@@ -203,15 +242,25 @@ function duration(c: Checker, path: Path, v: unknown, minMs: number, maxMs: numb
   const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(v.trim()) : null
   const ms = typeof v === 'number' ? v * 1000 : m !== null ? Number(m[1]) * units[m[2]] : NaN
   if (!(ms >= minMs && ms <= maxMs)) {
-    c.problem(path, `must be a duration from ${minMs / 1000}s to ${maxMs / 60_000}m, e.g. 10s, 1m or 1500ms (got ${JSON.stringify(v)})`)
+    c.problem(
+      path,
+      `must be a duration from ${minMs / 1000}s to ${maxMs / 60_000}m, e.g. 10s, 1m or 1500ms (got ${JSON.stringify(v)})`,
+    )
     return minMs
   }
   return ms
 }
 
 function workers(c: Checker, v: unknown): Config['workers'] {
-  if (v === 'auto' || (typeof v === 'number' && Number.isInteger(v) && v >= WORKERS_RANGE.min && v <= WORKERS_RANGE.max)) return v
-  c.problem(['workers'], `must be auto or an integer from ${WORKERS_RANGE.min} to ${WORKERS_RANGE.max} (got ${JSON.stringify(v)})`)
+  if (
+    v === 'auto' ||
+    (typeof v === 'number' && Number.isInteger(v) && v >= WORKERS_RANGE.min && v <= WORKERS_RANGE.max)
+  )
+    return v
+  c.problem(
+    ['workers'],
+    `must be auto or an integer from ${WORKERS_RANGE.min} to ${WORKERS_RANGE.max} (got ${JSON.stringify(v)})`,
+  )
   return 1
 }
 

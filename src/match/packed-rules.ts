@@ -14,7 +14,9 @@ export interface PackedRules {
 }
 
 export function packRules(blocklist: Blocklist): PackedRules {
-  const all = [...blocklist.prefixes, ...blocklist.names].map((e) => (typeof e === 'string' ? { pattern: e, dryRun: false } : e))
+  const all = [...blocklist.prefixes, ...blocklist.names].map((e) =>
+    typeof e === 'string' ? { pattern: e, dryRun: false } : e,
+  )
   const starts = new Int32Array(all.length + 1)
   const dryRun = new Uint8Array(all.length)
   let at = 0
@@ -24,7 +26,12 @@ export function packRules(blocklist: Blocklist): PackedRules {
     dryRun[i] = rule.dryRun ? 1 : 0
   })
   starts[all.length] = at
-  return { text: all.map((r) => r.pattern).join('\n') + (all.length > 0 ? '\n' : ''), starts, prefixCount: blocklist.prefixes.length, dryRun }
+  return {
+    text: all.map((r) => r.pattern).join('\n') + (all.length > 0 ? '\n' : ''),
+    starts,
+    prefixCount: blocklist.prefixes.length,
+    dryRun,
+  }
 }
 
 export function ruleCount(rules: PackedRules): number {
@@ -46,6 +53,7 @@ export function patternOf(rules: PackedRules, index: number): string {
 
 export function unpackRules(rules: PackedRules): Rule[] {
   const out: Rule[] = []
-  for (let i = 0; i < ruleCount(rules); i++) out.push({ index: i, kind: kindOf(rules, i), pattern: patternOf(rules, i), dryRun: rules.dryRun[i] === 1 })
+  for (let i = 0; i < ruleCount(rules); i++)
+    out.push({ index: i, kind: kindOf(rules, i), pattern: patternOf(rules, i), dryRun: rules.dryRun[i] === 1 })
   return out
 }

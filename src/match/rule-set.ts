@@ -65,7 +65,6 @@ export class RuleStats implements RuleHits {
       if (previous.lastHitMs[i] > this.lastHitMs[j]) this.lastHitMs[j] = previous.lastHitMs[i]
     }
   }
-
 }
 
 /** Rules of a kind that only count a match (dryRun, or every rule in mode dry-run) or that drop it. */

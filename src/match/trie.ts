@@ -46,7 +46,14 @@ export class Trie {
 
   /** The arrays, to hand the compiled trie to another process. */
   data(): TrieData {
-    return { nodeCount: this.nodeCount, ruleCount: this.ruleCount, base: this.base, check: this.check, prefixRule: this.prefixRule, exactRule: this.exactRule }
+    return {
+      nodeCount: this.nodeCount,
+      ruleCount: this.ruleCount,
+      base: this.base,
+      check: this.check,
+      prefixRule: this.prefixRule,
+      exactRule: this.exactRule,
+    }
   }
 
   /** The index of the rule with exactly this kind and pattern (not the best match for a name), or -1. */
@@ -110,7 +117,9 @@ function buildTree(rules: readonly Rule[]): Tree {
   const order = new Int32Array(rules.length)
   for (let k = 0; k < order.length; k++) order[k] = k
   // buf.compare(target, ...) orders the source range (the last two offsets) against the target's: a before b.
-  order.sort((a, b) => text.compare(text, starts[b], starts[b + 1], starts[a], starts[a + 1]) || rules[a].index - rules[b].index)
+  order.sort(
+    (a, b) => text.compare(text, starts[b], starts[b + 1], starts[a], starts[a + 1]) || rules[a].index - rules[b].index,
+  )
 
   // In byte order, each pattern adds one node per byte past what it shares with the previous one: the exact
   // node count, so every array is allocated once (large build-time churn fragments the malloc heap for good).
@@ -118,7 +127,8 @@ function buildTree(rules: readonly Rule[]): Tree {
   for (let k = 0; k < order.length; k++) {
     const at = starts[order[k]]
     const length = starts[order[k] + 1] - at
-    capacity += length - (k === 0 ? 0 : commonPrefix(text, starts[order[k - 1]], starts[order[k - 1] + 1], at, at + length))
+    capacity +=
+      length - (k === 0 ? 0 : commonPrefix(text, starts[order[k - 1]], starts[order[k - 1] + 1], at, at + length))
   }
   const label = new Uint8Array(capacity)
   const firstChild = new Int32Array(capacity).fill(NONE)

@@ -28,7 +28,17 @@ export interface ReloadStatus {
 }
 
 /** Settings bound to sockets, buffers or timers made at start: a reload reports them instead of applying them. */
-const RESTART_ONLY: readonly (keyof Settings)[] = ['listen', 'forward', 'maxPacketSize', 'recvBufferSize', 'sendBufferSize', 'admin', 'selfMetrics', 'insights', 'workers']
+const RESTART_ONLY: readonly (keyof Settings)[] = [
+  'listen',
+  'forward',
+  'maxPacketSize',
+  'recvBufferSize',
+  'sendBufferSize',
+  'admin',
+  'selfMetrics',
+  'insights',
+  'workers',
+]
 
 export interface ReloaderOptions {
   file: string
@@ -71,7 +81,8 @@ export class Reloader {
   }
 
   reload(trigger: ReloadTrigger): Promise<ReloadResult> {
-    if (this.options.hash === null) return Promise.reject(new Error('this config was not loaded from a file: there is nothing to reload'))
+    if (this.options.hash === null)
+      return Promise.reject(new Error('this config was not loaded from a file: there is nothing to reload'))
     if (this.waiting !== null) return this.waiting
     const next = this.tail.then(() => {
       this.waiting = null
@@ -92,7 +103,8 @@ export class Reloader {
     try {
       compiled = await loadAndCompile(file, this.options.rules())
     } catch (err) {
-      const errors = err instanceof ConfigError ? err.problems.map((p) => formatProblem(file, p)) : [String((err as Error).message)]
+      const errors =
+        err instanceof ConfigError ? err.problems.map((p) => formatProblem(file, p)) : [String((err as Error).message)]
       this.status.failures++
       this.status.lastAttemptMs = Date.now()
       this.status.lastOk = false
@@ -105,7 +117,9 @@ export class Reloader {
     }
 
     const current = this.options.settings()
-    const restartNeeded = RESTART_ONLY.filter((key) => JSON.stringify(compiled.config[key]) !== JSON.stringify(current[key]))
+    const restartNeeded = RESTART_ONLY.filter(
+      (key) => JSON.stringify(compiled.config[key]) !== JSON.stringify(current[key]),
+    )
     // The running proxy keeps the values it was started with; the file's rules, mode and log level apply now.
     const next: Settings = { ...compiled.config }
     for (const key of restartNeeded) (next as unknown as Record<string, unknown>)[key] = current[key]
@@ -116,7 +130,10 @@ export class Reloader {
     this.status.hash = compiled.hash
     for (const warning of compiled.config.warnings) log.warn(formatProblem(file, warning))
     if (restartNeeded.length > 0) {
-      log.warn({ keys: restartNeeded }, 'config reload: these settings changed in the file but apply only after a restart')
+      log.warn(
+        { keys: restartNeeded },
+        'config reload: these settings changed in the file but apply only after a restart',
+      )
     }
     log.info(
       { trigger, file, hash: compiled.hash, mode: next.mode, rules: ruleKinds(compiled.rules) },

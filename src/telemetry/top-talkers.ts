@@ -310,7 +310,12 @@ export class Insights {
 
   report(n: number): TopReport {
     const memoryBytes = this.forwarded.memoryBytes + this.blocked.memoryBytes
-    return { sampleEvery: TOP_TALKERS.sampleEvery, memoryBytes, forwarded: this.forwarded.top(n), blocked: this.blocked.top(n) }
+    return {
+      sampleEvery: TOP_TALKERS.sampleEvery,
+      memoryBytes,
+      forwarded: this.forwarded.top(n),
+      blocked: this.blocked.top(n),
+    }
   }
 }
 
@@ -319,8 +324,14 @@ export function mergeReports(reports: readonly TopReport[], n: number): TopRepor
   return {
     sampleEvery: TOP_TALKERS.sampleEvery,
     memoryBytes: reports.reduce((bytes, report) => bytes + report.memoryBytes, 0),
-    forwarded: mergeTop(reports.map((report) => report.forwarded), n),
-    blocked: mergeTop(reports.map((report) => report.blocked), n),
+    forwarded: mergeTop(
+      reports.map((report) => report.forwarded),
+      n,
+    ),
+    blocked: mergeTop(
+      reports.map((report) => report.blocked),
+      n,
+    ),
   }
 }
 
