@@ -93,7 +93,11 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
     const self = new SelfMetrics(
       plane.counters,
       settings.forward,
-      { ...settings.selfMetrics, gauges: () => ({ send_pool_in_use: plane.sendPool().inUse }) },
+      {
+        ...settings.selfMetrics,
+        refresh: () => plane.refresh(),
+        gauges: () => ({ send_pool_in_use: plane.sendPool().inUse }),
+      },
       log,
     )
     stopped.push(() => self.close())

@@ -8,8 +8,12 @@ import t, { type Test } from 'tap'
 import { startAdmin } from '../src/admin/server.ts'
 import { loadAndCompile } from '../src/config/compile.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
+import { SEND_POOL_SIZE } from '../src/pipeline.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
+import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import type { Logger } from '../src/telemetry/logger.ts'
+import { TOP_TALKERS } from '../src/telemetry/top-talkers.ts'
+import { eachTopology, waitForCounters, type Topology } from './fixtures/topology.ts'
 import {
   assertInvariant,
   createClient,
@@ -23,7 +27,6 @@ import {
   startSink,
   TEST_ADMIN,
   testConfigWith,
-  waitFor,
   type Client,
   type Sink,
 } from './fixtures/udp.ts'
@@ -43,24 +46,61 @@ interface Rig {
   port: number
 }
 
-/** Sink, proxy (admin on 127.0.0.1:0) forwarding to it, client sending to the proxy; all closed at teardown. */
-async function rig(tt: Test, keys: Record<string, unknown>, log: Logger = silentLogger()): Promise<Rig> {
+/**
+ * Sink, proxy (admin on 127.0.0.1:0, `workers` of the topology) forwarding to it, client sending to the proxy;
+ * all closed at teardown.
+ */
+async function rig(tt: Test, topology: Topology, keys: Record<string, unknown>, log: Logger = silentLogger()): Promise<Rig> {
   const sink = await startSink()
   tt.teardown(() => sink.close())
-  const proxy = await startProxy(testConfigWith(sink.port, { admin: TEST_ADMIN, ...keys }), log)
+  const proxy = await startProxy(testConfigWith(sink.port, { admin: TEST_ADMIN, workers: topology.workers, ...keys }), log)
   tt.teardown(() => proxy.close())
-  const client = await createClient(proxy.listener.port)
+  const client = await createClient(proxy.listen.port)
   tt.teardown(() => client.close())
   if (proxy.admin === null) throw new Error('the admin server did not start')
   return { proxy, sink, client, port: proxy.admin.port }
 }
 
-/** Waits until the proxy has counted `linesIn` lines and the sink has every byte the proxy sent. */
-function settled(r: Rig, linesIn: number): Promise<void> {
-  const c = r.proxy.counters
-  return waitFor(
-    () => c.linesIn >= linesIn && c.bytesOut === r.sink.bytes(),
-    () => `linesIn ${c.linesIn}/${linesIn}, sink bytes ${r.sink.bytes()}/${c.bytesOut}`,
+/**
+ * Waits until the proxy has counted `linesIn` lines, the sink has `forwarded` lines and every byte the proxy
+ * counted as sent (with workers, a report can count a worker's lines in before their batch is sent: the sink's
+ * line count closes that gap). Returns the counters then.
+ */
+async function settled(r: Rig, linesIn: number, forwarded: number): Promise<CounterSnapshot> {
+  const sinkLines = (): number => r.sink.datagrams.reduce((n, d) => n + 1 + countNewlines(d), 0)
+  return waitForCounters(
+    r.proxy,
+    (c) => c.linesIn >= linesIn && sinkLines() >= forwarded && c.bytesOut === r.sink.bytes(),
+    `linesIn ${linesIn}, ${forwarded} lines at the sink (has ${sinkLines()} lines, ${r.sink.bytes()} bytes)`,
+  )
+}
+
+function countNewlines(d: Buffer): number {
+  let n = 0
+  for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) n++
+  return n
+}
+
+/**
+ * `lines` is the lines of `groups` (each the forwarded lines of one datagram sent), every group whole and in its
+ * order, the groups in any order: with workers, datagrams are read by different processes and their batches
+ * reach the sink in either order, but the lines of one datagram stay in order and together.
+ */
+function sameGroups(tt: Test, lines: readonly string[], groups: readonly (readonly string[])[], what: string): void {
+  const left = [...groups]
+  const order: number[] = []
+  let i = 0
+  while (i < lines.length) {
+    const g = left.findIndex((group) => group.length > 0 && group.every((line, k) => lines[i + k] === line))
+    if (g === -1) break
+    order.push(groups.indexOf(left[g]))
+    i += left[g].length
+    left.splice(g, 1)
+  }
+  tt.same(
+    { unmatched: lines.slice(i), missing: left },
+    { unmatched: [], missing: [] },
+    `${what}: every datagram's lines whole and in order (groups in the order ${order.join(',')})`,
   )
 }
 
@@ -114,15 +154,18 @@ const TRAFFIC = [
   'no-colon-or-pipe\nexact.block.not:1|c',
   '_sc|blocked.check|0', // a service check: never matched against the rules
 ]
-const FORWARDED = ['ok.a:1|c', 'dry.z:3|ms|#k:v', 'ok.b:1|c', 'exact.block.not:1|c', '_sc|blocked.check|0']
+/** What each datagram of TRAFFIC forwards. */
+const FORWARDED_BY_DATAGRAM = [['ok.a:1|c'], ['dry.z:3|ms|#k:v', 'ok.b:1|c'], ['exact.block.not:1|c'], ['_sc|blocked.check|0']]
+const FORWARDED = FORWARDED_BY_DATAGRAM.flat()
 
-t.test('after known traffic: probes, exact Prometheus metrics and rule hits', async (t) => {
+t.test('after known traffic: probes, exact Prometheus metrics and rule hits', async (t) => eachTopology(t, async (t, topology) => {
   const before = Date.now()
-  const r = await rig(t, { blocklist: RULES })
+  const r = await rig(t, topology, { blocklist: RULES })
   await r.client.burst(TRAFFIC)
-  await settled(r, 9)
-  t.same(r.sink.lines(), FORWARDED, 'what reached the sink')
-  const c = r.proxy.counters
+  const c = await settled(r, 9, FORWARDED.length)
+  sameGroups(t, r.sink.lines(), FORWARDED_BY_DATAGRAM, 'what reached the sink')
+  // One reader reads the datagrams in the order sent.
+  if (topology.workers === 1) t.same(r.sink.lines(), FORWARDED, 'one process: in the order sent')
   t.same(
     { linesIn: c.linesIn, linesForwarded: c.linesForwarded, linesBlocked: c.linesBlocked, linesMalformed: c.linesMalformed, linesWouldBlock: c.linesWouldBlock },
     { linesIn: 9, linesForwarded: 5, linesBlocked: 3, linesMalformed: 1, linesWouldBlock: 1 },
@@ -203,10 +246,18 @@ t.test('after known traffic: probes, exact Prometheus metrics and rule hits', as
     t.same(promSeries(m, `${P}config_last_reload_success`), one(1), '1 before any reload')
     t.same(
       promSeries(m, `${P}receive_buffer_bytes`),
-      { '{kind="requested"}': 8388608, '{kind="granted"}': r.proxy.listener.recvBufferGranted },
+      { '{kind="requested"}': 8388608, '{kind="granted"}': r.proxy.listen.recvBufferGranted },
       'receive_buffer_bytes',
     )
-    t.same(promSeries(m, `${P}send_pool_buffers`), { '{state="total"}': 128, '{state="in_use"}': 0 }, 'send_pool_buffers')
+    t.same(
+      promSeries(m, `${P}send_pool_buffers`),
+      { '{state="total"}': SEND_POOL_SIZE * topology.workers, '{state="in_use"}': 0 },
+      'send_pool_buffers: each reader has its own pool',
+    )
+    t.same(promSeries(m, `${P}workers`), { '{state="configured"}': topology.workers, '{state="running"}': topology.workers }, 'workers')
+    const perWorker = promSeries(m, `${P}worker_lines_received_total`)
+    t.same(Object.keys(perWorker), Array.from({ length: topology.workers }, (_, i) => `{worker="${i}"}`), 'a line count per reader')
+    t.equal(Object.values(perWorker).reduce((n, v) => n + v, 0), 9, 'which add up to the lines received')
     // prom-client's default metrics are registered too.
     for (const name of ['process_cpu_user_seconds_total', 'nodejs_eventloop_lag_seconds']) {
       const series = promSeries(m, name)
@@ -242,16 +293,30 @@ t.test('after known traffic: probes, exact Prometheus metrics and rule hits', as
     t.same(unused, { status: 200, type: JSON_TYPE, json: { mode: 'enforce', count: 2, rules: [all[2], all[4]] } }, '?unused=1')
     const notOne = await getJson(r.port, '/rules?unused=0')
     t.same(checkLastHits(t, notOne.json as RulesBody, before, Date.now()), body, '?unused=0 lists every rule')
+    const stats = await r.proxy.rules()
+    t.same(
+      Array.from(stats.hits),
+      all.map((row) => row.hits),
+      'proxy.rules(): the same hits',
+    )
   })
-})
 
-t.test('/readyz: 200 while running, 503 once close() has begun, and the port closed once it resolves', async (t) => {
+  // Last: nothing above may count a reload attempt.
+  t.test('POST /-/reload on a proxy whose config was built in memory: 409, nothing to reload', async (t) => {
+    const reply = await http(r.port, '/-/reload', { method: 'POST' })
+    t.equal(reply.status, 409)
+    t.same(JSON.parse(reply.body), { error: 'this config was not loaded from a file: there is nothing to reload' })
+  })
+}))
+
+t.test('/readyz: 200 while running, 503 once close() has begun, and the port closed once it resolves', async (t) => eachTopology(t, async (t, topology) => {
   // close() clears readiness first and closes the admin server last. In between it stops self-metrics, and
   // hot-shots' close waits at least 50 ms (its closingFlushInterval) before closing its socket: the admin server
   // is up for at least that long. A request whose bytes are on a connection the server already serves before
   // that wait ends is answered 503. (Without self-metrics close() reaches the admin server in the same turn of
   // the event loop and no request can get in between: what is observable then is only the closed port.)
-  const r = await rig(t, { selfMetrics: { prefix: 'spx', interval: '1s' } })
+  // With workers close() first waits for them to drain and exit, so the window is only longer.
+  const r = await rig(t, topology, { selfMetrics: { prefix: 'spx', interval: '1s' } })
   const conn = await rawHttpConnection(r.port)
   t.teardown(() => conn.close())
   const first = await conn.send('GET', '/readyz')
@@ -274,7 +339,7 @@ t.test('/readyz: 200 while running, 503 once close() has begun, and the port clo
     (err: unknown) => err as Error & { cause?: { code?: string } },
   )
   t.equal(refused?.cause?.code, 'ECONNREFUSED', 'the admin port is closed once close() resolves')
-})
+}))
 
 t.test('the routes with handlers of our own: readiness follows ready(), top() null is 404, a failing handler is 500', async (t) => {
   let ready = true
@@ -285,6 +350,7 @@ t.test('the routes with handlers of our own: readiness follows ready(), top() nu
     {
       ready: () => ready,
       registry: new Registry(),
+      mode: () => 'enforce',
       rules: () => rules,
       top: (n) => {
         if (n === 13) throw new Error('boom')
@@ -314,52 +380,74 @@ t.test('the routes with handlers of our own: readiness follows ready(), top() nu
   t.match(records.find((rec) => rec.msg === 'admin request failed'), { level: 50, url: '/top?n=13', err: { message: 'boom' } })
 })
 
-/** `count` lines of `name`, in a deterministic shuffle with the other names (see SKEW). */
+/** Lines of each name: forwarded and blocked, each with three names whose counts are far apart. */
 const SKEW: [string, number][] = [
-  ['top.heavy', 10_000], // 50 %
+  ['top.heavy', 10_000],
   ['top.second', 4_000],
   ['top.third', 2_000],
-  ['blk.heavy', 3_000], // blocked
+  ['blk.heavy', 4_000], // blocked
+  ['blk.middle', 2_000], // blocked
   ['blk.light', 1_000], // blocked
 ]
+/** Sent first, in this order, 400 lines each (alternating): the names every sketch meets first. */
+const LEAD: [string, number][] = [
+  ['top.second', 400],
+  ['blk.middle', 400],
+  ['top.heavy', 400],
+  ['blk.heavy', 400],
+]
 
+/**
+ * Every line of SKEW. The LEAD comes first: a sketch (one line in 16 sampled; 400 lines leave a name unsampled
+ * with probability (15/16)^400 < 1e-11) takes the middle names first, then the heaviest, then the lightest, so
+ * neither the order names arrived in nor its reverse is count order, and only sorting gives the expected
+ * order. The rest follow in a deterministic shuffle.
+ */
 function skewedLines(): string[] {
-  const lines: string[] = []
-  for (const [name, count] of SKEW) for (let i = 0; i < count; i++) lines.push(`${name}:1|c`)
+  const lead: string[] = []
+  for (let p = 0; p < LEAD.length; p += 2) {
+    for (let i = 0; i < LEAD[p][1]; i++) lead.push(`${LEAD[p][0]}:1|c`, `${LEAD[p + 1][0]}:1|c`)
+  }
+  const leadCount = new Map(LEAD)
+  const rest: string[] = []
+  for (const [name, count] of SKEW) for (let i = leadCount.get(name) ?? 0; i < count; i++) rest.push(`${name}:1|c`)
   // Fisher-Yates with a fixed LCG: the same interleaving on every run.
   let seed = 12345
-  for (let i = lines.length - 1; i > 0; i--) {
+  for (let i = rest.length - 1; i > 0; i--) {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
     const j = seed % (i + 1)
-    ;[lines[i], lines[j]] = [lines[j], lines[i]]
+    ;[rest[i], rest[j]] = [rest[j], rest[i]]
   }
-  return lines
+  return [...lead, ...rest]
 }
 
-t.test('/top: the heaviest names first, forwarded and blocked apart; n validated', async (t) => {
-  const r = await rig(t, { blocklist: { prefixes: ['blk.'] } })
+t.test('/top: the heaviest names first, forwarded and blocked apart; n validated', async (t) => eachTopology(t, async (t, topology) => {
+  const r = await rig(t, topology, { blocklist: { prefixes: ['blk.'] } })
   const lines = skewedLines()
-  t.equal(lines.length, 20_000)
+  t.equal(lines.length, 23_000)
+  // The order names first arrive in is not count order, either way round (what an unsorted list would show).
+  const firstSeen = (prefix: string): string[] => [...new Set(lines.map((l) => l.slice(0, l.indexOf(':'))).filter((n) => n.startsWith(prefix)))]
+  t.same(firstSeen('top.'), ['top.second', 'top.heavy', 'top.third'])
+  t.same(firstSeen('blk.'), ['blk.middle', 'blk.heavy', 'blk.light'])
   // 50 lines a datagram, 20 datagrams at a time: never more in the proxy's receive queue than it holds.
   const datagrams: string[] = []
   for (let i = 0; i < lines.length; i += 50) datagrams.push(lines.slice(i, i + 50).join('\n'))
   for (let i = 0; i < datagrams.length; i += 20) {
     await r.client.burst(datagrams.slice(i, i + 20))
     const expected = Math.min(i + 20, datagrams.length)
-    await waitFor(() => r.proxy.counters.datagramsIn >= expected, () => `datagramsIn ${r.proxy.counters.datagramsIn}/${expected}`)
+    await waitForCounters(r.proxy, (c) => c.datagramsIn >= expected, `datagramsIn ${expected}`)
   }
-  await settled(r, lines.length)
-  const c = r.proxy.counters
-  t.same([c.linesIn, c.linesForwarded, c.linesBlocked, c.linesDroppedBackpressure], [20_000, 16_000, 4_000, 0])
+  const c = await settled(r, lines.length, 16_000)
+  t.same([c.linesIn, c.linesForwarded, c.linesBlocked, c.linesDroppedBackpressure], [23_000, 16_000, 7_000, 0])
 
   const reply = await getJson(r.port, '/top?n=5')
   t.equal(reply.status, 200)
   t.equal(reply.type, JSON_TYPE)
   const top = reply.json as { sampleEvery: number; memoryBytes: number; forwarded: { name: string; count: number; error: number }[]; blocked: { name: string; count: number; error: number }[] }
-  t.equal(top.sampleEvery, 16)
-  t.equal(top.memoryBytes, 2 * 169_192, 'two sketches of 1000 counters × 128-byte names')
+  t.equal(top.sampleEvery, TOP_TALKERS.sampleEvery)
+  t.equal(top.memoryBytes, topology.workers * 2 * 169_192, 'two sketches of 1000 counters × 128-byte names per reader')
   t.same(top.forwarded.map((e) => e.name), ['top.heavy', 'top.second', 'top.third'], 'forwarded, heaviest first')
-  t.same(top.blocked.map((e) => e.name), ['blk.heavy', 'blk.light'], 'blocked, heaviest first')
+  t.same(top.blocked.map((e) => e.name), ['blk.heavy', 'blk.middle', 'blk.light'], 'blocked, heaviest first')
   const truth = new Map(SKEW)
   for (const e of [...top.forwarded, ...top.blocked]) {
     const n = truth.get(e.name) ?? 0
@@ -371,25 +459,28 @@ t.test('/top: the heaviest names first, forwarded and blocked apart; n validated
   }
   const one = (await getJson(r.port, '/top?n=1')).json as typeof top
   t.same([one.forwarded.map((e) => e.name), one.blocked.map((e) => e.name)], [['top.heavy'], ['blk.heavy']], 'n=1')
+  const two = (await getJson(r.port, '/top?n=2')).json as typeof top
+  t.same([two.forwarded, two.blocked], [top.forwarded.slice(0, 2), top.blocked.slice(0, 2)], 'n=2: the first two')
   t.same((await getJson(r.port, '/top')).json, top, 'n defaults to 50: here every name')
   t.same((await getJson(r.port, '/top?n=1000')).json, top, 'n=1000 is allowed')
+  t.same(await r.proxy.top(5), top, 'proxy.top(5): the same report')
 
   // Hit counts are exact (only the sketches sample).
   const rules = (await getJson(r.port, '/rules')).json as RulesBody
-  t.same(rules.rules.map((rule) => [rule.pattern, rule.hits]), [['blk.', 4_000]])
+  t.same(rules.rules.map((rule) => [rule.pattern, rule.hits]), [['blk.', 7_000]])
 
   for (const n of ['0', 'abc', '1001', '-1', '1.5', '', '5x']) {
     t.same(await getJson(r.port, `/top?n=${n}`), { status: 400, type: JSON_TYPE, json: BAD_N }, `n=${JSON.stringify(n)}: 400`)
   }
-})
+}))
 
-t.test('insights: false: /top is 404, rule hits stay 0', async (t) => {
-  const r = await rig(t, { insights: false, blocklist: { prefixes: ['blocked.'], names: ['exact'] } })
-  t.equal(r.proxy.insights, null)
+t.test('insights: false: /top is 404, rule hits stay 0', async (t) => eachTopology(t, async (t, topology) => {
+  const r = await rig(t, topology, { insights: false, blocklist: { prefixes: ['blocked.'], names: ['exact'] } })
+  t.equal(await r.proxy.top(10), null, 'proxy.top(): null')
   await r.client.send('blocked.a:1|c\nexact:1|c\nblocked.b:1|g\nkept:1|c')
-  await settled(r, 4)
+  const c = await settled(r, 4, 1)
   t.same(r.sink.lines(), ['kept:1|c'], 'the rules still apply')
-  t.equal(r.proxy.counters.linesBlocked, 3)
+  t.same([c.linesIn, c.linesBlocked, c.linesForwarded], [4, 3, 1])
   t.same(await getJson(r.port, '/top?n=5'), { status: 404, type: JSON_TYPE, json: { error: 'top talkers are off (insights: false)' } })
   t.same(await getJson(r.port, '/top?n=0'), { status: 400, type: JSON_TYPE, json: BAD_N }, 'n is validated first')
   const rows = [
@@ -398,13 +489,14 @@ t.test('insights: false: /top is 404, rule hits stay 0', async (t) => {
   ]
   t.same(await getJson(r.port, '/rules'), { status: 200, type: JSON_TYPE, json: { mode: 'enforce', count: 2, rules: rows } })
   t.same(await getJson(r.port, '/rules?unused=1'), { status: 200, type: JSON_TYPE, json: { mode: 'enforce', count: 2, rules: rows } })
-})
+  t.same(Array.from((await r.proxy.rules()).hits), [0, 0], 'proxy.rules(): no hits')
+}))
 
-t.test('config_info carries the hash of the file the config came from', async (t) => {
+t.test('config_info carries the hash of the file the config came from', async (t) => eachTopology(t, async (t, topology) => {
   const sink = await startSink()
   t.teardown(() => sink.close())
   const dir = ownTestdir(t, {
-    'filter.yaml': `listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nmode: dry-run\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { level: silent }\nblocklist:\n  prefixes: [a., b.]\n  names: [{ name: c, dryRun: false }]\n`,
+    'filter.yaml': `listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nworkers: ${topology.workers}\nmode: dry-run\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { level: silent }\nblocklist:\n  prefixes: [a., b.]\n  names: [{ name: c, dryRun: false }]\n`,
     'rust.json': JSON.stringify({ listen_host: '127.0.0.1', listen_port: 0, target_host: '127.0.0.1', target_port: sink.port, metric_blocklist: ['x.'] }),
   })
   const sha16 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16)
@@ -413,8 +505,9 @@ t.test('config_info carries the hash of the file the config came from', async (t
   const yaml = await loadAndCompile(yamlFile)
   t.equal(yaml.hash, sha16(yamlFile), 'the first 16 hex digits of the SHA-256 of the file bytes')
   t.match(yaml.hash, /^[0-9a-f]{16}$/)
-  const proxy = await startProxy(yaml.config, silentLogger(), { compiled: yaml })
+  const proxy = await startProxy(yaml, silentLogger())
   t.teardown(() => proxy.close())
+  t.equal(proxy.workers().configured, topology.workers)
   const m = await scrape(proxy.admin?.port ?? 0)
   t.same(promSeries(m, `${P}config_info`), { [`{format="yaml",hash="${sha16(yamlFile)}",mode="dry-run"}`]: 1 })
   t.same(
@@ -423,31 +516,23 @@ t.test('config_info carries the hash of the file the config came from', async (t
     'mode: dry-run makes every rule dry-run',
   )
 
-  // statsd-filter-proxy-rs' JSON has no admin key: the test moves its admin server off the default port.
+  // statsd-filter-proxy-rs' JSON has no admin or workers key: the test moves its admin server off the default
+  // port and sets the topology's workers.
   const rustFile = join(dir, 'rust.json')
   const rust = await loadAndCompile(rustFile)
-  const rustProxy = await startProxy({ ...rust.config, admin: TEST_ADMIN }, silentLogger(), { compiled: rust })
+  const rustProxy = await startProxy({ ...rust, config: { ...rust.config, admin: TEST_ADMIN, workers: topology.workers } }, silentLogger())
   t.teardown(() => rustProxy.close())
+  t.equal(rustProxy.workers().configured, topology.workers)
   const rm = await scrape(rustProxy.admin?.port ?? 0)
   t.same(promSeries(rm, `${P}config_info`), { [`{format="rust-json",hash="${sha16(rustFile)}",mode="enforce"}`]: 1 })
-})
+}))
 
-t.test('admin: { enabled: false }: no admin server', async (t) => {
+t.test('admin: { enabled: false }: no admin server', async (t) => eachTopology(t, async (t, topology) => {
   const { log, records } = memoryLogger('info')
   const sink = await startSink()
   t.teardown(() => sink.close())
-  const proxy = await startProxy(testConfigWith(sink.port, { admin: { enabled: false } }), log)
+  const proxy = await startProxy(testConfigWith(sink.port, { admin: { enabled: false }, workers: topology.workers }), log)
   t.teardown(() => proxy.close())
   t.equal(proxy.admin, null)
-  t.match(records.find((rec) => rec.msg === 'statsd-filter-proxy started'), { admin: null })
-})
-
-t.test('POST /-/reload on a proxy whose config was built in memory: 409, nothing to reload', async (t) => {
-  const sink = await startSink()
-  t.teardown(() => sink.close())
-  const proxy = await startProxy(testConfigWith(sink.port, { admin: TEST_ADMIN }), silentLogger())
-  t.teardown(() => proxy.close())
-  const reply = await http(proxy.admin?.port ?? 0, '/-/reload', { method: 'POST' })
-  t.equal(reply.status, 409)
-  t.same(JSON.parse(reply.body), { error: 'this config was not loaded from a file: there is nothing to reload' })
-})
+  t.match(records.find((rec) => rec.msg === 'statsd-filter-proxy started'), { admin: null, workers: topology.workers })
+}))

@@ -6,6 +6,8 @@ import type { Logger } from './logger.ts'
 export interface SelfMetricsOptions {
   prefix: string
   intervalMs: number
+  /** Brings the counters up to date before each batch (with workers: asks each for its figures). */
+  refresh: () => Promise<void>
   /** Point-in-time values sent as gauges with each batch. */
   gauges: () => Record<string, number>
 }
@@ -37,7 +39,7 @@ export class SelfMetrics {
       bufferFlushInterval: 100,
       errorHandler: (err) => log.debug({ err: { message: err.message } }, 'self-metrics send failed'),
     })
-    this.timer = setInterval(() => this.send(), options.intervalMs)
+    this.timer = setInterval(() => void options.refresh().then(() => this.send()), options.intervalMs)
     this.timer.unref()
   }
 
@@ -51,8 +53,9 @@ export class SelfMetrics {
     for (const [name, value] of Object.entries(this.options.gauges())) this.client.gauge(name, value)
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     clearInterval(this.timer)
+    await this.options.refresh()
     this.send()
     return new Promise((resolve) => this.client.close(() => resolve()))
   }
