@@ -155,7 +155,7 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
     top: async (n) => path.insights?.report(n) ?? null,
     sendPool: () => ({ size: path.pool.size, inUse: path.pool.inUse }),
     sendQueue: () => target.queue(),
-    workers: () => ({ configured: 1, running: 1, restarts: 0, linesIn: [counters.linesIn] }),
+    workers: () => ({ configured: 1, running: closing === null ? 1 : 0, restarts: 0, linesIn: [counters.linesIn] }),
     close: () => (closing ??= close()),
   }
 }

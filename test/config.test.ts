@@ -400,5 +400,5 @@ t.test('maxPacketSize: 1432 by default for a non-loopback target', async (t) => 
   }
   t.teardown(() => proxy.close())
   t.equal(proxy.maxPacketSize, 1432)
-  t.equal(proxy.counters.datagramsOut, 0)
+  t.equal((await proxy.counters()).datagramsOut, 0)
 })

@@ -1,6 +1,6 @@
 // deploy/kubernetes.yaml against the code it deploys and the image it runs: the probes hit the admin server's real
 // routes on its real port, the ConfigMap lands where the image reads its config, the config itself is valid, and
-// the app sends where the proxy listens. Every fact is read from its source (the manifest, the Dockerfile, src/),
+// the app sends where the proxy listens. Every fact is read from its source (the manifest, the Dockerfile, the code's exports),
 // never restated here, and every check is shown to fail on a manifest that disagrees.
 import { readFileSync } from 'node:fs'
 import { posix } from 'node:path'
@@ -12,8 +12,9 @@ import { compileConfig } from '../src/config/compile.ts'
 import { DEFAULTS, type Config } from '../src/config/config.ts'
 import { ConfigError, formatProblem } from '../src/config/errors.ts'
 import { configPath, parseConfig } from '../src/config/load.ts'
+import { DRAIN_TIMEOUT_MS } from '../src/data-plane.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
-import { isLoopback } from '../src/send/address.ts'
+import { isLoopback } from '../src/net/address.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
 const root = new URL('../', import.meta.url)
@@ -77,7 +78,8 @@ interface K8sObject {
 interface Inputs {
   objects: K8sObject[]
   dockerfile: string
-  dataPathSource: string
+  /** How long the proxy's shutdown waits for sends in flight (src/data-plane.ts). */
+  drainTimeoutMs: number
 }
 
 function load(): Inputs {
@@ -89,7 +91,7 @@ function load(): Inputs {
     const value = doc.toJS() as K8sObject | null
     if (value !== null) objects.push(value)
   }
-  return { objects, dockerfile: read('Dockerfile'), dataPathSource: read('src/data-path.ts') }
+  return { objects, dockerfile: read('Dockerfile'), drainTimeoutMs: DRAIN_TIMEOUT_MS }
 }
 
 /** What the final stage of the Dockerfile says about the running container. */
@@ -231,6 +233,7 @@ const CHECKS = {
       {
         ready: () => ready,
         registry: new Registry(),
+        mode: () => config.mode,
         rules: () => rules,
         top: () => null,
         reload: async () => ({ ok: true, changed: false, restartNeeded: [], errors: [] }),
@@ -369,9 +372,8 @@ const CHECKS = {
   },
 
   "the grace period covers the proxy's drain": (m) => {
-    const match = /const DRAIN_TIMEOUT_MS = ([\d_]+)/.exec(m.dataPathSource)
-    if (match === null) return ['DRAIN_TIMEOUT_MS not found in src/data-path.ts']
-    const drainSeconds = Number(match[1].replaceAll('_', '')) / 1000
+    if (!(Number.isFinite(m.drainTimeoutMs) && m.drainTimeoutMs > 0)) return [`DRAIN_TIMEOUT_MS is not a positive duration: ${m.drainTimeoutMs}`]
+    const drainSeconds = m.drainTimeoutMs / 1000
     const grace = podSpec(m).terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS
     return grace > drainSeconds ? [] : [`terminationGracePeriodSeconds ${grace} does not cover the ${drainSeconds} s drain`]
   },
@@ -470,7 +472,8 @@ const MUTATIONS: { check: CheckName; what: string; edit: (m: Inputs) => void }[]
   { check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself', what: 'filter.yaml listens on 9125', edit: (m) => editFilterYaml(m, /listen: \{ host: 127\.0\.0\.1, port: 8125 \}/, 'listen: { host: 127.0.0.1, port: 9125 }') },
   { check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself', what: 'forward to itself', edit: (m) => editFilterYaml(m, /^forward: .*$/m, 'forward: { host: 127.0.0.1, port: 8125 }') },
   { check: "the grace period covers the proxy's drain", what: 'grace 2 s', edit: (m) => (podSpec(m).terminationGracePeriodSeconds = 2) },
-  { check: "the grace period covers the proxy's drain", what: 'drain 60 s in src/data-path.ts', edit: (m) => (m.dataPathSource = m.dataPathSource.replace(/const DRAIN_TIMEOUT_MS = [\d_]+/, 'const DRAIN_TIMEOUT_MS = 60_000')) },
+  { check: "the grace period covers the proxy's drain", what: 'a drain of 60 s', edit: (m) => (m.drainTimeoutMs = 60_000) },
+  { check: "the grace period covers the proxy's drain", what: 'a drain as long as the grace period', edit: (m) => (m.drainTimeoutMs = (podSpec(m).terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS) * 1000) },
   { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'writable root', edit: (m) => (proxyContainer(m).securityContext!.readOnlyRootFilesystem = false) },
   { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'no runAsUser', edit: (m) => delete proxyContainer(m).securityContext!.runAsUser },
   { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'escalation allowed', edit: (m) => delete proxyContainer(m).securityContext!.allowPrivilegeEscalation },

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram'
 import t from 'tap'
-import type { ResolvedAddress } from '../src/send/address.ts'
-import { createUdpTarget } from '../src/send/udp-target.ts'
+import type { ResolvedAddress } from '../src/net/address.ts'
+import { createTarget } from '../src/send/target.ts'
 import { waitFor } from './fixtures/udp.ts'
 
 /** A socket on `address` (any of 127.0.0.0/8 is loopback on Linux) recording what arrives. */
@@ -34,7 +34,7 @@ t.test('a DNS name that moves to another address is followed without a restart',
   const asked: string[] = []
   const changes: string[] = []
   const errors: Error[] = []
-  const target = await createUdpTarget({
+  const target = await createTarget({
     host: 'statsd.example.test',
     port: first.port,
     resolveIntervalMs: 20,
@@ -46,14 +46,14 @@ t.test('a DNS name that moves to another address is followed without a restart',
     onAddressChange: (from, to) => changes.push(`${from.address} -> ${to.address}`),
   })
   t.teardown(() => target.close())
-  t.equal(target.address.address, '127.0.0.1')
+  t.equal(target.address, '127.0.0.1')
   t.equal(await send(target, 'a:1|c'), null)
   await waitFor(() => first.received.length === 1, () => 'the first datagram at 127.0.0.1')
 
   answer = { address: '127.0.0.2', family: 4 }
   await waitFor(() => changes.length === 1, () => 'the address change')
   t.same(changes, ['127.0.0.1 -> 127.0.0.2'])
-  t.equal(target.address.address, '127.0.0.2')
+  t.equal(target.address, '127.0.0.2')
   t.equal(await send(target, 'b:1|c'), null)
   await waitFor(() => second.received.length === 1, () => 'the second datagram at 127.0.0.2')
   t.same(first.received, ['a:1|c'])
@@ -67,7 +67,7 @@ t.test('a failed re-resolution keeps the last good address and reports the error
   t.teardown(() => sink.close())
   let fail = false
   const errors: string[] = []
-  const target = await createUdpTarget({
+  const target = await createTarget({
     host: 'statsd.example.test',
     port: sink.port,
     resolveIntervalMs: 10,
@@ -91,7 +91,7 @@ t.test('an IP literal is never re-resolved', async (t) => {
   const sink = await sinkOn('127.0.0.1')
   t.teardown(() => sink.close())
   let asked = 0
-  const target = await createUdpTarget({
+  const target = await createTarget({
     host: '127.0.0.1',
     port: sink.port,
     resolveIntervalMs: 5,
@@ -103,14 +103,29 @@ t.test('an IP literal is never re-resolved', async (t) => {
     onAddressChange: () => {},
   })
   t.teardown(() => target.close())
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  // A DNS name on the same interval, started after it: once the name has been resolved again 5 times, the
+  // literal's timer (if it had one) would have fired as often.
+  let namedAsked = 0
+  const named = await createTarget({
+    host: 'statsd.example.test',
+    port: sink.port,
+    resolveIntervalMs: 5,
+    resolve: async () => {
+      namedAsked++
+      return { address: '127.0.0.1', family: 4 }
+    },
+    onError: () => {},
+    onAddressChange: () => {},
+  })
+  t.teardown(() => named.close())
+  await waitFor(() => namedAsked >= 6, () => `the name re-resolved 5 times (asked ${namedAsked})`)
   t.equal(asked, 1, 'resolved once, at start')
 })
 
 t.test('a send after close reports an error instead of throwing', async (t) => {
   const sink = await sinkOn('127.0.0.1')
   t.teardown(() => sink.close())
-  const target = await createUdpTarget({ host: '127.0.0.1', port: sink.port, resolveIntervalMs: 1000, onError: () => {}, onAddressChange: () => {} })
+  const target = await createTarget({ host: '127.0.0.1', port: sink.port, resolveIntervalMs: 1000, onError: () => {}, onAddressChange: () => {} })
   await target.close()
   const err = await send(target, 'late:1|c')
   t.match(err, { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
