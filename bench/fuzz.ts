@@ -8,7 +8,12 @@
 import fc from 'fast-check'
 import { parseArgs } from 'node:util'
 import { int } from './lib/table.ts'
-import { checkAgainstReference, referenceProperty, type Blocklist, type ReferenceCheck } from '../test/fixtures/reference.ts'
+import {
+  checkAgainstReference,
+  referenceProperty,
+  type Blocklist,
+  type ReferenceCheck,
+} from '../test/fixtures/reference.ts'
 
 /** fast-check runs per batch: each batch is one fc.check with its own seed, so a failure replays on its own. */
 const RUNS_PER_BATCH = 5000
@@ -22,10 +27,12 @@ const { values: flags, positionals } = parseArgs({
 })
 const wanted = positionals[0] === undefined ? 1_000_000 : Number(positionals[0])
 if (!(Number.isInteger(wanted) && wanted >= 1)) throw new Error(`expected a number of datagrams, got ${positionals[0]}`)
-const baseSeed = flags.seed === undefined ? (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0 : Number(flags.seed)
+const baseSeed =
+  flags.seed === undefined ? (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0 : Number(flags.seed)
 if (!Number.isSafeInteger(baseSeed)) throw new Error(`--seed: expected an integer, got ${flags.seed}`)
 const maxMinutes = Number(flags['max-minutes'])
-if (!(maxMinutes > 0 && maxMinutes <= 240)) throw new Error(`--max-minutes: expected a number in (0, 240], got ${flags['max-minutes']}`)
+if (!(maxMinutes > 0 && maxMinutes <= 240))
+  throw new Error(`--max-minutes: expected a number in (0, 240], got ${flags['max-minutes']}`)
 
 const totals = { runs: 0, datagrams: 0, bytes: 0, lines: 0, forwarded: 0, blocked: 0, malformed: 0, datagramsOut: 0 }
 const count = (datagrams: Buffer[], check: ReferenceCheck): void => {
@@ -59,7 +66,9 @@ function main(): number {
   console.error(`fuzz: at least ${int(wanted)} datagrams, seed ${baseSeed}`)
   for (let batch = 0; totals.datagrams < wanted; batch++) {
     if (elapsedS() > maxMinutes * 60) {
-      console.log(`fuzz: stopped after ${maxMinutes} min (--max-minutes) short of ${int(wanted)} datagrams; no counterexample\n${summary()}`)
+      console.log(
+        `fuzz: stopped after ${maxMinutes} min (--max-minutes) short of ${int(wanted)} datagrams; no counterexample\n${summary()}`,
+      )
       return 2
     }
     const seed = (baseSeed + batch) | 0
@@ -69,7 +78,9 @@ function main(): number {
       console.log(`fuzz: COUNTEREXAMPLE in batch ${batch} (seed ${seed}, after ${int(details.numRuns)} runs of it)`)
       console.log(fc.defaultReportMessage(details) ?? '')
       if (details.counterexample !== null) describe(...details.counterexample)
-      console.log(`replay just this case: fc.assert(referenceProperty(), { seed: ${seed}, path: ${JSON.stringify(details.counterexamplePath)} })`)
+      console.log(
+        `replay just this case: fc.assert(referenceProperty(), { seed: ${seed}, path: ${JSON.stringify(details.counterexamplePath)} })`,
+      )
       console.log(`before it, in batches that passed:\n${summary()}`)
       return 1
     }
@@ -87,7 +98,9 @@ function describe(blocklist: Blocklist, datagrams: Buffer[], size: number): void
   try {
     const { expected, actual } = checkAgainstReference(blocklist, datagrams, size)
     const c = actual.counters
-    console.log(`reference kept: ${JSON.stringify(expected.kept)}; blocked ${expected.blocked}, malformed ${expected.malformed}`)
+    console.log(
+      `reference kept: ${JSON.stringify(expected.kept)}; blocked ${expected.blocked}, malformed ${expected.malformed}`,
+    )
     console.log(
       `proxy forwarded: ${JSON.stringify(actual.lines)}; counters: in ${c.linesIn}, forwarded ${c.linesForwarded}, ` +
         `blocked ${c.linesBlocked}, malformed ${c.linesMalformed}, dropped ${c.linesDroppedBackpressure}`,

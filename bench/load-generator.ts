@@ -69,7 +69,8 @@ async function configure(target: GeneratorTarget): Promise<void> {
   }
   workload = w
   const count = target.sockets ?? 1
-  if (!(Number.isInteger(count) && count >= 1 && count <= 64)) throw new Error(`sockets: expected 1 to 64, got ${count}`)
+  if (!(Number.isInteger(count) && count >= 1 && count <= 64))
+    throw new Error(`sockets: expected 1 to 64, got ${count}`)
   const wanted = `${target.port}/${count}`
   if (socketKey !== wanted) {
     for (const s of sockets) s.close()

@@ -123,7 +123,13 @@ export class Bench {
    */
   static async start(execPath: string, pin: boolean): Promise<Bench> {
     const sink = await Child.start<SinkReady>('sink', moduleUrl('sink'), [], execPath, CHILD_START_TIMEOUT_MS)
-    const generator = await Child.start<null>('load-generator', moduleUrl('load-generator'), [], execPath, CHILD_START_TIMEOUT_MS)
+    const generator = await Child.start<null>(
+      'load-generator',
+      moduleUrl('load-generator'),
+      [],
+      execPath,
+      CHILD_START_TIMEOUT_MS,
+    )
     if (pin) {
       pinToCpu(sink.child.pid, 0)
       pinToCpu(generator.child.pid, 0)
@@ -159,20 +165,37 @@ export class Bench {
 
   async run(spec: RunSpec, timing: Timing): Promise<RunResult> {
     const proxy = await this.proxy(spec.kind, spec.rules)
-    const target: GeneratorTarget = { port: proxy.ready.port, rules: spec.rules, linesPerDatagram: spec.linesPerDatagram }
+    const target: GeneratorTarget = {
+      port: proxy.ready.port,
+      rules: spec.rules,
+      linesPerDatagram: spec.linesPerDatagram,
+    }
     await this.generator.call('configure', target, 30_000)
-    const [sink0, p0] = await Promise.all([this.sink.call<SinkSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
+    const [sink0, p0] = await Promise.all([
+      this.sink.call<SinkSnapshot>('snapshot'),
+      proxy.child.call<ProxySnapshot>('snapshot'),
+    ])
 
     await this.generator.call('start', spec.rate)
     await sleep(timing.warmupMs)
-    const [g1, p1] = await Promise.all([this.generator.call<GeneratorSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
+    const [g1, p1] = await Promise.all([
+      this.generator.call<GeneratorSnapshot>('snapshot'),
+      proxy.child.call<ProxySnapshot>('snapshot'),
+    ])
     await sleep(timing.measureMs)
-    const [g2, p2] = await Promise.all([this.generator.call<GeneratorSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
+    const [g2, p2] = await Promise.all([
+      this.generator.call<GeneratorSnapshot>('snapshot'),
+      proxy.child.call<ProxySnapshot>('snapshot'),
+    ])
     const gEnd = await this.generator.call<GeneratorSnapshot>('stop')
     // On loopback a send fails only if nothing listens any more (ICMP port unreachable): the run means nothing.
-    if (gEnd.sendErrors > 0) throw new Error(`${proxy.child.name}: ${gEnd.sendErrors} sends to it failed; is it still running?`)
+    if (gEnd.sendErrors > 0)
+      throw new Error(`${proxy.child.name}: ${gEnd.sendErrors} sends to it failed; is it still running?`)
     await sleep(DELIVERY_GRACE_MS)
-    const [sink1, pEnd] = await Promise.all([this.sink.call<SinkSnapshot>('snapshot'), proxy.child.call<ProxySnapshot>('snapshot')])
+    const [sink1, pEnd] = await Promise.all([
+      this.sink.call<SinkSnapshot>('snapshot'),
+      proxy.child.call<ProxySnapshot>('snapshot'),
+    ])
     await this.drain(proxy.child)
     return runResult(spec, { sink0, p0, g1, p1, g2, p2, gEnd, sink1, pEnd })
   }
@@ -187,7 +210,10 @@ export class Bench {
     const deadline = Date.now() + limitMs
     let last = { proxy: -1, sink: -1 }
     for (;;) {
-      const [p, s] = await Promise.all([proxy.call<ProxySnapshot>('snapshot'), this.sink.call<SinkSnapshot>('snapshot')])
+      const [p, s] = await Promise.all([
+        proxy.call<ProxySnapshot>('snapshot'),
+        this.sink.call<SinkSnapshot>('snapshot'),
+      ])
       const now = { proxy: p.counters.datagramsIn, sink: s.lines }
       if (now.proxy === last.proxy && now.sink === last.sink && (!emptyQueue || (p.kernel?.rxQueue ?? 0) === 0)) return
       if (Date.now() > deadline) throw new Error(`${proxy.name} was still draining after ${limitMs} ms`)
@@ -242,16 +268,22 @@ function runResult(spec: RunSpec, { sink0, p0, g1, p1, g2, p2, gEnd, sink1, pEnd
     scavengesPerMLines: gcSeen ? perMLines(p2.gcMinor - p1.gcMinor) : NaN,
     markSweepsPerMLines: gcSeen ? perMLines(p2.gcMajor - p1.gcMajor) : NaN,
     processes: p2.processes,
-    workerLineShares: workerLines === null ? null : workerLines.map((n) => (workerLinesTotal === 0 ? 0 : n / workerLinesTotal)),
+    workerLineShares:
+      workerLines === null ? null : workerLines.map((n) => (workerLinesTotal === 0 ? 0 : n / workerLinesTotal)),
     blockedShare: lines === 0 ? 0 : blocked / lines,
     generatorDatagramsPerSecond,
-    generatorShort: spec.rate !== null && (generatorDatagramsPerSecond < 0.99 * spec.rate || gEnd.due - gEnd.datagrams > 0.01 * gEnd.due),
+    generatorShort:
+      spec.rate !== null &&
+      (generatorDatagramsPerSecond < 0.99 * spec.rate || gEnd.due - gEnd.datagrams > 0.01 * gEnd.due),
     proxyReadShare: sent === 0 ? 0 : (p2.counters.datagramsIn - p1.counters.datagramsIn) / sent,
   }
 }
 
 /** A bench entry point's start: when, the machine's load then, its Bench, and the Node version the children run. */
-export async function startSession(nodeBinary: string, pin: boolean): Promise<{ startedAt: Date; loadAtStart: number[]; bench: Bench; node: string }> {
+export async function startSession(
+  nodeBinary: string,
+  pin: boolean,
+): Promise<{ startedAt: Date; loadAtStart: number[]; bench: Bench; node: string }> {
   const startedAt = new Date()
   const loadAtStart = loadavg()
   const bench = await Bench.start(nodeBinary, pin)

@@ -81,7 +81,11 @@ async function measure(
 async function main(): Promise<void> {
   const { path, target } = buildFilter()
   const { counters } = path
-  const { lines, ns, heapGrowthBytes, gcs } = await measure(path, buildDatagrams(ruleCount), Math.ceil(totalLines / LINES_PER_DATAGRAM))
+  const { lines, ns, heapGrowthBytes, gcs } = await measure(
+    path,
+    buildDatagrams(ruleCount),
+    Math.ceil(totalLines / LINES_PER_DATAGRAM),
+  )
   path.close()
   const result = {
     lines,

@@ -22,7 +22,14 @@ export interface NaiveProxy {
 
 export async function startNaiveProxy(options: NaiveProxyOptions): Promise<NaiveProxy> {
   const { prefixes, forward } = options
-  const counters: NaiveCounters = { datagramsIn: 0, linesIn: 0, linesForwarded: 0, linesBlocked: 0, datagramsOut: 0, sendErrors: 0 }
+  const counters: NaiveCounters = {
+    datagramsIn: 0,
+    linesIn: 0,
+    linesForwarded: 0,
+    linesBlocked: 0,
+    datagramsOut: 0,
+    sendErrors: 0,
+  }
   const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: options.recvBufferSize })
   socket.on('message', (msg) => {
     counters.datagramsIn++

@@ -80,7 +80,9 @@ export class ProcessGroupStats {
 
   constructor(others: () => number[]) {
     this.others = others
-    this.rss = new MaxSampler(() => this.others().reduce((sum, pid) => sum + readProcRss(pid), process.memoryUsage.rss()))
+    this.rss = new MaxSampler(() =>
+      this.others().reduce((sum, pid) => sum + readProcRss(pid), process.memoryUsage.rss()),
+    )
   }
 
   snapshot(): ProcessSnapshot {

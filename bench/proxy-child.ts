@@ -19,7 +19,14 @@ import { serve } from './lib/ipc.ts'
 import { readProcRss } from './lib/proc.ts'
 import { startNaiveProxy } from './naive-proxy.ts'
 import { ProcessGroupStats, ProcessStats, type ProcessSnapshot } from './process-stats.ts'
-import { lineCounters, naiveLineCounters, PROXY_KINDS, proxyWorkers, type ProxyKind, type ProxyLineCounters } from './proxy-kinds.ts'
+import {
+  lineCounters,
+  naiveLineCounters,
+  PROXY_KINDS,
+  proxyWorkers,
+  type ProxyKind,
+  type ProxyLineCounters,
+} from './proxy-kinds.ts'
 import { configYaml } from './workload.ts'
 
 export type { ProxyKind, ProxyLineCounters } from './proxy-kinds.ts'
@@ -97,7 +104,8 @@ async function startClusterKind(kind: ProxyKind, compiled: Compiled): Promise<St
     closing = true
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
   })
-  const workerPids = (): number[] => Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid === undefined ? [] : [w.process.pid]))
+  const workerPids = (): number[] =>
+    Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid === undefined ? [] : [w.process.pid]))
   // As src/cli.ts starts workers > 1 (without the file watch, as the single-process kinds here run without it).
   const proxy = await startProxy(compiled, createLogger(config.log.level))
   const port = proxy.listen.port
@@ -107,7 +115,8 @@ async function startClusterKind(kind: ProxyKind, compiled: Compiled): Promise<St
     const t0 = Number(process.hrtime.bigint())
     const c = await proxy.counters()
     const t1 = Number(process.hrtime.bigint())
-    if ((t1 - t0) / 1e6 >= CLUSTER_ANSWER_TIMEOUT_MS) throw new Error(`${kind}: a worker took ${((t1 - t0) / 1e6).toFixed(0)} ms to report: the sums may be stale`)
+    if ((t1 - t0) / 1e6 >= CLUSTER_ANSWER_TIMEOUT_MS)
+      throw new Error(`${kind}: a worker took ${((t1 - t0) / 1e6).toFixed(0)} ms to report: the sums may be stale`)
     const group = stats.snapshot()
     const { rss, heapUsed } = process.memoryUsage()
     const processRss = [rss, ...workerPids().map(readProcRss)]
@@ -154,7 +163,16 @@ async function startSingleKind(kind: ProxyKind, compiled: Compiled): Promise<Sta
     const lines = counters()
     const own = stats.snapshot()
     const { rss, heapUsed } = process.memoryUsage()
-    return { ...own, counters: await lines, rss, processRss: [rss], heapUsed, kernel: await readUdpSocketStats(port), processes: 1, workerLinesIn: null }
+    return {
+      ...own,
+      counters: await lines,
+      rss,
+      processRss: [rss],
+      heapUsed,
+      kernel: await readUdpSocketStats(port),
+      processes: 1,
+      workerLinesIn: null,
+    }
   }
   return { port, snapshot, workerPids: () => [] }
 }
@@ -166,7 +184,8 @@ async function main(): Promise<void> {
   }
   const kind = kindArg as ProxyKind
   const compiled = await loadConfig(kind, Number(rulesArg), Number(sinkPortArg))
-  const { port, snapshot, workerPids } = kind === 'ours-w2' ? await startClusterKind(kind, compiled) : await startSingleKind(kind, compiled)
+  const { port, snapshot, workerPids } =
+    kind === 'ours-w2' ? await startClusterKind(kind, compiled) : await startSingleKind(kind, compiled)
   const pids = workerPids()
   const rssAtStart = process.memoryUsage.rss() + pids.reduce((sum, pid) => sum + readProcRss(pid), 0)
   serve({ port, startupMs: process.uptime() * 1000, rssAtStart, workerPids: pids } satisfies ProxyReady, { snapshot })

@@ -40,8 +40,17 @@ export function naiveLineCounters(c: NaiveCounters): ProxyLineCounters {
 }
 
 function pickLineCounters(c: SharedLineCounters): SharedLineCounters {
-  return { datagramsIn: c.datagramsIn, linesIn: c.linesIn, linesForwarded: c.linesForwarded, linesBlocked: c.linesBlocked, datagramsOut: c.datagramsOut }
+  return {
+    datagramsIn: c.datagramsIn,
+    linesIn: c.linesIn,
+    linesForwarded: c.linesForwarded,
+    linesBlocked: c.linesBlocked,
+    datagramsOut: c.datagramsOut,
+  }
 }
 
 /** The counters every kind keeps under the same names. */
-export type SharedLineCounters = Pick<ProxyLineCounters, 'datagramsIn' | 'linesIn' | 'linesForwarded' | 'linesBlocked' | 'datagramsOut'>
+export type SharedLineCounters = Pick<
+  ProxyLineCounters,
+  'datagramsIn' | 'linesIn' | 'linesForwarded' | 'linesBlocked' | 'datagramsOut'
+>

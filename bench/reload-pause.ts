@@ -38,7 +38,9 @@ function watchWorkerPauses(): { log: ReturnType<typeof createLogger>; workerPaus
 }
 
 /** The longest the event loop went past its 2 ms sampling interval while `during` ran, and how long it took. */
-async function longestPause<T extends { ok: boolean }>(during: () => Promise<T>): Promise<{ result: T; tookMs: number; maxGapMs: number }> {
+async function longestPause<T extends { ok: boolean }>(
+  during: () => Promise<T>,
+): Promise<{ result: T; tookMs: number; maxGapMs: number }> {
   let maxGap = 0
   let last = performance.now()
   const sampler = setInterval(() => {
@@ -62,10 +64,21 @@ async function main(): Promise<void> {
   const proxy = await startProxy(compiled, log)
   writeRules(2)
   const { result, tookMs, maxGapMs } = await longestPause(() => proxy.reload('http'))
-  const rssMB = [process.pid, ...Object.values(cluster.workers ?? {}).map((w) => w!.process.pid!)].map((pid) => Math.round(readProcRss(pid) / MIB))
+  const rssMB = [
+    process.pid,
+    ...Object.values(cluster.workers ?? {}).flatMap((w) => (w?.process.pid === undefined ? [] : [w.process.pid])),
+  ].map((pid) => Math.round(readProcRss(pid) / MIB))
   await proxy.close()
   console.log(
-    JSON.stringify({ rules, workers, reloaded: result.ok, reloadMs: Math.round(tookMs), maxEventLoopPauseMs: Math.round(maxGapMs * 10) / 10, workerPauseMs: workerPauseMs(), rssMB }),
+    JSON.stringify({
+      rules,
+      workers,
+      reloaded: result.ok,
+      reloadMs: Math.round(tookMs),
+      maxEventLoopPauseMs: Math.round(maxGapMs * 10) / 10,
+      workerPauseMs: workerPauseMs(),
+      rssMB,
+    }),
   )
   if (!result.ok) process.exitCode = 1
 }

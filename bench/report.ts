@@ -94,7 +94,10 @@ export function summarize(results: readonly RunResult[]): Summary[] {
       forwardedLines: med((r) => r.forwardedLines),
       droppedLines: med((r) => r.droppedLines),
       processes: runs[0].processes,
-      workerLineShares: runs[0].workerLineShares === null ? null : runs[0].workerLineShares.map((_, i) => med((r) => r.workerLineShares?.[i] ?? 0)),
+      workerLineShares:
+        runs[0].workerLineShares === null
+          ? null
+          : runs[0].workerLineShares.map((_, i) => med((r) => r.workerLineShares?.[i] ?? 0)),
       generatorBound: runs.some((r) => r.spec.rate === null && r.proxyReadShare >= READ_ALL),
       generatorShort: runs.some((r) => r.generatorShort),
     }
@@ -114,13 +117,15 @@ export function render(report: BenchReport): string {
       'listen socket; its CPU, wait and RSS figures are sums over the three processes); naive = bench/naive-proxy.ts. ' +
       (report.pinned
         ? 'The proxy under test is pinned to CPU 1; the load generator and the sink share CPU 0. ours-w2 is not pinned: ' +
-          'its primary and workers may run on every core, the generator and the sink\'s included. '
+          "its primary and workers may run on every core, the generator and the sink's included. "
         : 'Processes are not pinned: the proxy, the load generator and the sink share the cores. ') +
       (report.loadAverage === undefined
         ? ''
         : `Load average (1/5/15 min) ${report.loadAverage.start.map((x) => x.toFixed(2)).join(' / ')} at the start, ` +
           `${report.loadAverage.end.map((x) => x.toFixed(2)).join(' / ')} at the end (this machine is shared). `) +
-      (report.rmemMax === null ? '' : `net.core.rmem_max = ${(report.rmemMax / MIB).toFixed(1)} MiB caps every receive buffer. `) +
+      (report.rmemMax === null
+        ? ''
+        : `net.core.rmem_max = ${(report.rmemMax / MIB).toFixed(1)} MiB caps every receive buffer. `) +
       `MB = 10⁶ bytes. Whole bench: ${(report.elapsedMs / 60_000).toFixed(1)} min.`,
     '',
   )
@@ -132,9 +137,9 @@ export function render(report: BenchReport): string {
     '',
     'Each proxy loads its config the way the CLI does (a YAML file, parsed and compiled on a worker thread), in ' +
       'its own process, and lives for the whole bench. Start-up = process start to listening. RSS under load = ' +
-      'highest RSS sampled (every 100 ms) in the measurement windows; RSS peak = the kernel\'s maxrss for the ' +
+      "highest RSS sampled (every 100 ms) in the measurement windows; RSS peak = the kernel's maxrss for the " +
       'process, start-up (config loading) included. For ours-w2 each is summed over its processes (RSS: the sum at ' +
-      'one sampling moment; peak: the sum of each process\'s VmHWM). CPUs allowed = Cpus_allowed_list of its processes ' +
+      "one sampling moment; peak: the sum of each process's VmHWM). CPUs allowed = Cpus_allowed_list of its processes " +
       'once started.',
     '',
     ...proxiesTable(report),
@@ -145,8 +150,8 @@ export function render(report: BenchReport): string {
     'lines/s = lines the proxy forwarded or blocked per second of wall time (its own counters). ' +
       '"per CPU-s" = 1 / CPU time per line: the rate on a core of its own; "proxy CPU" = the share of a core it got ' +
       '(well under 100% at saturation means it was short of CPU); "waited for CPU" = the share of the time it was ' +
-      'ready to run while another process had its core (from the kernel\'s schedstat). For ours-w2 CPU and wait are ' +
-      'sums over its three processes (up to 200% on two cores), and scavenges are n/a (its workers\' collections are ' +
+      "ready to run while another process had its core (from the kernel's schedstat). For ours-w2 CPU and wait are " +
+      "sums over its three processes (up to 200% on two cores), and scavenges are n/a (its workers' collections are " +
       'not observed). Delivered < 100% is ' +
       'expected here: the kernel drops what the proxy cannot read. "proxy read" = datagrams the proxy read / sent; at ' +
       `${pct(READ_ALL, 0)} or more the generator, not the proxy, was the limit (marked ≥).`,
@@ -165,7 +170,7 @@ export function render(report: BenchReport): string {
   out.push(
     `## Highest sustained rate (≥ ${pct(SUSTAINED_RATIO, 1)} of surviving lines delivered)`,
     '',
-    'Stepped up in fractions of the capacity on one core (the saturation runs\' per CPU-s figure); a failing step ' +
+    "Stepped up in fractions of the capacity on one core (the saturation runs' per CPU-s figure); a failing step " +
       'is run twice before it counts. Delivered ratio over the whole run, warm-up included, counting what reached the ' +
       `sink within ${DELIVERY_GRACE_MS} ms of the generator stopping (a proxy that only queued the excess does not pass).`,
     '',
@@ -176,7 +181,14 @@ export function render(report: BenchReport): string {
 }
 
 function targets(report: BenchReport, sat: Summary[], fixed: Summary[]): string[] {
-  const rows = [...ratioTargets(sat), ...fixedTargets(fixed), ...coreTargets(sat), ...rssTargets(report), ...insightsTargets(sat), ...workersRows(report, sat)]
+  const rows = [
+    ...ratioTargets(sat),
+    ...fixedTargets(fixed),
+    ...coreTargets(sat),
+    ...rssTargets(report),
+    ...insightsTargets(sat),
+    ...workersRows(report, sat),
+  ]
   return table(['figure', 'target', 'measured', 'verdict'], rows, 'llll')
 }
 
@@ -192,31 +204,47 @@ interface SaturationPair {
 }
 
 /** The saturation summaries of two scenarios side by side, at 1 and at 10 lines per datagram (where both ran). */
-function saturationPairs(sat: Summary[], a: { kind: ProxyKind; rules: number }, b: { kind: ProxyKind; rules: number }): SaturationPair[] {
+function saturationPairs(
+  sat: Summary[],
+  a: { kind: ProxyKind; rules: number },
+  b: { kind: ProxyKind; rules: number },
+): SaturationPair[] {
   const find = (x: { kind: ProxyKind; rules: number }, lpd: number): Summary | undefined =>
     sat.find((s) => s.spec.kind === x.kind && s.spec.rules === x.rules && s.spec.linesPerDatagram === lpd)
   return [1, 10].flatMap((lpd) => {
     const sa = find(a, lpd)
     const sb = find(b, lpd)
     if (sa === undefined || sb === undefined) return []
-    return [{ lpd, a: sa, b: sb, wall: sa.linesPerSecond / sb.linesPerSecond, perCpu: sa.linesPerCpuSecond / sb.linesPerCpuSecond }]
+    return [
+      {
+        lpd,
+        a: sa,
+        b: sb,
+        wall: sa.linesPerSecond / sb.linesPerSecond,
+        perCpu: sa.linesPerCpuSecond / sb.linesPerCpuSecond,
+      },
+    ]
   })
 }
 
 /** Targets 1 (ours / naive) and 2 (100,000 rules / 10 rules). */
 function ratioTargets(sat: Summary[]): string[][] {
-  const naive = saturationPairs(sat, { kind: 'ours', rules: 1000 }, { kind: 'naive', rules: 1000 }).map(({ lpd, a: ours, b: naive, wall, perCpu }) => [
-    `1. saturation, 1,000 rules, ${lpd} line(s)/datagram: ours / naive`,
-    '≥ 3×',
-    `${wall.toFixed(2)}× (${int(ours.linesPerSecond)} vs ${int(naive.linesPerSecond)} lines/s)${floor(ours)}; per CPU-s ${perCpu.toFixed(2)}×`,
-    verdict(wall >= 3, perCpu >= 3),
-  ])
-  const rules = saturationPairs(sat, { kind: 'ours', rules: 100_000 }, { kind: 'ours', rules: 10 }).map(({ lpd, a: big, b: small, wall, perCpu }) => [
-    `2. saturation, ours, ${lpd} line(s)/datagram: 100,000 rules / 10 rules`,
-    'within ±10%',
-    `${pct(wall, 1)} (${int(big.linesPerSecond)} vs ${int(small.linesPerSecond)} lines/s)${floor(big, small)}; per CPU-s ${pct(perCpu, 1)}`,
-    verdict(Math.abs(1 - wall) <= 0.1, Math.abs(1 - perCpu) <= 0.1),
-  ])
+  const naive = saturationPairs(sat, { kind: 'ours', rules: 1000 }, { kind: 'naive', rules: 1000 }).map(
+    ({ lpd, a: ours, b: naive, wall, perCpu }) => [
+      `1. saturation, 1,000 rules, ${lpd} line(s)/datagram: ours / naive`,
+      '≥ 3×',
+      `${wall.toFixed(2)}× (${int(ours.linesPerSecond)} vs ${int(naive.linesPerSecond)} lines/s)${floor(ours)}; per CPU-s ${perCpu.toFixed(2)}×`,
+      verdict(wall >= 3, perCpu >= 3),
+    ],
+  )
+  const rules = saturationPairs(sat, { kind: 'ours', rules: 100_000 }, { kind: 'ours', rules: 10 }).map(
+    ({ lpd, a: big, b: small, wall, perCpu }) => [
+      `2. saturation, ours, ${lpd} line(s)/datagram: 100,000 rules / 10 rules`,
+      'within ±10%',
+      `${pct(wall, 1)} (${int(big.linesPerSecond)} vs ${int(small.linesPerSecond)} lines/s)${floor(big, small)}; per CPU-s ${pct(perCpu, 1)}`,
+      verdict(Math.abs(1 - wall) <= 0.1, Math.abs(1 - perCpu) <= 0.1),
+    ],
+  )
   return [...naive, ...rules]
 }
 
@@ -276,28 +304,42 @@ function rssTargets(report: BenchReport): string[][] {
 
 /** Target 6: what per-rule hits and top talkers cost (ours against lean). */
 function insightsTargets(sat: Summary[]): string[][] {
-  return saturationPairs(sat, { kind: 'ours', rules: 1000 }, { kind: 'lean', rules: 1000 }).map(({ lpd, a: ours, b: lean, wall, perCpu }) => {
-    // A generator-bound lean run understates lean, so the ratio overstates ours; a generator-bound ours, the reverse.
-    const bound = lean.generatorBound ? ' (lean generator-bound: the ratio is a ceiling)' : ours.generatorBound ? ' (ours generator-bound: the ratio is a floor)' : ''
-    return [
-      `6. insights (per-rule hits + top talkers), 1,000 rules, ${lpd} line(s)/datagram: ours / lean saturation throughput`,
-      '≥ 90%',
-      `${pct(wall, 1)} (${int(ours.linesPerSecond)} vs ${int(lean.linesPerSecond)} lines/s)${bound}; per CPU-s ${pct(perCpu, 1)} ` +
-        `(${int(ours.linesPerCpuSecond)} vs ${int(lean.linesPerCpuSecond)}: insights cost ${(ours.cpuUsPerLine - lean.cpuUsPerLine).toFixed(3)} µs/line)`,
-      verdict(wall >= 0.9, perCpu >= 0.9),
-    ]
-  })
+  return saturationPairs(sat, { kind: 'ours', rules: 1000 }, { kind: 'lean', rules: 1000 }).map(
+    ({ lpd, a: ours, b: lean, wall, perCpu }) => {
+      // A generator-bound lean run understates lean, so the ratio overstates ours; a generator-bound ours, the reverse.
+      const bound = lean.generatorBound
+        ? ' (lean generator-bound: the ratio is a ceiling)'
+        : ours.generatorBound
+          ? ' (ours generator-bound: the ratio is a floor)'
+          : ''
+      return [
+        `6. insights (per-rule hits + top talkers), 1,000 rules, ${lpd} line(s)/datagram: ours / lean saturation throughput`,
+        '≥ 90%',
+        `${pct(wall, 1)} (${int(ours.linesPerSecond)} vs ${int(lean.linesPerSecond)} lines/s)${bound}; per CPU-s ${pct(perCpu, 1)} ` +
+          `(${int(ours.linesPerCpuSecond)} vs ${int(lean.linesPerCpuSecond)}: insights cost ${(ours.cpuUsPerLine - lean.cpuUsPerLine).toFixed(3)} µs/line)`,
+        verdict(wall >= 0.9, perCpu >= 0.9),
+      ]
+    },
+  )
 }
 
 /** The 1-vs-2-workers pairs: ours (workers: 1) and ours-w2 at 1,000 rules, run next to each other every repetition. */
-function workerPairs(report: BenchReport, sat: Summary[]): { lpd: number; one: Summary; two: Summary; runs: [RunResult, RunResult][] }[] {
-  return saturationPairs(sat, { kind: 'ours', rules: 1000 }, { kind: 'ours-w2', rules: 1000 }).map(({ lpd, a: one, b: two }) => {
-    const runsOf = (kind: ProxyKind): RunResult[] => report.saturation.filter((r) => r.spec.kind === kind && r.spec.rules === 1000 && r.spec.linesPerDatagram === lpd)
-    const ones = runsOf('ours')
-    const twos = runsOf('ours-w2')
-    // The i-th run of each is from the same repetition (both run once per repetition, side by side).
-    return { lpd, one, two, runs: ones.slice(0, twos.length).map((r, i): [RunResult, RunResult] => [r, twos[i]]) }
-  })
+function workerPairs(
+  report: BenchReport,
+  sat: Summary[],
+): { lpd: number; one: Summary; two: Summary; runs: [RunResult, RunResult][] }[] {
+  return saturationPairs(sat, { kind: 'ours', rules: 1000 }, { kind: 'ours-w2', rules: 1000 }).map(
+    ({ lpd, a: one, b: two }) => {
+      const runsOf = (kind: ProxyKind): RunResult[] =>
+        report.saturation.filter(
+          (r) => r.spec.kind === kind && r.spec.rules === 1000 && r.spec.linesPerDatagram === lpd,
+        )
+      const ones = runsOf('ours')
+      const twos = runsOf('ours-w2')
+      // The i-th run of each is from the same repetition (both run once per repetition, side by side).
+      return { lpd, one, two, runs: ones.slice(0, twos.length).map((r, i): [RunResult, RunResult] => [r, twos[i]]) }
+    },
+  )
 }
 
 function workersRows(report: BenchReport, sat: Summary[]): string[][] {
@@ -305,7 +347,11 @@ function workersRows(report: BenchReport, sat: Summary[]): string[][] {
   const rows = pairs.map(({ lpd, one, two, runs }) => {
     // The workers share CPU 0 with the generator: a 2-worker run that read all it was sent was held back by a
     // generator they slowed down, which the generator's rate shows.
-    const bound = two.generatorBound ? ' (2 workers: some run read all the generator sent, a floor)' : one.generatorBound ? ' (1 worker generator-bound: a floor)' : ''
+    const bound = two.generatorBound
+      ? ' (2 workers: some run read all the generator sent, a floor)'
+      : one.generatorBound
+        ? ' (1 worker generator-bound: a floor)'
+        : ''
     return [
       `7. saturation, workers 1 vs 2, 1,000 rules, ${lpd} line(s)/datagram`,
       'shown (no target)',
@@ -314,7 +360,9 @@ function workersRows(report: BenchReport, sat: Summary[]): string[][] {
         `CPU ${pct(one.cpuShare, 0)} vs ${pct(two.cpuShare, 0)} of a core (2 workers: summed over 3 processes), ` +
         `waited for CPU ${pct(one.cpuWaitShare, 0)} vs ${pct(two.cpuWaitShare, 0)}; ` +
         `generator ${int(one.generatorDatagramsPerSecond)} vs ${int(two.generatorDatagramsPerSecond)} dgram/s` +
-        (two.workerLineShares === null ? '' : `; worker shares ${two.workerLineShares.map((x) => pct(x, 0)).join(' / ')}`) +
+        (two.workerLineShares === null
+          ? ''
+          : `; worker shares ${two.workerLineShares.map((x) => pct(x, 0)).join(' / ')}`) +
         (coresOf(report) > 0 && coresOf(report) <= 2 ? '; bounded by this machine, see below' : ''),
       '—',
     ]
@@ -323,7 +371,9 @@ function workersRows(report: BenchReport, sat: Summary[]): string[][] {
     rows.push([
       `7. RSS at saturation, workers 1 vs 2, 1,000 rules (max sampled; 2 workers = primary + 2 workers, summed)`,
       'shown (no target)',
-      pairs.map(({ lpd, one, two }) => `${lpd} line(s)/datagram: ${mb(one.rssMaxBytes)} vs ${mb(two.rssMaxBytes)} MB`).join('; '),
+      pairs
+        .map(({ lpd, one, two }) => `${lpd} line(s)/datagram: ${mb(one.rssMaxBytes)} vs ${mb(two.rssMaxBytes)} MB`)
+        .join('; '),
       '—',
     ])
   }
@@ -356,7 +406,19 @@ function workersSection(report: BenchReport, sat: Summary[]): string[] {
       'sampled at one moment. The runs of a repetition ran one right after the other; the order alternates between repetitions.',
     '',
     ...table(
-      ['lines/dgram', 'rep', 'workers 1 lines/s', 'workers 2 lines/s', '2 / 1', 'CPU 1 / 2', 'waited for CPU 1 / 2', 'proxy read 1 / 2', 'gen dgram/s 1 / 2', 'worker shares (2)', 'RSS max MB 1 / 2'],
+      [
+        'lines/dgram',
+        'rep',
+        'workers 1 lines/s',
+        'workers 2 lines/s',
+        '2 / 1',
+        'CPU 1 / 2',
+        'waited for CPU 1 / 2',
+        'proxy read 1 / 2',
+        'gen dgram/s 1 / 2',
+        'worker shares (2)',
+        'RSS max MB 1 / 2',
+      ],
       pairs.flatMap(({ lpd, one, two, runs }) => [
         ...runs.map(([a, b], i) => [
           String(lpd),
@@ -392,7 +454,16 @@ function workersSection(report: BenchReport, sat: Summary[]): string[] {
 
 function proxiesTable(report: BenchReport): string[] {
   return table(
-    ['proxy', 'rules', 'processes', 'CPUs allowed', 'start-up s', 'RSS at start MB', 'RSS under load MB', 'RSS peak MB'],
+    [
+      'proxy',
+      'rules',
+      'processes',
+      'CPUs allowed',
+      'start-up s',
+      'RSS at start MB',
+      'RSS under load MB',
+      'RSS peak MB',
+    ],
     report.proxies.map((p) => [
       p.kind,
       int(p.rules),
@@ -428,7 +499,24 @@ function scenarioCells(spec: RunSpec): string[] {
 
 function saturationTable(sat: Summary[]): string[] {
   return table(
-    ['proxy', 'rules', 'lines/dgram', 'lines/s (median)', 'range', 'CPU µs/line', 'per CPU-s', 'proxy CPU', 'waited for CPU', 'RSS max MB', 'scavenges /M lines', 'mark-sweeps /M lines', 'blocked', 'gen dgram/s', 'proxy read', 'delivered'],
+    [
+      'proxy',
+      'rules',
+      'lines/dgram',
+      'lines/s (median)',
+      'range',
+      'CPU µs/line',
+      'per CPU-s',
+      'proxy CPU',
+      'waited for CPU',
+      'RSS max MB',
+      'scavenges /M lines',
+      'mark-sweeps /M lines',
+      'blocked',
+      'gen dgram/s',
+      'proxy read',
+      'delivered',
+    ],
     sat.map((s) => [
       ...scenarioCells(s.spec),
       (s.generatorBound ? '≥ ' : '') + int(s.linesPerSecond),
@@ -451,7 +539,24 @@ function saturationTable(sat: Summary[]): string[] {
 
 function fixedTable(fixed: Summary[]): string[] {
   return table(
-    ['proxy', 'rules', 'lines/dgram', 'offered dgram/s', 'achieved', 'offered lines', 'surviving (expected)', 'delivered', 'delivered ratio', 'lost', 'CPU µs/line', 'proxy CPU', 'waited for CPU', 'RSS max MB', 'scavenges /M lines', 'mark-sweeps /M lines'],
+    [
+      'proxy',
+      'rules',
+      'lines/dgram',
+      'offered dgram/s',
+      'achieved',
+      'offered lines',
+      'surviving (expected)',
+      'delivered',
+      'delivered ratio',
+      'lost',
+      'CPU µs/line',
+      'proxy CPU',
+      'waited for CPU',
+      'RSS max MB',
+      'scavenges /M lines',
+      'mark-sweeps /M lines',
+    ],
     fixed.map((s) => [
       ...scenarioCells(s.spec),
       int(s.spec.rate ?? 0),
@@ -474,7 +579,16 @@ function fixedTable(fixed: Summary[]): string[] {
 
 function searchTable(searches: SearchResult[]): string[] {
   return table(
-    ['proxy', 'rules', 'lines/dgram', 'capacity on one core, dgram/s', 'highest sustained dgram/s', 'lines/s', 'stopped by', 'steps: offered dgram/s → delivered'],
+    [
+      'proxy',
+      'rules',
+      'lines/dgram',
+      'capacity on one core, dgram/s',
+      'highest sustained dgram/s',
+      'lines/s',
+      'stopped by',
+      'steps: offered dgram/s → delivered',
+    ],
     searches.map((s) => [
       s.kind,
       int(s.rules),
@@ -482,7 +596,11 @@ function searchTable(searches: SearchResult[]): string[] {
       int(s.capacity),
       s.best === null ? `< ${int(s.steps[0]?.run.spec.rate ?? 0)}` : int(s.best),
       s.best === null ? '' : int(s.best * s.linesPerDatagram),
-      s.stoppedBy === 'loss' ? 'line loss' : s.stoppedBy === 'generator' ? 'the generator fell short' : 'last step passed',
+      s.stoppedBy === 'loss'
+        ? 'line loss'
+        : s.stoppedBy === 'generator'
+          ? 'the generator fell short'
+          : 'last step passed',
       s.steps
         .map(({ run, passed }) => {
           const note = run.generatorShort ? ' (gen short)' : passed ? '' : ` (lost ${losses(run)})`

@@ -91,7 +91,8 @@ async function runSaturation(measure: Measure): Promise<RunResult[]> {
     // Reverse the order every other repetition, so no scenario always runs right after the same one.
     const order = rep % 2 === 0 ? SATURATION : [...SATURATION].reverse()
     for (const linesPerDatagram of LINES_PER_DATAGRAM) {
-      for (const { kind, rules } of order) saturation.push(await measure('saturation', { kind, rules, linesPerDatagram, rate: null }))
+      for (const { kind, rules } of order)
+        saturation.push(await measure('saturation', { kind, rules, linesPerDatagram, rate: null }))
     }
   }
   return saturation
@@ -112,12 +113,18 @@ async function runFixed(measure: Measure): Promise<RunResult[]> {
 }
 
 /** The highest sustained rate of ours and naive, stepped in fractions of their capacity at saturation. */
-async function runSearches(bench: Bench, saturation: RunResult[], onRun: (r: RunResult) => void): Promise<SearchResult[]> {
+async function runSearches(
+  bench: Bench,
+  saturation: RunResult[],
+  onRun: (r: RunResult) => void,
+): Promise<SearchResult[]> {
   const searches: SearchResult[] = []
   const capacities = summarize(saturation)
   for (const linesPerDatagram of LINES_PER_DATAGRAM) {
     for (const kind of ['ours', 'naive'] as const) {
-      const seed = capacities.find((s) => s.spec.kind === kind && s.spec.rules === SEARCH_RULES && s.spec.linesPerDatagram === linesPerDatagram)
+      const seed = capacities.find(
+        (s) => s.spec.kind === kind && s.spec.rules === SEARCH_RULES && s.spec.linesPerDatagram === linesPerDatagram,
+      )
       if (seed === undefined) continue
       const base = { kind, rules: SEARCH_RULES, linesPerDatagram }
       const capacity = 1e6 / (seed.cpuUsPerLine * linesPerDatagram)
@@ -136,11 +143,13 @@ async function main(): Promise<void> {
   for (const { kind, rules } of SATURATION) await bench.proxy(kind, rules)
 
   const all: RunResult[] = []
-  const record = (phase: string) => (r: RunResult): RunResult => {
-    progress(phase, r)
-    all.push(r)
-    return r
-  }
+  const record =
+    (phase: string) =>
+    (r: RunResult): RunResult => {
+      progress(phase, r)
+      all.push(r)
+      return r
+    }
   const measure: Measure = async (phase, spec) => record(phase)(await bench.run(spec, timing))
   const saturation = await runSaturation(measure)
   const fixed = await runFixed(measure)

@@ -39,7 +39,13 @@ export async function searchSustainedRate(
 ): Promise<SearchResult> {
   const steps: SearchStep[] = []
   let best: number | null = null
-  const result = (stoppedBy: SearchResult['stoppedBy']): SearchResult => ({ ...base, capacity: capacityDatagramsPerSecond, best, stoppedBy, steps })
+  const result = (stoppedBy: SearchResult['stoppedBy']): SearchResult => ({
+    ...base,
+    capacity: capacityDatagramsPerSecond,
+    best,
+    stoppedBy,
+    steps,
+  })
   const rates = [...new Set(fractions.map((f) => roundRate(f * capacityDatagramsPerSecond)))]
   for (const rate of rates) {
     let step = await runStep(bench, { ...base, rate }, timing, onRun)
@@ -52,7 +58,12 @@ export async function searchSustainedRate(
   return result('ceiling')
 }
 
-async function runStep(bench: Bench, spec: RunSpec, timing: Timing, onRun: (r: RunResult) => void): Promise<SearchStep> {
+async function runStep(
+  bench: Bench,
+  spec: RunSpec,
+  timing: Timing,
+  onRun: (r: RunResult) => void,
+): Promise<SearchStep> {
   const run = await bench.run(spec, timing)
   onRun(run)
   return { run, passed: run.deliveredRatio >= SUSTAINED_RATIO }

@@ -91,7 +91,9 @@ export function lostUnaccounted(r: SoakResult, linesPerDatagram: number): number
 }
 
 export function renderSoak(report: SoakReport): string {
-  return [...header(report), ...samplesSection(report), ...memorySection(report), ...accountingSection(report)].join('\n')
+  return [...header(report), ...samplesSection(report), ...memorySection(report), ...accountingSection(report)].join(
+    '\n',
+  )
 }
 
 const isMultiProcess = (s: SoakSettings): boolean => proxyWorkers(s.kind) > 1
@@ -109,10 +111,13 @@ function header(report: SoakReport): string[] {
   const proxyText = multiProcess
     ? `Proxy: ${s.kind} = ours with \`workers: ${workers}\` (a cluster primary and ${workers} worker processes sharing the one listen socket), ` +
       `${int(s.rules)} rules, production V8 flags, not pinned (CPUs allowed: ${proxy.cpus}): its processes may run on every core` +
-      (s.pin ? ', CPU 0 included, which the generator and the sink are pinned to. ' : ', as may the generator and the sink. ') +
+      (s.pin
+        ? ', CPU 0 included, which the generator and the sink are pinned to. '
+        : ', as may the generator and the sink. ') +
       `Its CPU, waited-for-CPU and RSS figures are sums over the ${processes} processes (RSS also shown process by process); ` +
       "its heap figure is the primary's alone and its GC counts are n/a: the workers' heaps and collections are not observable from the bench. "
-    : `Proxy: ${s.kind}, ${int(s.rules)} rules, production V8 flags, ` + (s.proxyPinned ? 'pinned to CPU 1 (the generator and the sink share CPU 0). ' : 'not pinned. ')
+    : `Proxy: ${s.kind}, ${int(s.rules)} rules, production V8 flags, ` +
+      (s.proxyPinned ? 'pinned to CPU 1 (the generator and the sink share CPU 0). ' : 'not pinned. ')
   return [
     `# statsd-filter-proxy soak${multiProcess ? ` (${s.kind}: \`workers: ${workers}\`)` : ''}, ${startedAt.toISOString()}`,
     '',
@@ -134,7 +139,9 @@ function header(report: SoakReport): string[] {
 
 /** Per process (ours-w2): [primary, worker 1, worker 2]; [] for a single process. */
 function processNames(report: SoakReport): string[] {
-  return isMultiProcess(report.settings) ? ['primary', ...report.proxy.ready.workerPids.map((_, i) => `worker ${i + 1}`)] : []
+  return isMultiProcess(report.settings)
+    ? ['primary', ...report.proxy.ready.workerPids.map((_, i) => `worker ${i + 1}`)]
+    : []
 }
 
 function samplesSection(report: SoakReport): string[] {
@@ -156,7 +163,7 @@ function samplesSection(report: SoakReport): string[] {
           "heap is the primary's alone, and lines in, forwarded and blocked are the workers' counters summed (as the primary " +
           'collects them). '
         : '') +
-      'Load = the machine\'s 1-minute load average. Row 0 is before the load starts.',
+      "Load = the machine's 1-minute load average. Row 0 is before the load starts.",
     '',
     ...table(
       [
@@ -208,8 +215,10 @@ function memorySection(report: SoakReport): string[] {
   const first = samples[0]
   const last = samples[samples.length - 1]
   /** MB per hour of a figure, by least squares over the samples given. */
-  const slopeOf = (xs: Sample[], f: (x: Sample) => number): number | null => slope(xs.map((x) => ({ x: x.t / 3_600_000, y: f(x) / MB })))
-  const perHour = (v: number | null): string => (v === null ? 'n/a (fewer than 2 samples)' : `${v >= 0 ? '+' : ''}${v.toFixed(2)} MB/h`)
+  const slopeOf = (xs: Sample[], f: (x: Sample) => number): number | null =>
+    slope(xs.map((x) => ({ x: x.t / 3_600_000, y: f(x) / MB })))
+  const perHour = (v: number | null): string =>
+    v === null ? 'n/a (fewer than 2 samples)' : `${v >= 0 ? '+' : ''}${v.toFixed(2)} MB/h`
   const range = (xs: Sample[], f: (x: Sample) => number): string =>
     xs.length === 0 ? 'n/a' : `${mb(Math.min(...xs.map(f)))} – ${mb(Math.max(...xs.map(f)))} MB`
   const memoryRow = (name: string, f: (x: Sample) => number): string[] => [
@@ -220,18 +229,36 @@ function memorySection(report: SoakReport): string[] {
     `${mb(f(first))} MB`,
     `${mb(f(last))} MB`,
   ]
-  const processRssOf = (i: number) => (x: Sample): number => x.processRss[i] ?? 0
+  const processRssOf =
+    (i: number) =>
+    (x: Sample): number =>
+      x.processRss[i] ?? 0
   return [
     '## Memory trend',
     '',
     `Least-squares slope over the ${warm.length} samples after the first minute (warm-up excluded), and over all ${loaded.length} samples under load for comparison.`,
     '',
     ...table(
-      ['', 'slope after warm-up', 'slope, all samples under load', 'range after warm-up', 'at start (before load)', 'last sample'],
+      [
+        '',
+        'slope after warm-up',
+        'slope, all samples under load',
+        'range after warm-up',
+        'at start (before load)',
+        'last sample',
+      ],
       [
         memoryRow(multiProcess ? `RSS, sum of the ${processCount(report)} processes` : 'RSS', (x) => x.rss),
-        ...names.map((name, i) => memoryRow(`– RSS, ${name} (pid ${i === 0 ? proxy.child.pid : proxy.ready.workerPids[i - 1]})`, processRssOf(i))),
-        memoryRow(multiProcess ? "heap used, primary only (the workers' heaps are not observable)" : 'heap used', (x) => x.heapUsed),
+        ...names.map((name, i) =>
+          memoryRow(
+            `– RSS, ${name} (pid ${i === 0 ? proxy.child.pid : proxy.ready.workerPids[i - 1]})`,
+            processRssOf(i),
+          ),
+        ),
+        memoryRow(
+          multiProcess ? "heap used, primary only (the workers' heaps are not observable)" : 'heap used',
+          (x) => x.heapUsed,
+        ),
       ],
     ),
     '',
@@ -267,23 +294,39 @@ function accountingSection(report: SoakReport): string[] {
   const share = (n: number): string => (expected === 0 ? '' : ` (${pct(n / expected, 4)})`)
   const [sinkSocket0, sinkSocket1] = result.sinkSocket
   const rows: string[][] = [
-    ['lines offered by the generator', int(gEnd.lines), `${int(gEnd.datagrams)} datagrams; ${int(gEnd.sendErrors)} send errors`],
     [
-      multiProcess ? `lines counted by the proxy (lines in, its ${proxyWorkers(s.kind)} workers summed)` : 'lines counted by the proxy (lines in)',
+      'lines offered by the generator',
+      int(gEnd.lines),
+      `${int(gEnd.datagrams)} datagrams; ${int(gEnd.sendErrors)} send errors`,
+    ],
+    [
+      multiProcess
+        ? `lines counted by the proxy (lines in, its ${proxyWorkers(s.kind)} workers summed)`
+        : 'lines counted by the proxy (lines in)',
       int(linesIn),
       `${int(forwarded)} forwarded + ${int(blocked)} blocked + ${int(malformed)} malformed + ${int(droppedInProxy)} dropped for want of a send buffer` +
-        (workerLinesIn === null ? '' : `; by worker: ${workerLinesIn.map((n) => `${int(n)} (${pct(linesIn === 0 ? 0 : n / linesIn, 1)})`).join(', ')}`),
+        (workerLinesIn === null
+          ? ''
+          : `; by worker: ${workerLinesIn.map((n) => `${int(n)} (${pct(linesIn === 0 ? 0 : n / linesIn, 1)})`).join(', ')}`),
     ],
     [
       'kernel drops at the proxy socket',
       int(kernelDropDatagrams * s.linesPerDatagram),
       `${int(kernelDropDatagrams)} datagrams × ${s.linesPerDatagram}; ${pEnd.kernel === null ? 'no /proc/net/udp' : `${pEnd.kernel.sockets} socket(s) on the port`}` +
-        (multiProcess ? ' (the primary\'s, which the workers share)' : ''),
+        (multiProcess ? " (the primary's, which the workers share)" : ''),
     ],
-    ['**lost unaccounted** = offered − (lines in + kernel drops)', `**${int(lost)}**`, lost === 0 ? 'PASS' : '**FAIL**'],
+    [
+      '**lost unaccounted** = offered − (lines in + kernel drops)',
+      `**${int(lost)}**`,
+      lost === 0 ? 'PASS' : '**FAIL**',
+    ],
     ['surviving lines expected at the sink', int(expected), 'lines the generator sent that no rule blocks'],
     ['delivered to the sink', int(delivered), `${expected === 0 ? '' : pct(delivered / expected, 4)} of expected`],
-    ['– lost before the proxy (kernel drops of surviving lines)', int(expected - forwarded - droppedInProxy), share(expected - forwarded - droppedInProxy).trim()],
+    [
+      '– lost before the proxy (kernel drops of surviving lines)',
+      int(expected - forwarded - droppedInProxy),
+      share(expected - forwarded - droppedInProxy).trim(),
+    ],
     ['– dropped in the proxy (no free send buffer)', int(droppedInProxy), share(droppedInProxy).trim()],
     [
       '– lost after the proxy (forwarded, not delivered)',
@@ -303,7 +346,7 @@ function accountingSection(report: SoakReport): string[] {
   return [
     '## Accounting',
     '',
-    'After the generator stopped, the proxy was drained (its socket queue empty, its counters and the sink\'s quiet). ' +
+    "After the generator stopped, the proxy was drained (its socket queue empty, its counters and the sink's quiet). " +
       'Every line offered must have been either read by the proxy (its lines in) or dropped by the kernel at its socket.',
     '',
     ...table(['', 'lines', ''], rows),

@@ -57,7 +57,8 @@ const { values: flags } = parseArgs({
   },
 })
 const kindArg = flags.kind ?? 'ours'
-if (!Object.hasOwn(SOAK_KINDS, kindArg)) throw new Error(`--kind: expected ${Object.keys(SOAK_KINDS).join(' or ')}, got ${kindArg}`)
+if (!Object.hasOwn(SOAK_KINDS, kindArg))
+  throw new Error(`--kind: expected ${Object.keys(SOAK_KINDS).join(' or ')}, got ${kindArg}`)
 const kind = kindArg as ProxyKind
 /** ours-w2: several processes, never pinned; heap and GCs observed for the primary only. */
 const multiProcess = proxyWorkers(kind) > 1
@@ -65,7 +66,8 @@ const minutes = Number(flags.minutes)
 if (!(minutes > 0 && minutes <= 180)) throw new Error(`--minutes: expected a number in (0, 180], got ${flags.minutes}`)
 const linesPerDatagram = Number(flags.lines)
 if (linesPerDatagram !== 1 && linesPerDatagram !== 10) throw new Error(`--lines: expected 1 or 10, got ${flags.lines}`)
-const fixedRate = flags.rate === undefined ? null : numberArg(flags.rate, '--rate (datagrams per second)', 1, 10_000_000, true)
+const fixedRate =
+  flags.rate === undefined ? null : numberArg(flags.rate, '--rate (datagrams per second)', 1, 10_000_000, true)
 const nodeBinary = flags.node ?? process.execPath
 const pin = canPin(flags['no-pin'])
 const soakMs = Math.round(minutes * 60_000)
@@ -91,7 +93,8 @@ async function measureSaturation(bench: Bench): Promise<{ rate: number; runs: Ru
 async function startProxy(bench: Bench): Promise<ProxyHandle> {
   const proxy = await bench.proxy(kind, RULES)
   const processes = 1 + proxy.ready.workerPids.length
-  if (processes !== proxyWorkers(kind) + (multiProcess ? 1 : 0)) throw new Error(`${kind}: expected ${proxyWorkers(kind)} worker(s), got pids ${proxy.ready.workerPids.join(', ')}`)
+  if (processes !== proxyWorkers(kind) + (multiProcess ? 1 : 0))
+    throw new Error(`${kind}: expected ${proxyWorkers(kind)} worker(s), got pids ${proxy.ready.workerPids.join(', ')}`)
   return proxy
 }
 
@@ -102,7 +105,14 @@ interface Previous {
 }
 
 /** One row of the samples, at `t` ms since the generator started; counts are since p0 and s0 (the soak's start). */
-function sampleOf(t: number, g: GeneratorSnapshot | null, p: ProxySnapshot, s: SinkSnapshot, prev: Previous, start: { p0: ProxySnapshot; s0: SinkSnapshot }): Sample {
+function sampleOf(
+  t: number,
+  g: GeneratorSnapshot | null,
+  p: ProxySnapshot,
+  s: SinkSnapshot,
+  prev: Previous,
+  start: { p0: ProxySnapshot; s0: SinkSnapshot },
+): Sample {
   const { p0, s0 } = start
   const wallS = (p.timeNs - prev.p.timeNs) / 1e9
   const cpuUs = p.cpuUserUs + p.cpuSystemUs - (prev.p.cpuUserUs + prev.p.cpuSystemUs)
@@ -116,7 +126,14 @@ function sampleOf(t: number, g: GeneratorSnapshot | null, p: ProxySnapshot, s: S
     cpuShare: wallS > 0 ? cpuUs / 1e6 / wallS : 0,
     cpuWaitShare: wallS > 0 ? (p.runQueueWaitNs - prev.p.runQueueWaitNs) / 1e9 / wallS : 0,
     // The first interval starts when the generator did (its counts start at 0 then).
-    generatorRate: g === null ? 0 : prev.g === null ? g.datagrams / (t / 1000) : genS === 0 ? 0 : (g.datagrams - prev.g.datagrams) / genS,
+    generatorRate:
+      g === null
+        ? 0
+        : prev.g === null
+          ? g.datagrams / (t / 1000)
+          : genS === 0
+            ? 0
+            : (g.datagrams - prev.g.datagrams) / genS,
     offeredLines: g?.lines ?? 0,
     expectedLines: g?.survivors ?? 0,
     linesIn: p.counters.linesIn - p0.counters.linesIn,
@@ -142,7 +159,10 @@ async function soak(bench: Bench, proxy: ProxyHandle, rate: number): Promise<Soa
   await bench.generator.call('configure', target, 30_000)
   const sinkSocket0 = await readUdpSocketStats(bench.sinkPort)
   const machine0 = readMachineUdp()
-  const [p0, s0] = await Promise.all([proxy.child.call<ProxySnapshot>('snapshot'), bench.sink.call<SinkSnapshot>('snapshot')])
+  const [p0, s0] = await Promise.all([
+    proxy.child.call<ProxySnapshot>('snapshot'),
+    bench.sink.call<SinkSnapshot>('snapshot'),
+  ])
   const samples: Sample[] = [sampleOf(0, null, p0, s0, { p: p0, g: null }, { p0, s0 })]
   progress(samples[0])
 
@@ -168,9 +188,22 @@ async function soak(bench: Bench, proxy: ProxyHandle, rate: number): Promise<Soa
   const soakSeconds = (Date.now() - t0) / 1000
   await sleep(DELIVERY_GRACE_MS)
   await bench.drain(proxy.child, DRAIN)
-  const [pEnd, sEnd] = await Promise.all([proxy.child.call<ProxySnapshot>('snapshot'), bench.sink.call<SinkSnapshot>('snapshot')])
+  const [pEnd, sEnd] = await Promise.all([
+    proxy.child.call<ProxySnapshot>('snapshot'),
+    bench.sink.call<SinkSnapshot>('snapshot'),
+  ])
   const sinkSocket1 = await readUdpSocketStats(bench.sinkPort)
-  return { samples, p0, s0, pEnd, sEnd, gEnd, soakSeconds, sinkSocket: [sinkSocket0, sinkSocket1], machine: [machine0, readMachineUdp()] }
+  return {
+    samples,
+    p0,
+    s0,
+    pEnd,
+    sEnd,
+    gEnd,
+    soakSeconds,
+    sinkSocket: [sinkSocket0, sinkSocket1],
+    machine: [machine0, readMachineUdp()],
+  }
 }
 
 async function main(): Promise<void> {
@@ -186,9 +219,12 @@ async function main(): Promise<void> {
 
   const saturation = fixedRate === null ? await measureSaturation(bench) : null
   const rate = saturation === null ? (fixedRate ?? 0) : Math.round(saturation.rate * LOAD_SHARE)
-  console.error(`soak: offering ${int(rate)} datagrams/s × ${linesPerDatagram} line(s) for ${minutes} min, a sample every ${SAMPLE_MS / 1000} s`)
+  console.error(
+    `soak: offering ${int(rate)} datagrams/s × ${linesPerDatagram} line(s) for ${minutes} min, a sample every ${SAMPLE_MS / 1000} s`,
+  )
   const result = await soak(bench, proxy, rate)
-  if (result.pEnd.processes !== processes) throw new Error(`${kind}: ${processes} processes at the start, ${result.pEnd.processes} at the end`)
+  if (result.pEnd.processes !== processes)
+    throw new Error(`${kind}: ${processes} processes at the start, ${result.pEnd.processes} at the end`)
 
   const settings: SoakSettings = {
     kind,
@@ -203,7 +239,15 @@ async function main(): Promise<void> {
     pin,
     proxyPinned,
   }
-  const markdown = renderSoak({ startedAt, node, settings, proxy, saturation, load: { start: loadAtStart, end: loadavg() }, result })
+  const markdown = renderSoak({
+    startedAt,
+    node,
+    settings,
+    proxy,
+    saturation,
+    load: { start: loadAtStart, end: loadavg() },
+    result,
+  })
   process.stdout.write(markdown + '\n')
   console.error(`soak: report written to bench/results/${saveReport(SOAK_KINDS[kind] ?? 'soak-', markdown, startedAt)}`)
   const lost = lostUnaccounted(result, linesPerDatagram)

@@ -60,7 +60,9 @@ export function buildWorkload(rules: number, linesPerDatagram: number): Workload
         else name = `app.svc${service}.${metric}`
         survivors[d]++
       }
-      lines.push(`${name}:${pick(VALUES)}|${pick(TYPES)}${random() < 0.1 ? '|@0.5' : ''}|${pick(TAGS).replaceAll('$', String(service))}`)
+      lines.push(
+        `${name}:${pick(VALUES)}|${pick(TYPES)}${random() < 0.1 ? '|@0.5' : ''}|${pick(TAGS).replaceAll('$', String(service))}`,
+      )
     }
     datagrams.push(Buffer.from(lines.join('\n')))
   }
@@ -71,7 +73,12 @@ const COMPONENTS = ['requests', 'db.query', 'cache', 'queue.consumer', 'http.cli
 const MEASURES = ['latency', 'count', 'errors', 'bytes', 'inflight', 'hit_ratio']
 const VALUES = ['1', '12.5', '0.93', '250', '3', '1024', '42.125']
 const TYPES = ['c', 'g', 'ms', 'h', 'd']
-const TAGS = ['#env:prod,service:svc$,region:us-east-1', '#env:prod,pod:web-$', '#env:staging,service:svc$', '#env:prod,service:svc$,version:1.$.0']
+const TAGS = [
+  '#env:prod,service:svc$,region:us-east-1',
+  '#env:prod,pod:web-$',
+  '#env:staging,service:svc$',
+  '#env:prod,service:svc$,version:1.$.0',
+]
 
 /** A small seeded PRNG: the same parameters give the same bytes in every process. */
 function mulberry32(seed: number): () => number {

@@ -71,24 +71,27 @@ function lineOf(name: string, length: number): string {
   return head + 'x'.repeat(length - head.length)
 }
 
-t.test('lines are copied unchanged and joined by exactly one \\n, with none before the first or after the last', async (t) => {
-  const { assembler, target, counters } = rig(4, 512)
-  const src = Buffer.from('junk a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y!', 'latin1')
-  // Three lines taken out of the middle of one received buffer, at the offsets the scanner would give.
-  t.equal(assembler.append(src, 5, 10), true)
-  t.equal(assembler.append(src, 11, 23), true)
-  t.equal(assembler.append(src, 24, 35), true)
-  src.fill(0x3f) // the received buffer may be reused: the datagram holds copies
-  assembler.flush()
-  t.same(target.texts(), ['a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y'])
-  t.equal(target.sent[0].offset, 0)
-  t.equal(counters.linesForwarded, 3)
-  t.equal(counters.datagramsOut, 1)
-  t.equal(counters.bytesOut, 'a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y'.length)
-  t.equal(counters.linesOversize, 0)
-  assembler.flush()
-  t.equal(target.sent.length, 1, 'a flush with nothing pending sends nothing')
-})
+t.test(
+  'lines are copied unchanged and joined by exactly one \\n, with none before the first or after the last',
+  async (t) => {
+    const { assembler, target, counters } = rig(4, 512)
+    const src = Buffer.from('junk a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y!', 'latin1')
+    // Three lines taken out of the middle of one received buffer, at the offsets the scanner would give.
+    t.equal(assembler.append(src, 5, 10), true)
+    t.equal(assembler.append(src, 11, 23), true)
+    t.equal(assembler.append(src, 24, 35), true)
+    src.fill(0x3f) // the received buffer may be reused: the datagram holds copies
+    assembler.flush()
+    t.same(target.texts(), ['a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y'])
+    t.equal(target.sent[0].offset, 0)
+    t.equal(counters.linesForwarded, 3)
+    t.equal(counters.datagramsOut, 1)
+    t.equal(counters.bytesOut, 'a:1|c\nb.b:2|g|#t:v\n_e{1,1}:x|y'.length)
+    t.equal(counters.linesOversize, 0)
+    assembler.flush()
+    t.equal(target.sent.length, 1, 'a flush with nothing pending sends nothing')
+  },
+)
 
 t.test('the fit boundary: a datagram is filled to exactly maxPacketSize and never one byte past it', async (t) => {
   t.test('A + \\n + B of exactly maxPacketSize bytes leave as one datagram', async (t) => {
@@ -138,7 +141,11 @@ t.test('the fit boundary: a datagram is filled to exactly maxPacketSize and neve
     const lines = Array.from({ length: 40 }, (_, i) => `m${i}:${i}|c`)
     for (const l of lines) line(l)
     assembler.flush()
-    t.same(target.texts().flatMap((d) => d.split('\n')), lines, 'every line once, in order')
+    t.same(
+      target.texts().flatMap((d) => d.split('\n')),
+      lines,
+      'every line once, in order',
+    )
     for (let i = 0; i < target.sent.length; i++) {
       t.ok(target.sent[i].length <= 64, `datagram ${i}: ${target.sent[i].length} bytes`)
       if (i + 1 < target.sent.length) {

@@ -15,7 +15,10 @@ function newestSource(dir: string): number {
   let newest = 0
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name)
-    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : entry.name.endsWith('.ts') ? statSync(path).mtimeMs : 0)
+    newest = Math.max(
+      newest,
+      entry.isDirectory() ? newestSource(path) : entry.name.endsWith('.ts') ? statSync(path).mtimeMs : 0,
+    )
   }
   return newest
 }
@@ -25,8 +28,13 @@ t.before(() => {
   const stale = (): boolean => !existsSync(CLI) || statSync(CLI).mtimeMs < newestSource(join(ROOT, 'src'))
   if (!stale()) return
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
-  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
-  if (stale()) throw new Error(`dist/src/cli.js is missing or stale and the build failed:\n${build.stdout}${build.stderr}`)
+  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  if (stale())
+    throw new Error(`dist/src/cli.js is missing or stale and the build failed:\n${build.stdout}${build.stderr}`)
   if (build.status !== 0) t.comment(`the build reported errors (dist/src was written anyway):\n${build.stdout}`)
 })
 
@@ -61,7 +69,11 @@ function exited(child: ChildProcess): Promise<Result> {
  * as several CLIs start at once on a machine that may be busy).
  */
 function run(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Result> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: env(options.env), timeout: 60_000 })
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: env(options.env),
+    timeout: 60_000,
+  })
   return exited(child)
 }
 
@@ -80,7 +92,10 @@ t.test('--help prints the usage and exits 0', async (t) => {
     t.match(r.stdout, /^Usage: statsd-filter-proxy \[--config PATH\] \[--check\]\n/)
     t.match(r.stdout, /-c, --config PATH/)
     t.match(r.stdout, /--check/)
-    t.match(r.stdout, /The config file is the first of: --config, \$FILTER_CONFIG, \$PROXY_CONFIG_FILE, \.\/filter\.yaml\n$/)
+    t.match(
+      r.stdout,
+      /The config file is the first of: --config, \$FILTER_CONFIG, \$PROXY_CONFIG_FILE, \.\/filter\.yaml\n$/,
+    )
     t.equal(r.stderr, '')
   }
 })
@@ -104,7 +119,10 @@ t.test('bad arguments exit 2 with the usage', async (t) => {
     const r = results[i]
     t.equal(r.code, 2, args.join(' '))
     t.equal(r.stdout, '')
-    t.ok(r.stderr.startsWith(`statsd-filter-proxy: ${message}\n\nUsage: statsd-filter-proxy`), `${args.join(' ')}: ${r.stderr.split('\n')[0]}`)
+    t.ok(
+      r.stderr.startsWith(`statsd-filter-proxy: ${message}\n\nUsage: statsd-filter-proxy`),
+      `${args.join(' ')}: ${r.stderr.split('\n')[0]}`,
+    )
   }
 })
 
@@ -112,7 +130,8 @@ t.test('--check', async (t) => {
   const dir = t.testdir({
     'good.yaml': 'blocklist:\n  prefixes: [a., b.]\n  names: [c]\n',
     'bad.yaml': 'listen:\n  port: 70000\nblocklist:\n  prefix: [a.]\n',
-    'rust.json': '{"listen_host":"0.0.0.0","listen_port":8125,"target_host":"127.0.0.1","target_port":8127,"metric_blocklist":["a.","b."],"multi_thread":true}',
+    'rust.json':
+      '{"listen_host":"0.0.0.0","listen_port":8125,"target_host":"127.0.0.1","target_port":8127,"metric_blocklist":["a.","b."],"multi_thread":true}',
     'other.yaml': 'blocklist: { names: [x] }\n',
   })
   const good = join(dir, 'good.yaml')
@@ -124,13 +143,24 @@ t.test('--check', async (t) => {
     `${bad}:2:9: listen.port: must be an integer from 0 to 65535 (got 70000)`,
     `${bad}:4:3: blocklist.prefix: unknown key (expected one of: prefixes, names)`,
   ]
-  const ok = (file: string, summary: string): Result => ({ code: 0, signal: null, stdout: `${file}: OK (${summary})\n`, stderr: '' })
+  const ok = (file: string, summary: string): Result => ({
+    code: 0,
+    signal: null,
+    stdout: `${file}: OK (${summary})\n`,
+    stderr: '',
+  })
   const invalid: Result = { code: 1, signal: null, stdout: '', stderr: '' }
   // [name, arguments, environment, expected result (stderr compared as sorted lines when `errors` is given)]
   const cases: [string, string[], Record<string, string>, Result, string[]?][] = [
     ['valid', ['--check', '--config', good], {}, ok(good, 'yaml, 2 prefixes, 1 names')],
     ['-c', ['--check', '-c', good], {}, ok(good, 'yaml, 2 prefixes, 1 names')],
-    ['invalid: file:line:column: path: message on stderr, exit 1', ['--check', '--config', bad], {}, invalid, badErrors],
+    [
+      'invalid: file:line:column: path: message on stderr, exit 1',
+      ['--check', '--config', bad],
+      {},
+      invalid,
+      badErrors,
+    ],
     ['from FILTER_CONFIG', ['--check'], { FILTER_CONFIG: good }, ok(good, 'yaml, 2 prefixes, 1 names')],
     [
       'the Rust JSON config from PROXY_CONFIG_FILE (multi_thread: true is workers: auto, not a warning)',
@@ -138,8 +168,18 @@ t.test('--check', async (t) => {
       { PROXY_CONFIG_FILE: rust },
       { code: 0, signal: null, stdout: `${rust}: OK (rust-json, 2 prefixes, 0 names)\n`, stderr: '' },
     ],
-    ['FILTER_CONFIG before PROXY_CONFIG_FILE', ['--check'], { FILTER_CONFIG: other, PROXY_CONFIG_FILE: rust }, ok(other, 'yaml, 0 prefixes, 1 names')],
-    ['--config before both', ['--check', '--config', good], { FILTER_CONFIG: other, PROXY_CONFIG_FILE: rust }, ok(good, 'yaml, 2 prefixes, 1 names')],
+    [
+      'FILTER_CONFIG before PROXY_CONFIG_FILE',
+      ['--check'],
+      { FILTER_CONFIG: other, PROXY_CONFIG_FILE: rust },
+      ok(other, 'yaml, 0 prefixes, 1 names'),
+    ],
+    [
+      '--config before both',
+      ['--check', '--config', good],
+      { FILTER_CONFIG: other, PROXY_CONFIG_FILE: rust },
+      ok(good, 'yaml, 2 prefixes, 1 names'),
+    ],
     ['an invalid file from the environment', ['--check'], { FILTER_CONFIG: bad }, invalid, badErrors],
   ]
   const results = await Promise.all(cases.map(([, args, vars]) => run(args, { env: vars })))
@@ -152,11 +192,26 @@ t.test('--check', async (t) => {
 
 t.test('without flag or variable: ./filter.yaml', async (t) => {
   const dir = t.testdir({ here: { 'filter.yaml': 'blocklist: { prefixes: [x.] }\n' }, empty: {} })
-  t.same(await run(['--check'], { cwd: join(dir, 'here') }), { code: 0, signal: null, stdout: 'filter.yaml: OK (yaml, 1 prefixes, 0 names)\n', stderr: '' })
-  t.same(await run(['--check'], { cwd: join(dir, 'empty') }), { code: 1, signal: null, stdout: '', stderr: 'filter.yaml: cannot read the file (ENOENT)\n' })
+  t.same(await run(['--check'], { cwd: join(dir, 'here') }), {
+    code: 0,
+    signal: null,
+    stdout: 'filter.yaml: OK (yaml, 1 prefixes, 0 names)\n',
+    stderr: '',
+  })
+  t.same(await run(['--check'], { cwd: join(dir, 'empty') }), {
+    code: 1,
+    signal: null,
+    stdout: '',
+    stderr: 'filter.yaml: cannot read the file (ENOENT)\n',
+  })
   t.same(
     await run([], { cwd: join(dir, 'empty') }),
-    { code: 1, signal: null, stdout: '', stderr: 'filter.yaml: cannot read the file (ENOENT)\nstatsd-filter-proxy: not started: the config is invalid\n' },
+    {
+      code: 1,
+      signal: null,
+      stdout: '',
+      stderr: 'filter.yaml: cannot read the file (ENOENT)\nstatsd-filter-proxy: not started: the config is invalid\n',
+    },
     'without --check it says it did not start',
   )
 })
@@ -185,7 +240,10 @@ function logLines(stdout: string): Record<string, unknown>[] {
 }
 
 /** Starts the CLI and resolves with the listen port once its start line is out. */
-async function startCli(t: Test, config: string): Promise<{ child: ChildProcess; port: number; done: Promise<Result> }> {
+async function startCli(
+  t: Test,
+  config: string,
+): Promise<{ child: ChildProcess; port: number; done: Promise<Result> }> {
   const child = spawn(process.execPath, [CLI, '--config', config], { cwd: ROOT, env: env(), timeout: 120_000 })
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
@@ -208,86 +266,112 @@ async function startCli(t: Test, config: string): Promise<{ child: ChildProcess;
   return { child, port: Number(listen.slice(listen.lastIndexOf(':') + 1)), done }
 }
 
-t.test('running: forwards, then stops on SIGTERM with the final counters', async (t) => eachTopology(t, async (t, topology) => {
-  const sink = await startSink()
-  t.teardown(() => sink.close())
-  const dir = t.testdir({
-    'run.yaml': `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nworkers: ${topology.workers}\nblocklist: { prefixes: [legacy.], names: [app.old] }\n`,
-  })
-  const config = join(dir, 'run.yaml')
-  const { child, port, done } = await startCli(t, config)
-  const client = await createClient(port)
-  t.teardown(() => client.close())
+t.test('running: forwards, then stops on SIGTERM with the final counters', async (t) =>
+  eachTopology(t, async (t, topology) => {
+    const sink = await startSink()
+    t.teardown(() => sink.close())
+    const dir = t.testdir({
+      'run.yaml': `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nworkers: ${topology.workers}\nblocklist: { prefixes: [legacy.], names: [app.old] }\n`,
+    })
+    const config = join(dir, 'run.yaml')
+    const { child, port, done } = await startCli(t, config)
+    const client = await createClient(port)
+    t.teardown(() => client.close())
 
-  const datagrams = ['app.a:1|c\nlegacy.x:1|c', 'app.old:2|g', 'app.b:3|ms|#k:v', '_sc|legacy.check|0', 'bad line']
-  await client.burst(datagrams)
-  const expected = ['app.a:1|c', 'app.b:3|ms|#k:v', '_sc|legacy.check|0']
-  await waitFor(() => sink.lines().length >= expected.length, () => `sink lines ${JSON.stringify(sink.lines())}`)
-  // With workers the datagrams are read by whichever worker is free, so their order at the sink is not kept.
-  t.same([...sink.lines()].sort(), [...expected].sort())
+    const datagrams = ['app.a:1|c\nlegacy.x:1|c', 'app.old:2|g', 'app.b:3|ms|#k:v', '_sc|legacy.check|0', 'bad line']
+    await client.burst(datagrams)
+    const expected = ['app.a:1|c', 'app.b:3|ms|#k:v', '_sc|legacy.check|0']
+    await waitFor(
+      () => sink.lines().length >= expected.length,
+      () => `sink lines ${JSON.stringify(sink.lines())}`,
+    )
+    // With workers the datagrams are read by whichever worker is free, so their order at the sink is not kept.
+    t.same([...sink.lines()].sort(), [...expected].sort())
 
-  t.ok(child.kill('SIGTERM'))
-  const r = await done
-  t.equal(r.code, 0, 'exit code 0')
-  t.equal(r.signal, null)
-  t.equal(r.stderr, '')
-  const logs = logLines(r.stdout)
-  t.match(logs[0], {
-    level: 30,
-    name: 'statsd-filter-proxy',
-    pid: child.pid,
-    msg: 'statsd-filter-proxy started',
-    config,
-    format: 'yaml',
-    listen: `127.0.0.1:${port}`,
-    forward: `127.0.0.1:${sink.port}`,
-    rules: { prefixes: 1, names: 1 },
-    maxPacketSize: 8192,
-    workers: topology.workers,
-  })
-  t.match(logs.find((l) => l.msg === 'shutting down'), { level: 30, signal: 'SIGTERM' })
-  const last = logs[logs.length - 1]
-  t.equal(last.msg, 'statsd-filter-proxy stopped', 'the last line')
-  t.same(last.counters, {
-    datagramsIn: datagrams.length,
-    bytesIn: datagrams.reduce((n, d) => n + Buffer.byteLength(d), 0),
-    linesIn: 6,
-    linesForwarded: 3,
-    linesBlocked: 2,
-    linesMalformed: 1,
-    linesDroppedBackpressure: 0,
-    linesWouldBlock: 0,
-    linesOversize: 0,
-    linesSendFailed: 0,
-    datagramsOut: sink.datagrams.length,
-    bytesOut: sink.bytes(),
-    sendErrors: 0,
-  })
-  const workers = last.workers as { configured: number; restarts: number; linesIn: number[] }
-  t.match(workers, { configured: topology.workers, restarts: 0 }, 'the stopped line reports the readers of the socket')
-  t.equal(workers.linesIn.length, topology.workers, 'one count per reader')
-  t.equal(workers.linesIn.reduce((n, l) => n + l, 0), 6, "the readers' lines add up to linesIn")
-  t.ok(
-    logs.some((l) => l.msg === 'malformed line dropped' && l.sample === 'bad line'),
-    'the malformed line is logged',
-  )
-}))
+    t.ok(child.kill('SIGTERM'))
+    const r = await done
+    t.equal(r.code, 0, 'exit code 0')
+    t.equal(r.signal, null)
+    t.equal(r.stderr, '')
+    const logs = logLines(r.stdout)
+    t.match(logs[0], {
+      level: 30,
+      name: 'statsd-filter-proxy',
+      pid: child.pid,
+      msg: 'statsd-filter-proxy started',
+      config,
+      format: 'yaml',
+      listen: `127.0.0.1:${port}`,
+      forward: `127.0.0.1:${sink.port}`,
+      rules: { prefixes: 1, names: 1 },
+      maxPacketSize: 8192,
+      workers: topology.workers,
+    })
+    t.match(
+      logs.find((l) => l.msg === 'shutting down'),
+      { level: 30, signal: 'SIGTERM' },
+    )
+    const last = logs[logs.length - 1]
+    t.equal(last.msg, 'statsd-filter-proxy stopped', 'the last line')
+    t.same(last.counters, {
+      datagramsIn: datagrams.length,
+      bytesIn: datagrams.reduce((n, d) => n + Buffer.byteLength(d), 0),
+      linesIn: 6,
+      linesForwarded: 3,
+      linesBlocked: 2,
+      linesMalformed: 1,
+      linesDroppedBackpressure: 0,
+      linesWouldBlock: 0,
+      linesOversize: 0,
+      linesSendFailed: 0,
+      datagramsOut: sink.datagrams.length,
+      bytesOut: sink.bytes(),
+      sendErrors: 0,
+    })
+    const workers = last.workers as { configured: number; restarts: number; linesIn: number[] }
+    t.match(
+      workers,
+      { configured: topology.workers, restarts: 0 },
+      'the stopped line reports the readers of the socket',
+    )
+    t.equal(workers.linesIn.length, topology.workers, 'one count per reader')
+    t.equal(
+      workers.linesIn.reduce((n, l) => n + l, 0),
+      6,
+      "the readers' lines add up to linesIn",
+    )
+    t.ok(
+      logs.some((l) => l.msg === 'malformed line dropped' && l.sample === 'bad line'),
+      'the malformed line is logged',
+    )
+  }),
+)
 
 t.test('SIGINT stops it the same way', async (t) => {
-  const dir = t.testdir({ 'run.yaml': 'listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n' })
+  const dir = t.testdir({
+    'run.yaml': 'listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n',
+  })
   const { child, done } = await startCli(t, join(dir, 'run.yaml'))
   child.kill('SIGINT')
   const r = await done
   t.equal(r.code, 0)
   const logs = logLines(r.stdout)
-  t.match(logs.find((l) => l.msg === 'shutting down'), { signal: 'SIGINT' })
-  t.match(logs[logs.length - 1], { msg: 'statsd-filter-proxy stopped', counters: { datagramsIn: 0, linesIn: 0, datagramsOut: 0 } })
+  t.match(
+    logs.find((l) => l.msg === 'shutting down'),
+    { signal: 'SIGINT' },
+  )
+  t.match(logs[logs.length - 1], {
+    msg: 'statsd-filter-proxy stopped',
+    counters: { datagramsIn: 0, linesIn: 0, datagramsOut: 0 },
+  })
 })
 
 t.test('a listen port in use: exit 1 with a fatal log line', async (t) => {
   const taken = await startSink()
   t.teardown(() => taken.close())
-  const dir = t.testdir({ 'run.yaml': `listen: { host: 127.0.0.1, port: ${taken.port} }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n` })
+  const dir = t.testdir({
+    'run.yaml': `listen: { host: 127.0.0.1, port: ${taken.port} }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n`,
+  })
   const r = await run(['--config', join(dir, 'run.yaml')])
   t.equal(r.code, 1)
   t.equal(r.stderr, '')

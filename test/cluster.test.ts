@@ -8,14 +8,29 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { cpuQuota, workerCount } from '../src/cluster/worker-count.ts'
-import { splitRules, RulesAssembly, type RulesHeader, type RulesPart, type RulesPayload } from '../src/cluster/transfer.ts'
+import {
+  splitRules,
+  RulesAssembly,
+  type RulesHeader,
+  type RulesPart,
+  type RulesPayload,
+} from '../src/cluster/transfer.ts'
 import { compileConfig, loadAndCompile } from '../src/config/compile.ts'
 import { parseConfig } from '../src/config/load.ts'
 import { startProxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import { mergeReports, TOP_TALKERS, type TopReport } from '../src/telemetry/top-talkers.ts'
 import { kernelDrops, sleep } from './fixtures/faults.ts'
-import { createClient, http, memoryLogger, parsePrometheus, startSink, waitFor, type Client } from './fixtures/udp.ts'
+import {
+  createClient,
+  http,
+  memoryLogger,
+  parsePrometheus,
+  present,
+  startSink,
+  waitFor,
+  type Client,
+} from './fixtures/udp.ts'
 
 const P = 'statsd_filter_proxy_'
 const linuxOnly = { skip: process.platform === 'linux' ? false : '/proc/net/udp is Linux only' }
@@ -36,64 +51,90 @@ t.test('workerCount: a number as given; auto = the CPUs, capped by a cgroup CPU 
   t.equal(cpuQuota('0 100000'), null)
 })
 
-t.test("mergeReports: the workers' sketches as one; counts and error bounds of the same name add up, heaviest first", async (t) => {
-  const a: TopReport = {
-    sampleEvery: TOP_TALKERS.sampleEvery,
-    memoryBytes: 100,
-    forwarded: [
-      { name: 'x', count: 10, error: 1 },
-      { name: 'y', count: 5, error: 0 },
-    ],
-    blocked: [{ name: 'b', count: 3, error: 0 }],
-  }
-  const b: TopReport = {
-    sampleEvery: TOP_TALKERS.sampleEvery,
-    memoryBytes: 50,
-    forwarded: [
-      { name: 'y', count: 7, error: 2 },
-      { name: 'z', count: 1, error: 0 },
-    ],
-    blocked: [
-      { name: 'c', count: 4, error: 1 },
-      { name: 'b', count: 2, error: 1 },
-    ],
-  }
-  t.same(mergeReports([a, b], 10), {
-    sampleEvery: TOP_TALKERS.sampleEvery,
-    memoryBytes: 150,
-    forwarded: [
-      { name: 'y', count: 12, error: 2 },
-      { name: 'x', count: 10, error: 1 },
-      { name: 'z', count: 1, error: 0 },
-    ],
-    blocked: [
-      { name: 'b', count: 5, error: 1 },
-      { name: 'c', count: 4, error: 1 },
-    ],
-  })
-  t.same(mergeReports([a, b], 1), {
-    sampleEvery: TOP_TALKERS.sampleEvery,
-    memoryBytes: 150,
-    forwarded: [{ name: 'y', count: 12, error: 2 }],
-    blocked: [{ name: 'b', count: 5, error: 1 }],
-  }, 'the n heaviest of each list')
-  t.same(mergeReports([], 5), { sampleEvery: TOP_TALKERS.sampleEvery, memoryBytes: 0, forwarded: [], blocked: [] }, 'no worker answered: empty')
-  t.same(a.forwarded[1], { name: 'y', count: 5, error: 0 }, 'the inputs are not changed')
-})
+t.test(
+  "mergeReports: the workers' sketches as one; counts and error bounds of the same name add up, heaviest first",
+  async (t) => {
+    const a: TopReport = {
+      sampleEvery: TOP_TALKERS.sampleEvery,
+      memoryBytes: 100,
+      forwarded: [
+        { name: 'x', count: 10, error: 1 },
+        { name: 'y', count: 5, error: 0 },
+      ],
+      blocked: [{ name: 'b', count: 3, error: 0 }],
+    }
+    const b: TopReport = {
+      sampleEvery: TOP_TALKERS.sampleEvery,
+      memoryBytes: 50,
+      forwarded: [
+        { name: 'y', count: 7, error: 2 },
+        { name: 'z', count: 1, error: 0 },
+      ],
+      blocked: [
+        { name: 'c', count: 4, error: 1 },
+        { name: 'b', count: 2, error: 1 },
+      ],
+    }
+    t.same(mergeReports([a, b], 10), {
+      sampleEvery: TOP_TALKERS.sampleEvery,
+      memoryBytes: 150,
+      forwarded: [
+        { name: 'y', count: 12, error: 2 },
+        { name: 'x', count: 10, error: 1 },
+        { name: 'z', count: 1, error: 0 },
+      ],
+      blocked: [
+        { name: 'b', count: 5, error: 1 },
+        { name: 'c', count: 4, error: 1 },
+      ],
+    })
+    t.same(
+      mergeReports([a, b], 1),
+      {
+        sampleEvery: TOP_TALKERS.sampleEvery,
+        memoryBytes: 150,
+        forwarded: [{ name: 'y', count: 12, error: 2 }],
+        blocked: [{ name: 'b', count: 5, error: 1 }],
+      },
+      'the n heaviest of each list',
+    )
+    t.same(
+      mergeReports([], 5),
+      { sampleEvery: TOP_TALKERS.sampleEvery, memoryBytes: 0, forwarded: [], blocked: [] },
+      'no worker answered: empty',
+    )
+    t.same(a.forwarded[1], { name: 'y', count: 5, error: 0 }, 'the inputs are not changed')
+  },
+)
 
 t.test('rules cross to a worker in parts and come out identical', async (t) => {
-  const compiled = compileConfig(parseConfig('t.yaml', 'blocklist:\n  prefixes: [a., b.c., "é."]\n  names: [{ name: x.y, dryRun: true }, z]\n'))
-  const payload: RulesPayload = { generation: 7, settings: compiled.config, rules: compiled.rules, trie: compiled.trie.data(), inherit: Int32Array.of(2, -1, 0) }
+  const compiled = compileConfig(
+    parseConfig('t.yaml', 'blocklist:\n  prefixes: [a., b.c., "é."]\n  names: [{ name: x.y, dryRun: true }, z]\n'),
+  )
+  const payload: RulesPayload = {
+    generation: 7,
+    settings: compiled.config,
+    rules: compiled.rules,
+    trie: compiled.trie.data(),
+    inherit: Int32Array.of(2, -1, 0),
+  }
   for (const partBytes of [8, 64, 4096]) {
     const [header, ...rest] = [...splitRules(payload, partBytes)]
     if (header.type !== 'rules') throw new Error('the header comes first')
     // Through JSON, as the IPC channel carries them.
     const parts = rest.map((part) => JSON.parse(JSON.stringify(part)) as RulesPart)
-    const bytes = (part: RulesPart): number => (part.field === 'text' ? part.data.length * 2 : Buffer.from(part.data, 'base64').length)
-    t.ok(parts.every((part) => bytes(part) <= partBytes), `no part over ${partBytes} bytes`)
+    const bytes = (part: RulesPart): number =>
+      part.field === 'text' ? part.data.length * 2 : Buffer.from(part.data, 'base64').length
+    t.ok(
+      parts.every((part) => bytes(part) <= partBytes),
+      `no part over ${partBytes} bytes`,
+    )
     const assembly = new RulesAssembly(JSON.parse(JSON.stringify(header)) as RulesHeader)
     const results = parts.map((part) => assembly.add(part))
-    t.ok(results.slice(0, -1).every((r) => r === null), `complete only with the last of ${parts.length} parts`)
+    t.ok(
+      results.slice(0, -1).every((r) => r === null),
+      `complete only with the last of ${parts.length} parts`,
+    )
     t.same(results.at(-1), payload, `${partBytes}-byte parts: the same payload`)
   }
   const [header, ...parts] = [...splitRules({ ...payload, inherit: null }, 64)]
@@ -131,7 +172,12 @@ async function metrics(port: number): Promise<Map<string, number>> {
  * Sends `datagram(i)` from one client socket, 20 at a time with a pause between, until `done()` holds (checked
  * every 100 datagrams); returns how many it sent. Bounded: fails after `max`.
  */
-async function sendUntil(client: Client, datagram: (i: number) => string, done: () => Promise<boolean>, max = 40_000): Promise<number> {
+async function sendUntil(
+  client: Client,
+  datagram: (i: number) => string,
+  done: () => Promise<boolean>,
+  max = 40_000,
+): Promise<number> {
   let i = 0
   while (i < max) {
     const batch: string[] = []
@@ -143,177 +189,280 @@ async function sendUntil(client: Client, datagram: (i: number) => string, done: 
   throw new Error(`sent ${max} datagrams and the condition never held`)
 }
 
-t.test('workers: 2 — one sender spread over both workers, counted once, reloaded everywhere, a dead worker replaced', linuxOnly, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cluster-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const file = join(dir, 'filter.yaml')
-  const sink = await startSink()
-  t.teardown(() => sink.close())
-  yamlFile(file, sink.port, ['blocked.'])
-  const { log, records } = memoryLogger('info')
-  const proxy = await startProxy(await loadAndCompile(file), log)
-  t.teardown(() => proxy.close())
-  const client = await createClient(proxy.listen.port)
-  t.teardown(() => client.close())
-  const adminPort = proxy.admin!.port
-  const drops0 = await kernelDrops(proxy.listen.port)
-  const started = records.find((rec) => rec.msg === 'statsd-filter-proxy started')
-  t.match(started, { workers: 2, listen: `127.0.0.1:${proxy.listen.port}`, rules: { prefixes: 1, names: 0 } }, 'one start line, from the primary')
-
-  await t.test('a single client socket: both workers receive, every line is counted once, the sums match', async (t) => {
-    const sent = await sendUntil(
-      client,
-      (i) => `kept.metric:${i}|c\nblocked.metric:${i}|c`,
-      async () => (await proxy.counters(), proxy.workers().linesIn.every((n) => n > 0)),
+t.test(
+  'workers: 2 — one sender spread over both workers, counted once, reloaded everywhere, a dead worker replaced',
+  linuxOnly,
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cluster-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, 'filter.yaml')
+    const sink = await startSink()
+    t.teardown(() => sink.close())
+    yamlFile(file, sink.port, ['blocked.'])
+    const { log, records } = memoryLogger('info')
+    const proxy = await startProxy(await loadAndCompile(file), log)
+    t.teardown(() => proxy.close())
+    const client = await createClient(proxy.listen.port)
+    t.teardown(() => client.close())
+    const adminPort = present(proxy.admin, 'the admin server').port
+    const drops0 = await kernelDrops(proxy.listen.port)
+    const started = records.find((rec) => rec.msg === 'statsd-filter-proxy started')
+    t.match(
+      started,
+      { workers: 2, listen: `127.0.0.1:${proxy.listen.port}`, rules: { prefixes: 1, names: 0 } },
+      'one start line, from the primary',
     )
-    const drops = (await kernelDrops(proxy.listen.port)) - drops0
-    t.equal(drops, 0, 'the paced sender made the kernel drop nothing')
-    await waitFor(async () => (await proxy.counters()).linesIn === 2 * sent, async () => `linesIn ${(await proxy.counters()).linesIn} of ${2 * sent}`)
-    const c = await proxy.counters()
-    t.equal(c.datagramsIn, sent)
-    t.equal(c.linesForwarded, sent, 'every kept line forwarded')
-    t.equal(c.linesBlocked, sent, 'every blocked line blocked')
-    const stats = proxy.workers()
-    t.same({ configured: stats.configured, running: stats.running, restarts: stats.restarts }, { configured: 2, running: 2, restarts: 0 })
-    t.equal(stats.linesIn[0] + stats.linesIn[1], c.linesIn, 'the workers\' lines add up to the total')
-    t.ok(stats.linesIn.every((n) => n > 0), `both workers received lines from one socket: ${stats.linesIn.join(' / ')}`)
 
-    await waitFor(() => sink.lines().length === sent, () => `sink ${sink.lines().length} of ${sent}`)
-    const expected = Array.from({ length: sent }, (_, i) => `kept.metric:${i}|c`).sort()
-    t.same(sink.lines().sort(), expected, 'the sink holds every kept line exactly once (order across workers is not kept)')
+    await t.test(
+      'a single client socket: both workers receive, every line is counted once, the sums match',
+      async (t) => {
+        const sent = await sendUntil(
+          client,
+          (i) => `kept.metric:${i}|c\nblocked.metric:${i}|c`,
+          async () => (await proxy.counters(), proxy.workers().linesIn.every((n) => n > 0)),
+        )
+        const drops = (await kernelDrops(proxy.listen.port)) - drops0
+        t.equal(drops, 0, 'the paced sender made the kernel drop nothing')
+        await waitFor(
+          async () => (await proxy.counters()).linesIn === 2 * sent,
+          async () => `linesIn ${(await proxy.counters()).linesIn} of ${2 * sent}`,
+        )
+        const c = await proxy.counters()
+        t.equal(c.datagramsIn, sent)
+        t.equal(c.linesForwarded, sent, 'every kept line forwarded')
+        t.equal(c.linesBlocked, sent, 'every blocked line blocked')
+        const stats = proxy.workers()
+        t.same(
+          { configured: stats.configured, running: stats.running, restarts: stats.restarts },
+          { configured: 2, running: 2, restarts: 0 },
+        )
+        t.equal(stats.linesIn[0] + stats.linesIn[1], c.linesIn, "the workers' lines add up to the total")
+        t.ok(
+          stats.linesIn.every((n) => n > 0),
+          `both workers received lines from one socket: ${stats.linesIn.join(' / ')}`,
+        )
 
-    const m = await metrics(adminPort)
-    t.equal(m.get(`${P}lines_received_total`), c.linesIn, '/metrics: the sum over workers')
-    t.equal(m.get(`${P}lines_dropped_total{reason="blocked"}`), sent)
-    t.equal(m.get(`${P}workers{state="configured"}`), 2)
-    t.equal(m.get(`${P}workers{state="running"}`), 2)
-    t.equal((m.get(`${P}worker_lines_received_total{worker="0"}`) ?? 0) + (m.get(`${P}worker_lines_received_total{worker="1"}`) ?? 0), c.linesIn, 'per worker, adding up')
-    t.equal(m.get(`${P}send_pool_buffers{state="total"}`), 256, 'two pools of 128')
+        await waitFor(
+          () => sink.lines().length === sent,
+          () => `sink ${sink.lines().length} of ${sent}`,
+        )
+        const expected = Array.from({ length: sent }, (_, i) => `kept.metric:${i}|c`).sort()
+        t.same(
+          sink.lines().sort(),
+          expected,
+          'the sink holds every kept line exactly once (order across workers is not kept)',
+        )
 
-    const rules = JSON.parse((await http(adminPort, '/rules')).body) as { rules: { pattern: string; hits: number }[] }
-    t.same(rules.rules.map((rule) => [rule.pattern, rule.hits]), [['blocked.', sent]], '/rules: hits summed over workers')
-    const top = JSON.parse((await http(adminPort, '/top?n=5')).body) as { forwarded: { name: string }[]; blocked: { name: string }[]; memoryBytes: number }
-    t.equal(top.forwarded[0]?.name, 'kept.metric', '/top merges the workers\' sketches')
-    t.equal(top.blocked[0]?.name, 'blocked.metric')
-    t.equal(top.memoryBytes, 4 * 169_192, 'two sketches per worker')
-  })
+        const m = await metrics(adminPort)
+        t.equal(m.get(`${P}lines_received_total`), c.linesIn, '/metrics: the sum over workers')
+        t.equal(m.get(`${P}lines_dropped_total{reason="blocked"}`), sent)
+        t.equal(m.get(`${P}workers{state="configured"}`), 2)
+        t.equal(m.get(`${P}workers{state="running"}`), 2)
+        t.equal(
+          (m.get(`${P}worker_lines_received_total{worker="0"}`) ?? 0) +
+            (m.get(`${P}worker_lines_received_total{worker="1"}`) ?? 0),
+          c.linesIn,
+          'per worker, adding up',
+        )
+        t.equal(m.get(`${P}send_pool_buffers{state="total"}`), 256, 'two pools of 128')
 
-  await t.test('a reload reaches every worker before it resolves; hits of unchanged rules carry over', async (t) => {
-    const before = await proxy.counters()
-    yamlFile(file, sink.port, ['blocked.', 'kept.'])
-    const result = await proxy.reload('http')
-    t.same(result, { ok: true, changed: true, restartNeeded: [], errors: [] })
-    const sinkBefore = sink.lines().length
-    const linesBefore = [...proxy.workers().linesIn]
-    const sent = await sendUntil(
-      client,
-      (i) => `kept.after:${i}|c`,
-      async () => (await proxy.counters(), proxy.workers().linesIn.every((n, w) => n > linesBefore[w])),
+        const rules = JSON.parse((await http(adminPort, '/rules')).body) as {
+          rules: { pattern: string; hits: number }[]
+        }
+        t.same(
+          rules.rules.map((rule) => [rule.pattern, rule.hits]),
+          [['blocked.', sent]],
+          '/rules: hits summed over workers',
+        )
+        const top = JSON.parse((await http(adminPort, '/top?n=5')).body) as {
+          forwarded: { name: string }[]
+          blocked: { name: string }[]
+          memoryBytes: number
+        }
+        t.equal(top.forwarded[0]?.name, 'kept.metric', "/top merges the workers' sketches")
+        t.equal(top.blocked[0]?.name, 'blocked.metric')
+        t.equal(top.memoryBytes, 4 * 169_192, 'two sketches per worker')
+      },
     )
-    await waitFor(async () => (await proxy.counters()).linesIn === before.linesIn + sent, () => 'the lines sent after the reload')
-    const c = await proxy.counters()
-    t.equal(c.linesBlocked - before.linesBlocked, sent, 'every line after the reload blocked, by whichever worker read it')
-    t.equal(c.linesForwarded, before.linesForwarded)
-    t.equal(sink.lines().length, sinkBefore, 'nothing new at the sink')
-    const rules = JSON.parse((await http(adminPort, '/rules')).body) as { rules: { pattern: string; hits: number }[] }
-    t.same(rules.rules.map((rule) => [rule.pattern, rule.hits]), [['blocked.', before.linesBlocked], ['kept.', sent]], 'the kept rule\'s hits survived')
-  })
 
-  await t.test('a worker that dies is replaced, on the rules in force; the counts it reported are kept', async (t) => {
-    const before = await proxy.counters()
-    const victim = Object.values(cluster.workers ?? {})[0]!
-    victim.process.kill('SIGKILL')
-    await waitFor(() => proxy.workers().restarts === 1 && proxy.workers().running === 2, () => JSON.stringify(proxy.workers()), WORKER_START_MS)
-    t.match(records.find((rec) => rec.msg === 'worker exited unexpectedly; starting a new one'), { level: 50, signal: 'SIGKILL', restarts: 1 })
-    const after = await proxy.counters()
-    t.ok(after.linesIn >= before.linesIn, 'the sum did not go down')
-    const linesBefore = [...proxy.workers().linesIn]
-    await sendUntil(
-      client,
-      (i) => `kept.replaced:${i}|c\nother:${i}|c`,
-      async () => (await proxy.counters(), proxy.workers().linesIn.every((n, w) => n > linesBefore[w])),
-    )
-    await waitFor(() => sink.lines().some((l) => l.startsWith('other:')), () => 'the new worker forwarding')
-    t.notOk(sink.lines().some((l) => l.startsWith('kept.replaced')), 'the replacement runs the reloaded rules')
-    const m = await metrics(adminPort)
-    t.equal(m.get(`${P}worker_restarts_total`), 1)
-  })
-
-  await t.test('a worker started during a reload is given the new rules once it is ready', async (t) => {
-    // The replacement is stopped right after its hello (it was handed the rules in force then), the reload
-    // happens while it is stopped, and only then is it let go: it comes up on rules that are no longer in force.
-    const applied: { pid: number | undefined; generation: number }[] = []
-    let held: Worker | null = null
-    const onMessage = (worker: Worker, message: { type?: string; generation?: number }): void => {
-      if (message.type === 'hello' && held === null) {
-        worker.process.kill('SIGSTOP')
-        held = worker
-      }
-      if (message.type === 'applied') applied.push({ pid: worker.process.pid, generation: message.generation! })
-    }
-    cluster.on('message', onMessage)
-    t.teardown(() => {
-      cluster.off('message', onMessage)
-      held?.process.kill('SIGCONT')
+    await t.test('a reload reaches every worker before it resolves; hits of unchanged rules carry over', async (t) => {
+      const before = await proxy.counters()
+      yamlFile(file, sink.port, ['blocked.', 'kept.'])
+      const result = await proxy.reload('http')
+      t.same(result, { ok: true, changed: true, restartNeeded: [], errors: [] })
+      const sinkBefore = sink.lines().length
+      const linesBefore = [...proxy.workers().linesIn]
+      const sent = await sendUntil(
+        client,
+        (i) => `kept.after:${i}|c`,
+        async () => (await proxy.counters(), proxy.workers().linesIn.every((n, w) => n > linesBefore[w])),
+      )
+      await waitFor(
+        async () => (await proxy.counters()).linesIn === before.linesIn + sent,
+        () => 'the lines sent after the reload',
+      )
+      const c = await proxy.counters()
+      t.equal(
+        c.linesBlocked - before.linesBlocked,
+        sent,
+        'every line after the reload blocked, by whichever worker read it',
+      )
+      t.equal(c.linesForwarded, before.linesForwarded)
+      t.equal(sink.lines().length, sinkBefore, 'nothing new at the sink')
+      const rules = JSON.parse((await http(adminPort, '/rules')).body) as { rules: { pattern: string; hits: number }[] }
+      t.same(
+        rules.rules.map((rule) => [rule.pattern, rule.hits]),
+        [
+          ['blocked.', before.linesBlocked],
+          ['kept.', sent],
+        ],
+        "the kept rule's hits survived",
+      )
     })
-    const victim = Object.values(cluster.workers ?? {})[1]!
-    const survivor = Object.values(cluster.workers ?? {})[0]!
-    victim.process.kill('SIGKILL')
-    await waitFor(() => held !== null, () => 'the replacement\'s hello', WORKER_START_MS)
-    const replacement = held! as Worker
-    t.equal(proxy.workers().running, 1, 'the replacement is not running yet')
 
-    yamlFile(file, sink.port, ['blocked.', 'kept.', 'other.'])
-    t.same(await proxy.reload('http'), { ok: true, changed: true, restartNeeded: [], errors: [] })
-    const generation = applied.find((a) => a.pid === survivor.process.pid)?.generation
-    t.ok(generation !== undefined, `the running worker confirmed generation ${generation}`)
-
-    replacement.process.kill('SIGCONT')
-    await waitFor(() => proxy.workers().running === 2, () => JSON.stringify(proxy.workers()), WORKER_START_MS)
-    await waitFor(
-      () => applied.some((a) => a.pid === replacement.process.pid && a.generation === generation),
-      () => `the replacement confirming generation ${generation}: ${JSON.stringify(applied)}`,
-      30_000,
+    await t.test(
+      'a worker that dies is replaced, on the rules in force; the counts it reported are kept',
+      async (t) => {
+        const before = await proxy.counters()
+        const victim = present(Object.values(cluster.workers ?? {})[0], 'worker 0')
+        victim.process.kill('SIGKILL')
+        await waitFor(
+          () => proxy.workers().restarts === 1 && proxy.workers().running === 2,
+          () => JSON.stringify(proxy.workers()),
+          WORKER_START_MS,
+        )
+        t.match(
+          records.find((rec) => rec.msg === 'worker exited unexpectedly; starting a new one'),
+          { level: 50, signal: 'SIGKILL', restarts: 1 },
+        )
+        const after = await proxy.counters()
+        t.ok(after.linesIn >= before.linesIn, 'the sum did not go down')
+        const linesBefore = [...proxy.workers().linesIn]
+        await sendUntil(
+          client,
+          (i) => `kept.replaced:${i}|c\nother:${i}|c`,
+          async () => (await proxy.counters(), proxy.workers().linesIn.every((n, w) => n > linesBefore[w])),
+        )
+        await waitFor(
+          () => sink.lines().some((l) => l.startsWith('other:')),
+          () => 'the new worker forwarding',
+        )
+        t.notOk(
+          sink.lines().some((l) => l.startsWith('kept.replaced')),
+          'the replacement runs the reloaded rules',
+        )
+        const m = await metrics(adminPort)
+        t.equal(m.get(`${P}worker_restarts_total`), 1)
+      },
     )
 
-    // Both workers read lines now, and neither forwards what the reloaded rules block.
-    const before = await proxy.counters()
-    const sinkBefore = sink.lines().length
-    const linesBefore = [...proxy.workers().linesIn]
-    const sent = await sendUntil(
-      client,
-      (i) => `other.late:${i}|c\nfresh:${i}|c`,
-      async () => (await proxy.counters(), proxy.workers().linesIn.every((n, w) => n > linesBefore[w])),
-    )
-    await waitFor(async () => (await proxy.counters()).linesIn === before.linesIn + 2 * sent, () => 'every line sent')
-    const c = await proxy.counters()
-    await waitFor(() => sink.lines().length === sinkBefore + (c.linesForwarded - before.linesForwarded), () => 'every forwarded line at the sink')
-    const fresh = sink.lines().slice(sinkBefore)
-    t.equal(c.linesBlocked - before.linesBlocked, sent, 'every other.* line blocked, by whichever worker read it')
-    t.same(fresh.filter((l) => !l.startsWith('fresh:')), [], 'no other.* line reached the sink')
-    t.equal(fresh.length, sent, 'every fresh:* line did')
-    const rules = JSON.parse((await http(adminPort, '/rules')).body) as { rules: { pattern: string; hits: number }[] }
-    t.equal(rules.rules.find((rule) => rule.pattern === 'other.')?.hits, sent, "/rules: both workers' hits on the new rule")
-  })
+    await t.test('a worker started during a reload is given the new rules once it is ready', async (t) => {
+      // The replacement is stopped right after its hello (it was handed the rules in force then), the reload
+      // happens while it is stopped, and only then is it let go: it comes up on rules that are no longer in force.
+      const applied: { pid: number | undefined; generation: number }[] = []
+      let held: Worker | null = null
+      const onMessage = (worker: Worker, message: { type?: string; generation?: number }): void => {
+        if (message.type === 'hello' && held === null) {
+          worker.process.kill('SIGSTOP')
+          held = worker
+        }
+        if (message.type === 'applied')
+          applied.push({ pid: worker.process.pid, generation: present(message.generation, 'the generation') })
+      }
+      cluster.on('message', onMessage)
+      t.teardown(() => {
+        cluster.off('message', onMessage)
+        held?.process.kill('SIGCONT')
+      })
+      const victim = present(Object.values(cluster.workers ?? {})[1], 'worker 1')
+      const survivor = present(Object.values(cluster.workers ?? {})[0], 'worker 0')
+      victim.process.kill('SIGKILL')
+      await waitFor(
+        () => held !== null,
+        () => "the replacement's hello",
+        WORKER_START_MS,
+      )
+      const replacement = present(held as Worker | null, 'the held replacement')
+      t.equal(proxy.workers().running, 1, 'the replacement is not running yet')
 
-  await t.test('close: every worker drains and exits; the final sums add up', async (t) => {
-    await proxy.close()
-    t.same(Object.keys(cluster.workers ?? {}), [], 'no worker left')
-    const stopped = records.find((rec) => rec.msg === 'statsd-filter-proxy stopped') as { counters: CounterSnapshot } | undefined
-    const c = stopped!.counters
-    t.equal(c.linesIn, c.linesForwarded + c.linesBlocked + c.linesMalformed + c.linesDroppedBackpressure, 'linesIn = forwarded + blocked + malformed + dropped')
-    t.equal(sink.lines().length, c.linesForwarded, 'every forwarded line is at the sink')
-  })
-})
+      yamlFile(file, sink.port, ['blocked.', 'kept.', 'other.'])
+      t.same(await proxy.reload('http'), { ok: true, changed: true, restartNeeded: [], errors: [] })
+      const generation = applied.find((a) => a.pid === survivor.process.pid)?.generation
+      t.ok(generation !== undefined, `the running worker confirmed generation ${generation}`)
+
+      replacement.process.kill('SIGCONT')
+      await waitFor(
+        () => proxy.workers().running === 2,
+        () => JSON.stringify(proxy.workers()),
+        WORKER_START_MS,
+      )
+      await waitFor(
+        () => applied.some((a) => a.pid === replacement.process.pid && a.generation === generation),
+        () => `the replacement confirming generation ${generation}: ${JSON.stringify(applied)}`,
+        30_000,
+      )
+
+      // Both workers read lines now, and neither forwards what the reloaded rules block.
+      const before = await proxy.counters()
+      const sinkBefore = sink.lines().length
+      const linesBefore = [...proxy.workers().linesIn]
+      const sent = await sendUntil(
+        client,
+        (i) => `other.late:${i}|c\nfresh:${i}|c`,
+        async () => (await proxy.counters(), proxy.workers().linesIn.every((n, w) => n > linesBefore[w])),
+      )
+      await waitFor(
+        async () => (await proxy.counters()).linesIn === before.linesIn + 2 * sent,
+        () => 'every line sent',
+      )
+      const c = await proxy.counters()
+      await waitFor(
+        () => sink.lines().length === sinkBefore + (c.linesForwarded - before.linesForwarded),
+        () => 'every forwarded line at the sink',
+      )
+      const fresh = sink.lines().slice(sinkBefore)
+      t.equal(c.linesBlocked - before.linesBlocked, sent, 'every other.* line blocked, by whichever worker read it')
+      t.same(
+        fresh.filter((l) => !l.startsWith('fresh:')),
+        [],
+        'no other.* line reached the sink',
+      )
+      t.equal(fresh.length, sent, 'every fresh:* line did')
+      const rules = JSON.parse((await http(adminPort, '/rules')).body) as { rules: { pattern: string; hits: number }[] }
+      t.equal(
+        rules.rules.find((rule) => rule.pattern === 'other.')?.hits,
+        sent,
+        "/rules: both workers' hits on the new rule",
+      )
+    })
+
+    await t.test('close: every worker drains and exits; the final sums add up', async (t) => {
+      await proxy.close()
+      t.same(Object.keys(cluster.workers ?? {}), [], 'no worker left')
+      const stopped = records.find((rec) => rec.msg === 'statsd-filter-proxy stopped') as
+        { counters: CounterSnapshot } | undefined
+      const c = present(stopped, 'the stopped line').counters
+      t.equal(
+        c.linesIn,
+        c.linesForwarded + c.linesBlocked + c.linesMalformed + c.linesDroppedBackpressure,
+        'linesIn = forwarded + blocked + malformed + dropped',
+      )
+      t.equal(sink.lines().length, c.linesForwarded, 'every forwarded line is at the sink')
+    })
+  },
+)
 
 t.test('/readyz is 503 while no worker reads the socket, 200 again once the replacements run', linuxOnly, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cluster-ready-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'filter.yaml')
-  writeFileSync(file, 'listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { level: silent }\nworkers: 2\n')
+  writeFileSync(
+    file,
+    'listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { level: silent }\nworkers: 2\n',
+  )
   const proxy = await startProxy(await loadAndCompile(file), memoryLogger('info').log)
   t.teardown(() => proxy.close())
-  const port = proxy.admin!.port
+  const port = present(proxy.admin, 'the admin server').port
   t.equal((await http(port, '/readyz')).status, 200)
   // The replacements are held stopped as they are forked, so "no worker running" lasts until the test lets them go.
   const held: Worker[] = []
@@ -327,26 +476,47 @@ t.test('/readyz is 503 while no worker reads the socket, 200 again once the repl
     for (const worker of held.splice(0)) worker.process.kill('SIGCONT')
   }
   t.teardown(release)
-  for (const worker of Object.values(cluster.workers ?? {})) worker!.process.kill('SIGKILL')
-  await waitFor(() => proxy.workers().running === 0, () => 'both workers gone')
+  for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
+  await waitFor(
+    () => proxy.workers().running === 0,
+    () => 'both workers gone',
+  )
   t.equal((await http(port, '/readyz')).status, 503, 'no worker running: not ready')
   t.equal((await http(port, '/healthz')).status, 200, 'but alive: the primary replaces them')
-  await waitFor(() => held.length === 2, () => `the replacements forked: ${held.length}`, WORKER_START_MS)
+  await waitFor(
+    () => held.length === 2,
+    () => `the replacements forked: ${held.length}`,
+    WORKER_START_MS,
+  )
   t.equal((await http(port, '/readyz')).status, 503, 'still not ready while the replacements start')
   release()
-  await waitFor(() => proxy.workers().running === 2, () => `the replacements: ${JSON.stringify(proxy.workers())}`, WORKER_START_MS)
+  await waitFor(
+    () => proxy.workers().running === 2,
+    () => `the replacements: ${JSON.stringify(proxy.workers())}`,
+    WORKER_START_MS,
+  )
   t.equal((await http(port, '/readyz')).status, 200, 'ready again')
   t.equal(proxy.workers().restarts, 2)
 })
 
-t.test('a worker that cannot bind fails the start, naming the worker and the reason; no worker is left', linuxOnly, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'cluster-busy-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const taken = await startSink()
-  t.teardown(() => taken.close())
-  const file = join(dir, 'filter.yaml')
-  writeFileSync(file, `listen: { host: 127.0.0.1, port: ${taken.port} }\nforward: { host: 127.0.0.1, port: 9 }\nadmin: { enabled: false }\nlog: { level: silent }\nworkers: 2\n`)
-  await t.rejects(startProxy(await loadAndCompile(file), memoryLogger('info').log), /^worker \d: bind EADDRINUSE/)
-  await waitFor(() => Object.keys(cluster.workers ?? {}).length === 0, () => `workers left: ${Object.keys(cluster.workers ?? {}).length}`)
-  t.pass('no worker left')
-})
+t.test(
+  'a worker that cannot bind fails the start, naming the worker and the reason; no worker is left',
+  linuxOnly,
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cluster-busy-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const taken = await startSink()
+    t.teardown(() => taken.close())
+    const file = join(dir, 'filter.yaml')
+    writeFileSync(
+      file,
+      `listen: { host: 127.0.0.1, port: ${taken.port} }\nforward: { host: 127.0.0.1, port: 9 }\nadmin: { enabled: false }\nlog: { level: silent }\nworkers: 2\n`,
+    )
+    await t.rejects(startProxy(await loadAndCompile(file), memoryLogger('info').log), /^worker \d: bind EADDRINUSE/)
+    await waitFor(
+      () => Object.keys(cluster.workers ?? {}).length === 0,
+      () => `workers left: ${Object.keys(cluster.workers ?? {}).length}`,
+    )
+    t.pass('no worker left')
+  },
+)

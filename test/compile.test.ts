@@ -45,7 +45,10 @@ t.test('a worker thread reports config problems like loadConfig', async (t) => {
 t.test('100,000 rules load off the event loop', async (t) => {
   const dir = t.testdir({})
   const file = join(dir, 'big.yaml')
-  writeFileSync(file, `blocklist:\n  prefixes:\n${Array.from({ length: 100_000 }, (_, i) => `    - legacy.team${i}.\n`).join('')}`)
+  writeFileSync(
+    file,
+    `blocklist:\n  prefixes:\n${Array.from({ length: 100_000 }, (_, i) => `    - legacy.team${i}.\n`).join('')}`,
+  )
   // The loop keeps turning while the worker parses and builds: count its turns.
   let turns = 0
   const timer = setInterval(() => turns++, 1)

@@ -18,7 +18,11 @@ function outcome(parse: () => Config): unknown {
 
 /** The way parseConfig went for `text` (`failed` if it threw), after checking it gave what YAML alone gives. */
 function parsedBy(text: string): ParsedBy | 'failed' {
-  deepStrictEqual(outcome(() => parseConfig('f.yaml', text)), outcome(() => parseWithYaml('f.yaml', text)), JSON.stringify(text))
+  deepStrictEqual(
+    outcome(() => parseConfig('f.yaml', text)),
+    outcome(() => parseWithYaml('f.yaml', text)),
+    JSON.stringify(text),
+  )
   try {
     return parseConfigTraced('f.yaml', text).parsedBy
   } catch {
@@ -26,12 +30,16 @@ function parsedBy(text: string): ParsedBy | 'failed' {
   }
 }
 
-const listFile = (items: string[], key = 'prefixes'): string => `blocklist:\n  ${key}:\n${items.map((i) => `    - ${i}\n`).join('')}`
+const listFile = (items: string[], key = 'prefixes'): string =>
+  `blocklist:\n  ${key}:\n${items.map((i) => `    - ${i}\n`).join('')}`
 
 // Names the line reader takes as they are, ASCII and not.
 const plainName = fc.oneof(
   { weight: 5, arbitrary: fc.stringMatching(/^[a-z][a-z0-9_.-]{0,10}$/) },
-  { weight: 1, arbitrary: fc.constantFrom('é.', 'métrique.débit', '日本.メトリクス', 'emoji😀.x', 'a b', 'a  b.c', 'x-y_z.') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('é.', 'métrique.débit', '日本.メトリクス', 'emoji😀.x', 'a b', 'a  b.c', 'x-y_z.'),
+  },
 )
 const simpleItem = fc.oneof(
   { weight: 4, arbitrary: plainName },
@@ -41,12 +49,84 @@ const simpleItem = fc.oneof(
 )
 // Items the line reader must leave to YAML, valid and not.
 const otherItem = fc.constantFrom(
-  '{ prefix: foo., dryRun: true }', '{ name: x, dryRun: false }', '{ prefix: p }', '{ dryRun: true }',
-  '123', '-1', '+1', '1e3', '0x1F', '0o17', '1.5', '.5', '.inf', '-.Inf', '.nan', 'true', 'False', 'TRUE', 'null', 'Null', 'NULL', '~', '',
-  '""', "''", '"a\\tb"', '"a\\nb"', '"\\u00e9"', "'it''s'", '"say ""hi"""', 'a # comment', 'a#b', '#x', 'a: b', 'a:', 'a:b', 'http://x',
-  '&x a', '*x', '&y b', '!!str a', '!!int 1', '!custom a', '|', '>', '|-', '- nested', '-', '-x', '? k', '[a, b]', '[]', '{}',
-  '@x', '`x', '%x', 'a,b', ',x', 'x[1]', 'x{y}', 'a\tb', 'tab\t', '\ttab', '"unterminated', "'unterminated", '"a" b', "'a' b",
-  '"a" # c', 'a\u00A0', '\u00A0a', 'a\u2028b', 'a\u0085b', 'a\uFEFFb', 'a\u0000b', 'a\u007Fb', 'a\uD800b', 'a\rb', 'ok\\x',
+  '{ prefix: foo., dryRun: true }',
+  '{ name: x, dryRun: false }',
+  '{ prefix: p }',
+  '{ dryRun: true }',
+  '123',
+  '-1',
+  '+1',
+  '1e3',
+  '0x1F',
+  '0o17',
+  '1.5',
+  '.5',
+  '.inf',
+  '-.Inf',
+  '.nan',
+  'true',
+  'False',
+  'TRUE',
+  'null',
+  'Null',
+  'NULL',
+  '~',
+  '',
+  '""',
+  "''",
+  '"a\\tb"',
+  '"a\\nb"',
+  '"\\u00e9"',
+  "'it''s'",
+  '"say ""hi"""',
+  'a # comment',
+  'a#b',
+  '#x',
+  'a: b',
+  'a:',
+  'a:b',
+  'http://x',
+  '&x a',
+  '*x',
+  '&y b',
+  '!!str a',
+  '!!int 1',
+  '!custom a',
+  '|',
+  '>',
+  '|-',
+  '- nested',
+  '-',
+  '-x',
+  '? k',
+  '[a, b]',
+  '[]',
+  '{}',
+  '@x',
+  '`x',
+  '%x',
+  'a,b',
+  ',x',
+  'x[1]',
+  'x{y}',
+  'a\tb',
+  'tab\t',
+  '\ttab',
+  '"unterminated',
+  "'unterminated",
+  '"a" b',
+  "'a' b",
+  '"a" # c',
+  'a\u00A0',
+  '\u00A0a',
+  'a\u2028b',
+  'a\u0085b',
+  'a\uFEFFb',
+  'a\u0000b',
+  'a\u007Fb',
+  'a\uD800b',
+  'a\rb',
+  'ok\\x',
 )
 
 /** What a generated file is made of: only what the line reader takes, or also what it must leave to YAML. */
@@ -65,7 +145,12 @@ const clean: Palette = {
   keySuffixes: ['', '  '],
   trailing: ['', '', ' ', '   '],
   between: () => ['', '   '],
-  before: ['# filter', 'listen: { host: 127.0.0.1, port: 8125 }', 'forward:\n  host: agent\n  port: 8127', 'mode: dry-run'],
+  before: [
+    '# filter',
+    'listen: { host: 127.0.0.1, port: 8125 }',
+    'forward:\n  host: agent\n  port: 8127',
+    'mode: dry-run',
+  ],
   after: ['log: { level: info }', 'insights: false', 'admin:\n  enabled: false'],
 }
 
@@ -75,8 +160,20 @@ const noisy: Palette = {
   trailing: [...clean.trailing, '\t'],
   between: (indent) => {
     const pad = ' '.repeat(indent)
-    return [...clean.between(indent), '# comment', `${pad}# comment`, `${pad}  continued`, `${pad} - deeper`, `${pad.slice(1)}- shallower`, '\t',
-      `${pad}-\tx`, `${pad}  - nested`, '---', '...', `${pad}key: value`]
+    return [
+      ...clean.between(indent),
+      '# comment',
+      `${pad}# comment`,
+      `${pad}  continued`,
+      `${pad} - deeper`,
+      `${pad.slice(1)}- shallower`,
+      '\t',
+      `${pad}-\tx`,
+      `${pad}  - nested`,
+      '---',
+      '...',
+      `${pad}key: value`,
+    ]
   },
   before: [...clean.before, '---', '%YAML 1.2\n---'],
   after: [...clean.after, 'bogus: 1', 'blocklist: {}', '...', '# end'],
@@ -104,7 +201,9 @@ const ruleList = (key: string, keyIndent: number, palette: Palette): fc.Arbitrar
       const lines = [`${' '.repeat(keyIndent)}${key}:${keySuffix}`]
       for (const it of items) {
         if (it.lineBefore !== null) lines.push(between[it.lineBefore % between.length])
-        lines.push(`${' '.repeat(indent)}-${it.item === '' && it.gap === '' ? '' : ` ${it.gap}`}${it.item}${it.trailing}`)
+        lines.push(
+          `${' '.repeat(indent)}-${it.item === '' && it.gap === '' ? '' : ` ${it.gap}`}${it.item}${it.trailing}`,
+        )
       }
       return lines
     })
@@ -124,23 +223,30 @@ const configText = fc
     const keys = [shape.prefixes, shape.names].flatMap((k) => (k === null ? [] : [k]))
     if (shape.namesFirst) keys.reverse()
     return fc
-      .tuple(fc.subarray(shape.palette.before), fc.tuple(...keys.map((k) => ruleList(k, shape.keyIndent, shape.palette))), fc.subarray(shape.palette.after))
+      .tuple(
+        fc.subarray(shape.palette.before),
+        fc.tuple(...keys.map((k) => ruleList(k, shape.keyIndent, shape.palette))),
+        fc.subarray(shape.palette.after),
+      )
       .map(([before, lists, after]) => {
         const text = [...before, 'blocklist:', ...lists.flat(), ...after].join('\n') + (shape.finalNewline ? '\n' : '')
         return shape.crlf ? text.replace(/\n/g, '\r\n') : text
       })
   })
 
-t.test('parseConfig gives what YAML alone gives, for files mixing what the line reader takes and what it leaves', async (t) => {
-  const ways: Record<ParsedBy | 'failed', number> = { 'rule-lines': 0, yaml: 0, failed: 0 }
-  fc.assert(
-    fc.property(configText, (text) => {
-      ways[parsedBy(text)]++
-    }),
-    { numRuns: Number(process.env.PROPERTY_RUNS ?? 3000) },
-  )
-  t.ok(ways['rule-lines'] > 0 && ways.yaml > 0 && ways.failed > 0, `every way taken: ${JSON.stringify(ways)}`)
-})
+t.test(
+  'parseConfig gives what YAML alone gives, for files mixing what the line reader takes and what it leaves',
+  async (t) => {
+    const ways: Record<ParsedBy | 'failed', number> = { 'rule-lines': 0, yaml: 0, failed: 0 }
+    fc.assert(
+      fc.property(configText, (text) => {
+        ways[parsedBy(text)]++
+      }),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 3000) },
+    )
+    t.ok(ways['rule-lines'] > 0 && ways.yaml > 0 && ways.failed > 0, `every way taken: ${JSON.stringify(ways)}`)
+  },
+)
 
 t.test('files of simple items without duplicates are read line by line', async (t) => {
   fc.assert(
@@ -151,7 +257,15 @@ t.test('files of simple items without duplicates are read line by line', async (
       fc.constantFrom('\n', '\r\n'),
       (items, keyIndent, itemIndent, eol) => {
         const pad = (n: number): string => ' '.repeat(n)
-        const lines = ['listen: { host: 0.0.0.0, port: 8125 }', 'blocklist:', `${pad(keyIndent)}names:`, ...items.map((i) => `${pad(keyIndent + itemIndent)}- ${i}  `), '', `${pad(keyIndent)}prefixes:`, `${pad(keyIndent + itemIndent)}- p.`]
+        const lines = [
+          'listen: { host: 0.0.0.0, port: 8125 }',
+          'blocklist:',
+          `${pad(keyIndent)}names:`,
+          ...items.map((i) => `${pad(keyIndent + itemIndent)}- ${i}  `),
+          '',
+          `${pad(keyIndent)}prefixes:`,
+          `${pad(keyIndent + itemIndent)}- p.`,
+        ]
         return parsedBy(lines.join(eol)) === 'rule-lines'
       },
     ),
@@ -177,11 +291,18 @@ t.test('the common shape is read line by line', async (t) => {
   ].join('\n')
   t.equal(parsedBy(text), 'rule-lines')
   t.same(parseConfig('f.yaml', text).blocklist, {
-    prefixes: ['legacy.team1.', 'quoted.name', 'single.quoted', 'after.a.blank.line'].map((pattern) => ({ pattern, dryRun: false })),
+    prefixes: ['legacy.team1.', 'quoted.name', 'single.quoted', 'after.a.blank.line'].map((pattern) => ({
+      pattern,
+      dryRun: false,
+    })),
     names: [{ pattern: 'exact.metric.name', dryRun: false }],
   })
   t.equal(parsedBy(text.replace(/\n/g, '\r\n')), 'rule-lines', 'CRLF line endings')
-  t.equal(parsedBy('blocklist:\n  prefixes:\n  - a.\n  - b.\n  names:\n  - c\n'), 'rule-lines', 'items as indented as their key')
+  t.equal(
+    parsedBy('blocklist:\n  prefixes:\n  - a.\n  - b.\n  names:\n  - c\n'),
+    'rule-lines',
+    'items as indented as their key',
+  )
   t.equal(parsedBy('blocklist:\n prefixes:\n      - a.\n'), 'rule-lines', 'odd but consistent indentation')
   t.equal(parsedBy('blocklist:\n  prefixes:\n    - a.\n  names:\n'), 'rule-lines', 'an empty list next to one read')
   t.equal(parsedBy('blocklist:\n  prefixes:\n    - a.'), 'rule-lines', 'no final line break')
@@ -260,8 +381,14 @@ t.test('problems and warnings are located as YAML locates them', async (t) => {
     { path: 'blocklist.prefixes[1000]', line: 1003, column: 7, message: 'duplicate of prefixes[7]; ignored' },
   ])
   const failing: [string, string][] = [
-    [`listen: { port: 70000 }\n${listFile(rules)}`, 'f.yaml:1:17: listen.port: must be an integer from 0 to 65535 (got 70000)'],
-    [`${listFile(rules)}log: { level: LOUD }\n`, 'f.yaml:1003:15: log.level: must be one of fatal, error, warn, info, debug, trace, silent'],
+    [
+      `listen: { port: 70000 }\n${listFile(rules)}`,
+      'f.yaml:1:17: listen.port: must be an integer from 0 to 65535 (got 70000)',
+    ],
+    [
+      `${listFile(rules)}log: { level: LOUD }\n`,
+      'f.yaml:1003:15: log.level: must be one of fatal, error, warn, info, debug, trace, silent',
+    ],
     [`${listFile(rules)}blocklist: {}\n`, 'f.yaml:1003:1: YAML syntax error: Map keys must be unique'],
   ]
   for (const [text, message] of failing) {
@@ -286,11 +413,16 @@ t.test('a file of 200,000 rules is read line by line', async (t) => {
 })
 
 t.test('parseConfig gives what YAML alone gives, for random edits of a file read line by line', async (t) => {
-  const base = 'listen: { host: 0.0.0.0, port: 8125 }\nblocklist:\n  prefixes:\n    - legacy.team1.\n    - "quoted.name"\n\n    - \'single.q\'\n  names:\n  - exact.metric.name\n  - other.name\nlog: { level: warn }\n'
+  const base =
+    'listen: { host: 0.0.0.0, port: 8125 }\nblocklist:\n  prefixes:\n    - legacy.team1.\n    - "quoted.name"\n\n    - \'single.q\'\n  names:\n  - exact.metric.name\n  - other.name\nlog: { level: warn }\n'
   t.equal(parsedBy(base), 'rule-lines')
   // Some edits make a collection a mapping key, which YAML warns about on the process.
   t.capture(process, 'emitWarning')
-  const edit = fc.record({ at: fc.nat(base.length), remove: fc.nat(2), insert: fc.string({ unit: fc.constantFrom(...' \t\n\r#:-"\'&*!|>[]{},?%@`.~0a\\\u00A0\uFEFF'), maxLength: 3 }) })
+  const edit = fc.record({
+    at: fc.nat(base.length),
+    remove: fc.nat(2),
+    insert: fc.string({ unit: fc.constantFrom(...' \t\n\r#:-"\'&*!|>[]{},?%@`.~0a\\\u00A0\uFEFF'), maxLength: 3 }),
+  })
   fc.assert(
     fc.property(fc.array(edit, { minLength: 1, maxLength: 3 }), (edits) => {
       let text = base

@@ -10,8 +10,10 @@ import { configPath, loadConfig, parseConfig } from '../src/config/load.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
-const TOP = 'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers)'
-const RUST = 'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
+const TOP =
+  'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers)'
+const RUST =
+  'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
 const LEVELS = 'must be one of fatal, error, warn, info, debug, trace, silent'
 const EMPTY_RULE = 'must not be empty (an empty rule would match every metric)'
 const HOST = 'must be a non-empty host name or IP address'
@@ -57,13 +59,24 @@ t.test('defaults when keys are absent', async (t) => {
   t.same(parseConfig('empty.yaml', ''), defaults('empty.yaml'), 'empty file')
   t.same(parseConfig('null.yaml', '~\n'), defaults('null.yaml'), 'null document')
   t.same(parseConfig('comments.yaml', '# nothing set\n'), defaults('comments.yaml'), 'only comments')
-  t.same(parseConfig('partial.yaml', 'listen: { port: 9125 }\nforward: { host: agent }\nblocklist: { names: [a] }\nlog: {}\n'), {
-    ...defaults('partial.yaml'),
-    listen: { host: '0.0.0.0', port: 9125 },
-    forward: { host: 'agent', port: 8127 },
-    blocklist: { prefixes: [], names: specs('a') },
-  }, 'each missing key of a mapping takes its default')
-  t.same(parseConfig('nulls.yaml', 'listen:\nforward:\nblocklist:\n  prefixes:\nmaxPacketSize: ~\nlog:\n'), defaults('nulls.yaml'), 'null values are absent values')
+  t.same(
+    parseConfig(
+      'partial.yaml',
+      'listen: { port: 9125 }\nforward: { host: agent }\nblocklist: { names: [a] }\nlog: {}\n',
+    ),
+    {
+      ...defaults('partial.yaml'),
+      listen: { host: '0.0.0.0', port: 9125 },
+      forward: { host: 'agent', port: 8127 },
+      blocklist: { prefixes: [], names: specs('a') },
+    },
+    'each missing key of a mapping takes its default',
+  )
+  t.same(
+    parseConfig('nulls.yaml', 'listen:\nforward:\nblocklist:\n  prefixes:\nmaxPacketSize: ~\nlog:\n'),
+    defaults('nulls.yaml'),
+    'null values are absent values',
+  )
   t.same(DEFAULTS.listen, { host: '0.0.0.0', port: 8125 })
   t.same(DEFAULTS.forward, { host: '127.0.0.1', port: 8127 })
   t.equal(DEFAULTS.recvBufferSize, 8388608)
@@ -90,22 +103,33 @@ t.test('every key set', async (t) => {
     recvBufferSize: 4096,
     log: { level: 'silent' },
   })
-  t.equal(parseConfig('max.yaml', 'maxPacketSize: 65507\nrecvBufferSize: 2147483647\n').maxPacketSize, 65507, 'upper bounds included')
+  t.equal(
+    parseConfig('max.yaml', 'maxPacketSize: 65507\nrecvBufferSize: 2147483647\n').maxPacketSize,
+    65507,
+    'upper bounds included',
+  )
   for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
     t.equal(parseConfig('l.yaml', `log: { level: ${level} }`).log.level, level)
   }
-  t.same(parseConfig('json.yaml', '{"listen":{"port":1},"blocklist":{"prefixes":["p."]}}'), {
-    ...defaults('json.yaml'),
-    listen: { host: '0.0.0.0', port: 1 },
-    blocklist: { prefixes: specs('p.'), names: [] },
-  }, 'our format written as JSON')
+  t.same(
+    parseConfig('json.yaml', '{"listen":{"port":1},"blocklist":{"prefixes":["p."]}}'),
+    {
+      ...defaults('json.yaml'),
+      listen: { host: '0.0.0.0', port: 1 },
+      blocklist: { prefixes: specs('p.'), names: [] },
+    },
+    'our format written as JSON',
+  )
 })
 
 t.test('the bundled filter.yaml parses; the values it sets are the defaults', async (t) => {
   const file = fileURLToPath(new URL('../filter.yaml', import.meta.url))
   t.same(loadConfig(file), {
     ...defaults(file),
-    blocklist: { prefixes: [...specs('legacy.', 'debug.tmp'), { pattern: 'canary.tmp.', dryRun: true }], names: specs('app.requests.old') },
+    blocklist: {
+      prefixes: [...specs('legacy.', 'debug.tmp'), { pattern: 'canary.tmp.', dryRun: true }],
+      names: specs('app.requests.old'),
+    },
   })
 })
 
@@ -113,9 +137,11 @@ t.test('unknown keys are errors, at the key', async (t) => {
   t.same(problemsOf('listen: { host: 127.0.0.1, port: 1 }\nfoward: { port: 2 }\n'), [
     { path: 'foward', line: 2, column: 1, message: TOP },
   ])
-  t.same(problemsOf('blocklist:\n  prefix:\n    - a.\n'), [
-    { path: 'blocklist.prefix', line: 2, column: 3, message: 'unknown key (expected one of: prefixes, names)' },
-  ], 'a typo in a nested key does not silently disable the rules')
+  t.same(
+    problemsOf('blocklist:\n  prefix:\n    - a.\n'),
+    [{ path: 'blocklist.prefix', line: 2, column: 3, message: 'unknown key (expected one of: prefixes, names)' }],
+    'a typo in a nested key does not silently disable the rules',
+  )
   t.same(problemsOf('listen:\n  host: 127.0.0.1\n  prot: 1\nlog: { level: info, format: json }\n'), [
     { path: 'listen.prot', line: 3, column: 3, message: 'unknown key (expected one of: host, port)' },
     { path: 'log.format', line: 4, column: 21, message: 'unknown key (expected one of: level)' },
@@ -123,17 +149,44 @@ t.test('unknown keys are errors, at the key', async (t) => {
 })
 
 t.test('wrong types', async (t) => {
-  t.same(problemsOf('listen:\n  port: "8125"\n'), [
-    { path: 'listen.port', line: 2, column: 9, message: 'must be an integer from 0 to 65535 (got "8125")' },
-  ], 'a port as a string')
-  t.same(problemsOf('blocklist:\n  prefixes: legacy.\n'), [
-    { path: 'blocklist.prefixes', line: 2, column: 13, message: 'must be a list of strings or { prefix: ..., dryRun: true|false }' },
-  ], 'prefixes not a list')
-  t.same(problemsOf('blocklist:\n  prefixes:\n    - a.\n    - 42\n  names: [x, true]\n'), [
-    { path: 'blocklist.prefixes[1]', line: 4, column: 7, message: 'must be a string or { prefix: ..., dryRun: true|false } (got 42)' },
-    { path: 'blocklist.names[1]', line: 5, column: 14, message: 'must be a string or { name: ..., dryRun: true|false } (got true)' },
-  ], 'non-strings inside the lists')
-  t.same(problemsOf('listen: 8125\n'), [{ path: 'listen', line: 1, column: 9, message: 'must be a mapping with the keys host, port' }])
+  t.same(
+    problemsOf('listen:\n  port: "8125"\n'),
+    [{ path: 'listen.port', line: 2, column: 9, message: 'must be an integer from 0 to 65535 (got "8125")' }],
+    'a port as a string',
+  )
+  t.same(
+    problemsOf('blocklist:\n  prefixes: legacy.\n'),
+    [
+      {
+        path: 'blocklist.prefixes',
+        line: 2,
+        column: 13,
+        message: 'must be a list of strings or { prefix: ..., dryRun: true|false }',
+      },
+    ],
+    'prefixes not a list',
+  )
+  t.same(
+    problemsOf('blocklist:\n  prefixes:\n    - a.\n    - 42\n  names: [x, true]\n'),
+    [
+      {
+        path: 'blocklist.prefixes[1]',
+        line: 4,
+        column: 7,
+        message: 'must be a string or { prefix: ..., dryRun: true|false } (got 42)',
+      },
+      {
+        path: 'blocklist.names[1]',
+        line: 5,
+        column: 14,
+        message: 'must be a string or { name: ..., dryRun: true|false } (got true)',
+      },
+    ],
+    'non-strings inside the lists',
+  )
+  t.same(problemsOf('listen: 8125\n'), [
+    { path: 'listen', line: 1, column: 9, message: 'must be a mapping with the keys host, port' },
+  ])
   t.same(problemsOf('blocklist: [a.]\n'), [
     { path: 'blocklist', line: 1, column: 12, message: 'must be a mapping with the keys prefixes, names' },
   ])
@@ -141,9 +194,19 @@ t.test('wrong types', async (t) => {
   t.same(problemsOf('maxPacketSize: 1000.5\n'), [
     { path: 'maxPacketSize', line: 1, column: 16, message: 'must be an integer from 512 to 65507 (got 1000.5)' },
   ])
-  t.same(problemsOf('- a\n- b\n'), [
-    { path: '', line: 1, column: 1, message: 'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers' },
-  ], 'a document that is not a mapping')
+  t.same(
+    problemsOf('- a\n- b\n'),
+    [
+      {
+        path: '',
+        line: 1,
+        column: 1,
+        message:
+          'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers',
+      },
+    ],
+    'a document that is not a mapping',
+  )
 })
 
 t.test('ports out of range', async (t) => {
@@ -176,17 +239,34 @@ t.test('maxPacketSize, recvBufferSize and log level out of range', async (t) => 
   ])
   t.same(problemsOf('maxPacketSize: 65508\nrecvBufferSize: 2147483648\n'), [
     { path: 'maxPacketSize', line: 1, column: 16, message: 'must be an integer from 512 to 65507 (got 65508)' },
-    { path: 'recvBufferSize', line: 2, column: 17, message: 'must be an integer from 4096 to 2147483647 (got 2147483648)' },
+    {
+      path: 'recvBufferSize',
+      line: 2,
+      column: 17,
+      message: 'must be an integer from 4096 to 2147483647 (got 2147483648)',
+    },
   ])
   t.same(problemsOf('log:\n  level: verbose\n'), [{ path: 'log.level', line: 2, column: 10, message: LEVELS }])
-  t.same(problemsOf('log: { level: INFO }\n'), [{ path: 'log.level', line: 1, column: 15, message: LEVELS }], 'levels are lower case')
+  t.same(
+    problemsOf('log: { level: INFO }\n'),
+    [{ path: 'log.level', line: 1, column: 15, message: LEVELS }],
+    'levels are lower case',
+  )
 })
 
 t.test('workers: an integer from 1 to 64, or auto', async (t) => {
   t.equal(parseConfig('w.yaml', 'workers: 1\n').workers, 1)
   t.equal(parseConfig('w.yaml', 'workers: 64\n').workers, 64)
   t.equal(parseConfig('w.yaml', 'workers: auto\n').workers, 'auto')
-  for (const [bad, got] of [['0', '0'], ['65', '65'], ['1.5', '1.5'], ['"2"', '"2"'], ['Auto', '"Auto"'], ['true', 'true'], ['[2]', '[2]']]) {
+  for (const [bad, got] of [
+    ['0', '0'],
+    ['65', '65'],
+    ['1.5', '1.5'],
+    ['"2"', '"2"'],
+    ['Auto', '"Auto"'],
+    ['true', 'true'],
+    ['[2]', '[2]'],
+  ]) {
     t.same(
       problemsOf(`workers: ${bad}\n`),
       [{ path: 'workers', line: 1, column: 10, message: `must be auto or an integer from 1 to 64 (got ${got})` }],
@@ -226,14 +306,17 @@ t.test('several problems are reported together, each located', async (t) => {
     { path: 'extra', line: 9, column: 1, message: TOP },
   ])
   // The message is one `file:line:column: path: message` per problem.
-  t.same(e.message.split('\n').sort(), [
-    'conf/filter.yaml:2:9: listen.port: must be an integer from 0 to 65535 (got "x")',
-    `conf/filter.yaml:4:9: forward.host: ${HOST}`,
-    'conf/filter.yaml:5:9: forward.port: must be an integer from 1 to 65535 (got 99999)',
-    `conf/filter.yaml:7:14: blocklist.prefixes[0]: ${EMPTY_RULE}`,
-    `conf/filter.yaml:8:15: log.level: ${LEVELS}`,
-    `conf/filter.yaml:9:1: extra: ${TOP}`,
-  ].sort())
+  t.same(
+    e.message.split('\n').sort(),
+    [
+      'conf/filter.yaml:2:9: listen.port: must be an integer from 0 to 65535 (got "x")',
+      `conf/filter.yaml:4:9: forward.host: ${HOST}`,
+      'conf/filter.yaml:5:9: forward.port: must be an integer from 1 to 65535 (got 99999)',
+      `conf/filter.yaml:7:14: blocklist.prefixes[0]: ${EMPTY_RULE}`,
+      `conf/filter.yaml:8:15: log.level: ${LEVELS}`,
+      `conf/filter.yaml:9:1: extra: ${TOP}`,
+    ].sort(),
+  )
 })
 
 t.test('formatProblem', async (t) => {
@@ -245,16 +328,30 @@ t.test('formatProblem', async (t) => {
 
 t.test('YAML syntax errors', async (t) => {
   t.match(problemsOf('listen:\n  host: [127.0.0.1\n  port: 1\n'), [
-    { path: '', message: 'YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]' },
+    {
+      path: '',
+      message: 'YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]',
+    },
   ])
-  t.match(problemsOf('listen: {}\nlisten: {}\n'), [{ path: '', message: 'YAML syntax error: Map keys must be unique' }], 'a duplicate key')
+  t.match(
+    problemsOf('listen: {}\nlisten: {}\n'),
+    [{ path: '', message: 'YAML syntax error: Map keys must be unique' }],
+    'a duplicate key',
+  )
   t.match(problemsOf('{"listen_port": 8125,'), [{ path: '', message: /^YAML syntax error: / }], 'truncated JSON')
 })
 
 t.test('YAML syntax errors carry their line and column', async (t) => {
   t.same(
     problemsOf('listen:\n  host: [127.0.0.1\n  port: 1\n'),
-    [{ path: '', line: 3, column: 3, message: 'YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]' }],
+    [
+      {
+        path: '',
+        line: 3,
+        column: 3,
+        message: 'YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]',
+      },
+    ],
     'an unclosed flow sequence',
   )
   t.same(
@@ -277,7 +374,10 @@ t.test('loadConfig reads files and names them in errors', async (t) => {
     'bad.yaml': 'forward: { port: 0 }\n',
     sub: {},
   })
-  t.same(loadConfig(join(dir, 'good.yaml')), { ...defaults(join(dir, 'good.yaml')), forward: { host: '127.0.0.1', port: 9000 } })
+  t.same(loadConfig(join(dir, 'good.yaml')), {
+    ...defaults(join(dir, 'good.yaml')),
+    forward: { host: '127.0.0.1', port: 9000 },
+  })
   t.throws(() => loadConfig(join(dir, 'bad.yaml')), {
     name: 'ConfigError',
     message: `${join(dir, 'bad.yaml')}:1:18: forward.port: must be an integer from 1 to 65535 (got 0)`,
@@ -302,14 +402,23 @@ t.test('an unreadable file', { skip: process.getuid?.() === 0 ? 'root reads any 
 
 t.test('a rule with a line break is an error: no metric name contains one', async (t) => {
   t.same(problemsOf('blocklist:\n  prefixes: ["a\\nb"]\n  names:\n    - "x\\r"\n'), [
-    { path: 'blocklist.prefixes[0]', line: 2, column: 14, message: 'must not contain a line break (no metric name does)' },
+    {
+      path: 'blocklist.prefixes[0]',
+      line: 2,
+      column: 14,
+      message: 'must not contain a line break (no metric name does)',
+    },
     { path: 'blocklist.names[0]', line: 4, column: 7, message: 'must not contain a line break (no metric name does)' },
   ])
 })
 
 t.test('duplicate rules are warnings, located at the repeat', async (t) => {
   const config = parseConfig('d.yaml', 'blocklist:\n  prefixes: [a., b., a.]\n  names:\n    - x\n    - a.\n    - x\n')
-  t.same(config.blocklist, { prefixes: specs('a.', 'b.', 'a.'), names: specs('x', 'a.', 'x') }, 'a prefix and a name may share a pattern')
+  t.same(
+    config.blocklist,
+    { prefixes: specs('a.', 'b.', 'a.'), names: specs('x', 'a.', 'x') },
+    'a prefix and a name may share a pattern',
+  )
   t.same(config.warnings, [
     { path: 'blocklist.prefixes[2]', line: 2, column: 22, message: 'duplicate of prefixes[0]; ignored' },
     { path: 'blocklist.names[2]', line: 6, column: 7, message: 'duplicate of names[0]; ignored' },
@@ -317,37 +426,61 @@ t.test('duplicate rules are warnings, located at the repeat', async (t) => {
 })
 
 t.test('statsd-filter-proxy-rs JSON config', async (t) => {
-  const text = '{"listen_host":"0.0.0.0","listen_port":8125,"target_host":"127.0.0.1","target_port":8127,"metric_blocklist":["a.","b."],"multi_thread":true}'
-  t.same(parseConfig('config.json', text), {
-    file: 'config.json',
-    format: 'rust-json',
-    listen: { host: '0.0.0.0', port: 8125 },
-    forward: { host: '127.0.0.1', port: 8127 },
-    mode: 'enforce',
-    blocklist: { prefixes: specs('a.', 'b.'), names: [] },
-    maxPacketSize: null,
-    recvBufferSize: 8388608,
-    sendBufferSize: null,
-    log: { level: 'info' },
-    admin: { host: '127.0.0.1', port: 8128 },
-    selfMetrics: null,
-    insights: true,
-    workers: 'auto',
-    warnings: [],
-  }, 'multi_thread: true (its runtime on every core) is workers: auto')
-  t.same(parseConfig('c.json', '{"target_port":9999}'), {
-    ...defaults('c.json'),
-    format: 'rust-json',
-    forward: { host: '127.0.0.1', port: 9999 },
-  }, 'missing keys take the defaults: one worker')
+  const text =
+    '{"listen_host":"0.0.0.0","listen_port":8125,"target_host":"127.0.0.1","target_port":8127,"metric_blocklist":["a.","b."],"multi_thread":true}'
+  t.same(
+    parseConfig('config.json', text),
+    {
+      file: 'config.json',
+      format: 'rust-json',
+      listen: { host: '0.0.0.0', port: 8125 },
+      forward: { host: '127.0.0.1', port: 8127 },
+      mode: 'enforce',
+      blocklist: { prefixes: specs('a.', 'b.'), names: [] },
+      maxPacketSize: null,
+      recvBufferSize: 8388608,
+      sendBufferSize: null,
+      log: { level: 'info' },
+      admin: { host: '127.0.0.1', port: 8128 },
+      selfMetrics: null,
+      insights: true,
+      workers: 'auto',
+      warnings: [],
+    },
+    'multi_thread: true (its runtime on every core) is workers: auto',
+  )
+  t.same(
+    parseConfig('c.json', '{"target_port":9999}'),
+    {
+      ...defaults('c.json'),
+      format: 'rust-json',
+      forward: { host: '127.0.0.1', port: 9999 },
+    },
+    'missing keys take the defaults: one worker',
+  )
   t.same(parseConfig('c.json', '{"multi_thread":false}').workers, 1, 'multi_thread: false is one worker')
 
   const unknown = '{"listen_host":"0.0.0.0","listen_port":8125,"metric_blocklist":["a."],"bogus":1}'
-  t.same(problemsOf(unknown, 'c.json'), [{ path: 'bogus', line: 1, column: 71, message: RUST }], 'unknown keys are errors')
-  t.same(problemsOf('{"listen_port":8125,"listen":{"port":1}}', 'c.json'), [{ path: 'listen', line: 1, column: 21, message: RUST }], 'mixing both formats is an error')
-  t.same(problemsOf('listen: { port: 1 }\nmulti_thread: true\n', 'c.yaml'), [{ path: 'listen', line: 1, column: 1, message: RUST }], 'also when written as YAML')
   t.same(
-    problemsOf('{\n  "target_port": 70000,\n  "listen_port": "8125",\n  "metric_blocklist": [\n    "a.",\n    1,\n    ""\n  ],\n  "multi_thread": "yes",\n  "target_host": ""\n}\n', 'c.json'),
+    problemsOf(unknown, 'c.json'),
+    [{ path: 'bogus', line: 1, column: 71, message: RUST }],
+    'unknown keys are errors',
+  )
+  t.same(
+    problemsOf('{"listen_port":8125,"listen":{"port":1}}', 'c.json'),
+    [{ path: 'listen', line: 1, column: 21, message: RUST }],
+    'mixing both formats is an error',
+  )
+  t.same(
+    problemsOf('listen: { port: 1 }\nmulti_thread: true\n', 'c.yaml'),
+    [{ path: 'listen', line: 1, column: 1, message: RUST }],
+    'also when written as YAML',
+  )
+  t.same(
+    problemsOf(
+      '{\n  "target_port": 70000,\n  "listen_port": "8125",\n  "metric_blocklist": [\n    "a.",\n    1,\n    ""\n  ],\n  "multi_thread": "yes",\n  "target_host": ""\n}\n',
+      'c.json',
+    ),
     [
       { path: 'target_port', line: 2, column: 18, message: 'must be an integer from 1 to 65535 (got 70000)' },
       { path: 'listen_port', line: 3, column: 18, message: 'must be an integer from 0 to 65535 (got "8125")' },
@@ -358,7 +491,9 @@ t.test('statsd-filter-proxy-rs JSON config', async (t) => {
     ],
     'every problem of the Rust format, located',
   )
-  t.same(problemsOf('{"metric_blocklist":"a."}', 'c.json'), [{ path: 'metric_blocklist', line: 1, column: 21, message: 'must be a list of strings' }])
+  t.same(problemsOf('{"metric_blocklist":"a."}', 'c.json'), [
+    { path: 'metric_blocklist', line: 1, column: 21, message: 'must be a list of strings' },
+  ])
 })
 
 t.test('configPath precedence: flag, FILTER_CONFIG, PROXY_CONFIG_FILE, ./filter.yaml', async (t) => {
@@ -367,16 +502,26 @@ t.test('configPath precedence: flag, FILTER_CONFIG, PROXY_CONFIG_FILE, ./filter.
   t.equal(configPath(undefined, env), 'env-filter.yaml')
   t.equal(configPath(undefined, { PROXY_CONFIG_FILE: 'rust.json' }), 'rust.json')
   t.equal(configPath(undefined, {}), 'filter.yaml')
-  t.equal(configPath('', { FILTER_CONFIG: '', PROXY_CONFIG_FILE: 'rust.json' }), 'rust.json', 'empty values count as unset')
+  t.equal(
+    configPath('', { FILTER_CONFIG: '', PROXY_CONFIG_FILE: 'rust.json' }),
+    'rust.json',
+    'empty values count as unset',
+  )
   t.equal(configPath(undefined, { FILTER_CONFIG: '', PROXY_CONFIG_FILE: '' }), 'filter.yaml')
 })
 
 t.test('maxPacketSize: 8192 by default for a loopback target, the configured value otherwise', async (t) => {
   const base = { listen: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' }, admin: { enabled: false } }
-  const loopback = await startProxy(parseConfig('t.yaml', JSON.stringify({ ...base, forward: { host: '127.0.0.1', port: 9 } })), silentLogger())
+  const loopback = await startProxy(
+    parseConfig('t.yaml', JSON.stringify({ ...base, forward: { host: '127.0.0.1', port: 9 } })),
+    silentLogger(),
+  )
   t.teardown(() => loopback.close())
   t.equal(loopback.maxPacketSize, 8192)
-  const other127 = await startProxy(parseConfig('t.yaml', JSON.stringify({ ...base, forward: { host: '127.0.0.2', port: 9 } })), silentLogger())
+  const other127 = await startProxy(
+    parseConfig('t.yaml', JSON.stringify({ ...base, forward: { host: '127.0.0.2', port: 9 } })),
+    silentLogger(),
+  )
   t.teardown(() => other127.close())
   t.equal(other127.maxPacketSize, 8192, 'all of 127.0.0.0/8 is loopback')
   const set = await startProxy(
@@ -389,7 +534,15 @@ t.test('maxPacketSize: 8192 by default for a loopback target, the configured val
 
 t.test('maxPacketSize: 1432 by default for a non-loopback target', async (t) => {
   // Connecting a UDP socket sends nothing; nothing is sent through this proxy. TEST-NET-1 is never routed.
-  const config = parseConfig('t.yaml', JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, forward: { host: '192.0.2.1', port: 8127 }, log: { level: 'silent' }, admin: { enabled: false } }))
+  const config = parseConfig(
+    't.yaml',
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      forward: { host: '192.0.2.1', port: 8127 },
+      log: { level: 'silent' },
+      admin: { enabled: false },
+    }),
+  )
   let proxy: Proxy
   try {
     proxy = await startProxy(config, silentLogger())

@@ -15,7 +15,7 @@ import { configPath, parseConfig } from '../src/config/load.ts'
 import { DRAIN_TIMEOUT_MS } from '../src/data-plane.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
 import { isLoopback } from '../src/net/address.ts'
-import { silentLogger } from './fixtures/udp.ts'
+import { present, silentLogger } from './fixtures/udp.ts'
 
 const root = new URL('../', import.meta.url)
 const read = (path: string): string => readFileSync(new URL(path, root), 'utf8')
@@ -71,7 +71,10 @@ interface K8sObject {
   kind: string
   metadata: { name: string }
   data?: Record<string, string>
-  spec?: { selector?: { matchLabels?: Record<string, string> }; template?: { metadata?: { labels?: Record<string, string> }; spec: PodSpec } }
+  spec?: {
+    selector?: { matchLabels?: Record<string, string> }
+    template?: { metadata?: { labels?: Record<string, string> }; spec: PodSpec }
+  }
 }
 
 /** Everything the checks look at; mutated copies of it prove each check can fail. */
@@ -106,7 +109,10 @@ interface Image {
 }
 
 function parseDockerfile(text: string): Image {
-  const lines = text.replace(/\\\r?\n/g, ' ').split(/\r?\n/).map((l) => l.trim())
+  const lines = text
+    .replace(/\\\r?\n/g, ' ')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
   const image: Image = { workdir: '/', copies: [], exposed: [], user: null, entrypoint: null }
   let current = image
   for (const line of lines) {
@@ -126,7 +132,8 @@ function parseDockerfile(text: string): Image {
         const sources = args.slice(0, -1)
         const base = posix.resolve(current.workdir, dest)
         // `COPY a b/`, or several sources: the files keep their names inside the destination directory.
-        if (dest.endsWith('/') || sources.length > 1) current.copies.push(...sources.map((s) => posix.join(base, posix.basename(s))))
+        if (dest.endsWith('/') || sources.length > 1)
+          current.copies.push(...sources.map((s) => posix.join(base, posix.basename(s))))
         else current.copies.push(base)
         break
       }
@@ -161,7 +168,9 @@ function podSpec(m: Inputs): PodSpec {
 /** The proxy container: a regular container, or a native sidecar (an init container that keeps running). */
 function proxyContainer(m: Inputs): Container {
   const spec = podSpec(m)
-  const all = [...(spec.initContainers ?? []), ...spec.containers].filter((c) => c.image?.includes('statsd-filter-proxy'))
+  const all = [...(spec.initContainers ?? []), ...spec.containers].filter((c) =>
+    c.image?.includes('statsd-filter-proxy'),
+  )
   if (all.length !== 1) throw new Error(`expected one statsd-filter-proxy container, found ${all.length}`)
   return all[0]
 }
@@ -187,7 +196,8 @@ function configFileInContainer(m: Inputs, c: Container): string {
 /** The ConfigMap's filter.yaml, validated by the proxy's own loader; a warning counts as a problem here too. */
 function proxyConfig(m: Inputs): Config {
   const text = configMap(m).data?.['filter.yaml']
-  if (text === undefined) throw new Error(`the ConfigMap has no filter.yaml (keys: ${Object.keys(configMap(m).data ?? {}).join(', ')})`)
+  if (text === undefined)
+    throw new Error(`the ConfigMap has no filter.yaml (keys: ${Object.keys(configMap(m).data ?? {}).join(', ')})`)
   const config = parseConfig('ConfigMap statsd-filter-proxy: filter.yaml', text)
   if (config.warnings.length > 0) throw new Error(config.warnings.map((w) => formatProblem(config.file, w)).join('\n'))
   return config
@@ -199,7 +209,9 @@ function namedPort(c: Container, port: number | string | undefined): number | un
 }
 
 function probes(c: Container): [string, Probe][] {
-  return (['livenessProbe', 'readinessProbe', 'startupProbe'] as const).flatMap((k) => (c[k] === undefined ? [] : [[k, c[k]] as [string, Probe]]))
+  return (['livenessProbe', 'readinessProbe', 'startupProbe'] as const).flatMap((k) =>
+    c[k] === undefined ? [] : [[k, c[k]] as [string, Probe]],
+  )
 }
 
 function env(c: Container, name: string): string | undefined {
@@ -256,9 +268,15 @@ const CHECKS = {
       // readiness would restart a proxy that is only draining.
       ready = false
       const livenessNotReady = await status(c.livenessProbe)
-      if (livenessNotReady !== 200) problems.push(`livenessProbe ${c.livenessProbe?.httpGet?.path}: ${livenessNotReady} from a live proxy that is not ready (want 200)`)
+      if (livenessNotReady !== 200)
+        problems.push(
+          `livenessProbe ${c.livenessProbe?.httpGet?.path}: ${livenessNotReady} from a live proxy that is not ready (want 200)`,
+        )
       const readinessNotReady = await status(c.readinessProbe)
-      if (readinessNotReady !== 503) problems.push(`readinessProbe ${c.readinessProbe?.httpGet?.path}: ${readinessNotReady} from a proxy that is not ready (want 503)`)
+      if (readinessNotReady !== 503)
+        problems.push(
+          `readinessProbe ${c.readinessProbe?.httpGet?.path}: ${readinessNotReady} from a proxy that is not ready (want 503)`,
+        )
       ready = true
       for (const [name, probe] of probes(c)) {
         const code = await status(probe)
@@ -276,15 +294,18 @@ const CHECKS = {
     const { admin } = proxyConfig(m)
     if (admin === null) return ['filter.yaml disables admin: nothing answers the probes']
     // The kubelet connects to the pod IP: a loopback-only admin server fails every probe.
-    if (isLoopback(admin.host) || admin.host === 'localhost') problems.push(`admin.host ${admin.host} is loopback; the kubelet probes the pod IP`)
+    if (isLoopback(admin.host) || admin.host === 'localhost')
+      problems.push(`admin.host ${admin.host} is loopback; the kubelet probes the pod IP`)
     const declared = c.ports?.filter((p) => p.containerPort === admin.port && (p.protocol ?? 'TCP') === 'TCP') ?? []
     if (declared.length === 0) problems.push(`no TCP containerPort ${admin.port} (admin.port) on the proxy container`)
     // An image that documents its TCP port documents the admin port.
     const tcp = parseDockerfile(m.dockerfile).exposed.filter((e) => e.endsWith('/tcp'))
-    if (tcp.length > 0 && !tcp.includes(`${admin.port}/tcp`)) problems.push(`admin.port ${admin.port}, but the image EXPOSEs ${tcp.join(', ')}`)
+    if (tcp.length > 0 && !tcp.includes(`${admin.port}/tcp`))
+      problems.push(`admin.port ${admin.port}, but the image EXPOSEs ${tcp.join(', ')}`)
     for (const [name, probe] of probes(c)) {
       const port = namedPort(c, probe.httpGet?.port)
-      if (port === undefined) problems.push(`${name}: port ${String(probe.httpGet?.port)} is not a port of the container`)
+      if (port === undefined)
+        problems.push(`${name}: port ${String(probe.httpGet?.port)} is not a port of the container`)
       else if (port !== admin.port) problems.push(`${name}: port ${port}, but filter.yaml has admin.port ${admin.port}`)
     }
     return problems
@@ -297,26 +318,38 @@ const CHECKS = {
     const image = parseDockerfile(m.dockerfile)
     // Where the image reads by default (WORKDIR + ./filter.yaml), and where it bundles its own copy: one place.
     const imageReads = posix.resolve(image.workdir, configPath(undefined, {}))
-    if (!image.copies.includes(imageReads)) problems.push(`the Dockerfile bundles no config at ${imageReads} (COPY: ${image.copies.join(', ')})`)
-    if (c.command !== undefined) problems.push(`command ${JSON.stringify(c.command)} replaces the image's ENTRYPOINT (${image.entrypoint})`)
+    if (!image.copies.includes(imageReads))
+      problems.push(`the Dockerfile bundles no config at ${imageReads} (COPY: ${image.copies.join(', ')})`)
+    if (c.command !== undefined)
+      problems.push(`command ${JSON.stringify(c.command)} replaces the image's ENTRYPOINT (${image.entrypoint})`)
     const reads = configFileInContainer(m, c)
     const volumes = new Map((spec.volumes ?? []).map((v) => [v.name, v]))
     const mount = c.volumeMounts?.find((vm) => vm.mountPath === posix.dirname(reads))
-    if (mount === undefined) return [...problems, `nothing is mounted on ${posix.dirname(reads)}, the directory of ${reads}, which the proxy reads`]
-    if (posix.dirname(reads) !== posix.dirname(imageReads)) problems.push(`the proxy reads ${reads}, not the image's ${imageReads}`)
+    if (mount === undefined)
+      return [
+        ...problems,
+        `nothing is mounted on ${posix.dirname(reads)}, the directory of ${reads}, which the proxy reads`,
+      ]
+    if (posix.dirname(reads) !== posix.dirname(imageReads))
+      problems.push(`the proxy reads ${reads}, not the image's ${imageReads}`)
     const volume = volumes.get(mount.name)
-    if (volume?.configMap?.name !== configMap(m).metadata.name) problems.push(`${mount.mountPath} is volume ${mount.name}, not ConfigMap ${configMap(m).metadata.name}`)
+    if (volume?.configMap?.name !== configMap(m).metadata.name)
+      problems.push(`${mount.mountPath} is volume ${mount.name}, not ConfigMap ${configMap(m).metadata.name}`)
     const file = posix.basename(reads)
     const items = volume?.configMap?.items
     const key = items === undefined ? file : items.find((i) => i.path === file)?.key
-    if (key === undefined || configMap(m).data?.[key] === undefined) problems.push(`the ConfigMap volume has no ${file}`)
-    if (key !== undefined && key !== 'filter.yaml') problems.push(`the file read comes from key ${key}, not filter.yaml`)
+    if (key === undefined || configMap(m).data?.[key] === undefined)
+      problems.push(`the ConfigMap volume has no ${file}`)
+    if (key !== undefined && key !== 'filter.yaml')
+      problems.push(`the file read comes from key ${key}, not filter.yaml`)
     return problems
   },
 
   'no subPath: ConfigMap updates reach the proxy and hot reload sees them': (m) => {
     const spec = podSpec(m)
-    const configVolumes = new Set((spec.volumes ?? []).filter((v) => v.configMap?.name === configMap(m).metadata.name).map((v) => v.name))
+    const configVolumes = new Set(
+      (spec.volumes ?? []).filter((v) => v.configMap?.name === configMap(m).metadata.name).map((v) => v.name),
+    )
     const proxy = proxyContainer(m)
     const problems: string[] = []
     for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
@@ -343,18 +376,24 @@ const CHECKS = {
     if (apps.length === 0) return ['no app container']
     for (const c of apps) {
       let told = 0
-      for (const [hostVar, portVar] of [['DD_AGENT_HOST', 'DD_DOGSTATSD_PORT'], ['STATSD_HOST', 'STATSD_PORT']]) {
+      for (const [hostVar, portVar] of [
+        ['DD_AGENT_HOST', 'DD_DOGSTATSD_PORT'],
+        ['STATSD_HOST', 'STATSD_PORT'],
+      ]) {
         const host = env(c, hostVar)
         const port = env(c, portVar)
         if (host === undefined && port === undefined) continue
         told++
-        if (port !== String(listen.port)) problems.push(`${c.name}: ${portVar}=${port}, but the proxy listens on port ${listen.port}`)
+        if (port !== String(listen.port))
+          problems.push(`${c.name}: ${portVar}=${port}, but the proxy listens on port ${listen.port}`)
         // Same pod, same network namespace: a loopback address reaches a wildcard listener; a specific listen
         // address must be used as is. `localhost` may resolve to ::1 while the socket is udp4.
         const reaches = listen.host === '0.0.0.0' ? host !== undefined && host.startsWith('127.') : host === listen.host
-        if (!reaches) problems.push(`${c.name}: ${hostVar}=${host} does not reach the proxy listening on ${listen.host}`)
+        if (!reaches)
+          problems.push(`${c.name}: ${hostVar}=${host} does not reach the proxy listening on ${listen.host}`)
       }
-      if (told === 0) problems.push(`${c.name}: neither DD_AGENT_HOST/DD_DOGSTATSD_PORT nor STATSD_HOST/STATSD_PORT is set`)
+      if (told === 0)
+        problems.push(`${c.name}: neither DD_AGENT_HOST/DD_DOGSTATSD_PORT nor STATSD_HOST/STATSD_PORT is set`)
     }
     return problems
   },
@@ -364,18 +403,29 @@ const CHECKS = {
     const { listen, forward } = proxyConfig(m)
     const image = parseDockerfile(m.dockerfile)
     const udp = image.exposed.filter((e) => e.endsWith('/udp')).map((e) => Number(e.split('/')[0]))
-    if (!udp.includes(listen.port)) problems.push(`filter.yaml listens on ${listen.port}; the image EXPOSEs ${image.exposed.join(', ') || 'nothing'}`)
-    if (!udp.includes(DEFAULTS.listen.port)) problems.push(`the image EXPOSEs ${image.exposed.join(', ')}, not the default listen port ${DEFAULTS.listen.port}/udp`)
-    if (listen.port !== DEFAULTS.listen.port) problems.push(`filter.yaml listens on ${listen.port}, not ${DEFAULTS.listen.port} (the default, where DogStatsD clients send)`)
-    if (forward.port === listen.port && (isLoopback(forward.host) || forward.host === 'localhost')) problems.push(`forward ${forward.host}:${forward.port} is the proxy itself`)
+    if (!udp.includes(listen.port))
+      problems.push(`filter.yaml listens on ${listen.port}; the image EXPOSEs ${image.exposed.join(', ') || 'nothing'}`)
+    if (!udp.includes(DEFAULTS.listen.port))
+      problems.push(
+        `the image EXPOSEs ${image.exposed.join(', ')}, not the default listen port ${DEFAULTS.listen.port}/udp`,
+      )
+    if (listen.port !== DEFAULTS.listen.port)
+      problems.push(
+        `filter.yaml listens on ${listen.port}, not ${DEFAULTS.listen.port} (the default, where DogStatsD clients send)`,
+      )
+    if (forward.port === listen.port && (isLoopback(forward.host) || forward.host === 'localhost'))
+      problems.push(`forward ${forward.host}:${forward.port} is the proxy itself`)
     return problems
   },
 
   "the grace period covers the proxy's drain": (m) => {
-    if (!(Number.isFinite(m.drainTimeoutMs) && m.drainTimeoutMs > 0)) return [`DRAIN_TIMEOUT_MS is not a positive duration: ${m.drainTimeoutMs}`]
+    if (!(Number.isFinite(m.drainTimeoutMs) && m.drainTimeoutMs > 0))
+      return [`DRAIN_TIMEOUT_MS is not a positive duration: ${m.drainTimeoutMs}`]
     const drainSeconds = m.drainTimeoutMs / 1000
     const grace = podSpec(m).terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS
-    return grace > drainSeconds ? [] : [`terminationGracePeriodSeconds ${grace} does not cover the ${drainSeconds} s drain`]
+    return grace > drainSeconds
+      ? []
+      : [`terminationGracePeriodSeconds ${grace} does not cover the ${drainSeconds} s drain`]
   },
 
   'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources': (m) => {
@@ -408,12 +458,14 @@ const CHECKS = {
     const spec = podSpec(m)
     const c = proxyContainer(m)
     // An init container without restartPolicy: Always must exit before the app starts: the proxy never does.
-    if ((spec.initContainers ?? []).includes(c) && c.restartPolicy !== 'Always') problems.push('the proxy is an init container without restartPolicy: Always')
+    if ((spec.initContainers ?? []).includes(c) && c.restartPolicy !== 'Always')
+      problems.push('the proxy is an init container without restartPolicy: Always')
     const deployment = m.objects.find((o) => o.kind === 'Deployment')
     const selector = deployment?.spec?.selector?.matchLabels ?? {}
     const labels = deployment?.spec?.template?.metadata?.labels ?? {}
     if (Object.keys(selector).length === 0) problems.push('the Deployment has no selector')
-    for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) problems.push(`the pod template lacks the selector's label ${k}=${v}`)
+    for (const [k, v] of Object.entries(selector))
+      if (labels[k] !== v) problems.push(`the pod template lacks the selector's label ${k}=${v}`)
     return problems
   },
 } satisfies Record<string, Check>
@@ -441,62 +493,225 @@ for (const [name, check] of Object.entries(CHECKS)) {
 
 /** Edits a fresh copy of the inputs; each must make its check report at least one problem. */
 const MUTATIONS: { check: CheckName; what: string; edit: (m: Inputs) => void }[] = [
-  { check: 'the probes hit the admin server routes that mean liveness and readiness', what: 'liveness path /health', edit: (m) => setProbe(m, 'livenessProbe', { path: '/health' }) },
-  { check: 'the probes hit the admin server routes that mean liveness and readiness', what: 'readiness on /healthz', edit: (m) => setProbe(m, 'readinessProbe', { path: '/healthz' }) },
-  { check: 'the probes hit the admin server routes that mean liveness and readiness', what: 'liveness on /readyz', edit: (m) => setProbe(m, 'livenessProbe', { path: '/readyz' }) },
-  { check: 'the probes hit the admin server routes that mean liveness and readiness', what: 'startup on /ready', edit: (m) => setProbe(m, 'startupProbe', { path: '/ready' }) },
-  { check: 'the probes hit the admin server routes that mean liveness and readiness', what: 'HTTPS probe', edit: (m) => setProbe(m, 'readinessProbe', { scheme: 'HTTPS' }) },
-  { check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet", what: 'containerPort 8129', edit: (m) => (proxyContainer(m).ports![0].containerPort = 8129) },
-  { check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet", what: 'filter.yaml admin port 9128', edit: (m) => editFilterYaml(m, /admin: \{ host: 0\.0\.0\.0, port: 8128 \}/, 'admin: { host: 0.0.0.0, port: 9128 }') },
-  { check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet", what: 'admin on 127.0.0.1', edit: (m) => editFilterYaml(m, /admin: \{ host: 0\.0\.0\.0/, 'admin: { host: 127.0.0.1') },
-  { check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet", what: 'image EXPOSEs 9128/tcp', edit: (m) => (m.dockerfile = m.dockerfile.replace(/^EXPOSE .*$/m, 'EXPOSE 8125/udp 9128/tcp')) },
-  { check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet", what: 'probe on a numeric port 8125', edit: (m) => setProbe(m, 'livenessProbe', { port: 8125 }) },
-  { check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet", what: 'probe on an undeclared port name', edit: (m) => setProbe(m, 'readinessProbe', { port: 'http' }) },
-  { check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config', what: 'mounted elsewhere', edit: (m) => (proxyContainer(m).volumeMounts![0].mountPath = '/config') },
-  { check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config', what: 'image WORKDIR /app', edit: (m) => (m.dockerfile = m.dockerfile.replace('WORKDIR /etc/statsd-filter-proxy', 'WORKDIR /app')) },
-  { check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config', what: 'image bundles its config elsewhere', edit: (m) => (m.dockerfile = m.dockerfile.replace('/etc/statsd-filter-proxy/filter.yaml', '/etc/filter.yaml')) },
-  { check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config', what: 'FILTER_CONFIG outside the mount', edit: (m) => (proxyContainer(m).env = [{ name: 'FILTER_CONFIG', value: '/tmp/filter.yaml' }]) },
-  { check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config', what: '--config to another key', edit: (m) => (proxyContainer(m).args = ['--config', 'other.yaml']) },
-  { check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config', what: 'command overrides the entrypoint', edit: (m) => (proxyContainer(m).command = ['node', 'other.js']) },
-  { check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config', what: 'key renamed', edit: (m) => renameKey(m, 'filter.yaml', 'config.yaml') },
-  { check: 'no subPath: ConfigMap updates reach the proxy and hot reload sees them', what: 'subPath', edit: (m) => (proxyContainer(m).volumeMounts![0].subPath = 'filter.yaml') },
-  { check: "the ConfigMap's filter.yaml is a valid config without warnings, and its rules compile", what: 'unknown key', edit: (m) => editFilterYaml(m, /^insights: true$/m, 'insight: true') },
-  { check: "the ConfigMap's filter.yaml is a valid config without warnings, and its rules compile", what: 'duplicate rule (a warning)', edit: (m) => editFilterYaml(m, /- legacy\.\n/, '- legacy.\n    - legacy.\n') },
-  { check: "the ConfigMap's filter.yaml is a valid config without warnings, and its rules compile", what: 'YAML syntax error', edit: (m) => editFilterYaml(m, /^mode: enforce$/m, 'mode: [enforce') },
-  { check: 'the app is told to send where the proxy listens', what: 'DD_DOGSTATSD_PORT 8127', edit: (m) => setEnv(m, 'DD_DOGSTATSD_PORT', '8127') },
-  { check: 'the app is told to send where the proxy listens', what: 'STATSD_HOST localhost', edit: (m) => setEnv(m, 'STATSD_HOST', 'localhost') },
-  { check: 'the app is told to send where the proxy listens', what: 'filter.yaml listens on 9125', edit: (m) => editFilterYaml(m, /listen: \{ host: 127\.0\.0\.1, port: 8125 \}/, 'listen: { host: 127.0.0.1, port: 9125 }') },
-  { check: 'the app is told to send where the proxy listens', what: 'no StatsD variables', edit: (m) => (appContainers(m)[0].env = []) },
-  { check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself', what: 'EXPOSE 9125/udp', edit: (m) => (m.dockerfile = m.dockerfile.replace(/^EXPOSE .*$/m, 'EXPOSE 9125/udp 8128/tcp')) },
-  { check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself', what: 'EXPOSE 8125 (tcp)', edit: (m) => (m.dockerfile = m.dockerfile.replace(/^EXPOSE .*$/m, 'EXPOSE 8125 8128/tcp')) },
-  { check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself', what: 'filter.yaml listens on 9125', edit: (m) => editFilterYaml(m, /listen: \{ host: 127\.0\.0\.1, port: 8125 \}/, 'listen: { host: 127.0.0.1, port: 9125 }') },
-  { check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself', what: 'forward to itself', edit: (m) => editFilterYaml(m, /^forward: .*$/m, 'forward: { host: 127.0.0.1, port: 8125 }') },
-  { check: "the grace period covers the proxy's drain", what: 'grace 2 s', edit: (m) => (podSpec(m).terminationGracePeriodSeconds = 2) },
-  { check: "the grace period covers the proxy's drain", what: 'a drain of 60 s', edit: (m) => (m.drainTimeoutMs = 60_000) },
-  { check: "the grace period covers the proxy's drain", what: 'a drain as long as the grace period', edit: (m) => (m.drainTimeoutMs = (podSpec(m).terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS) * 1000) },
-  { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'writable root', edit: (m) => (proxyContainer(m).securityContext!.readOnlyRootFilesystem = false) },
-  { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'no runAsUser', edit: (m) => delete proxyContainer(m).securityContext!.runAsUser },
-  { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'escalation allowed', edit: (m) => delete proxyContainer(m).securityContext!.allowPrivilegeEscalation },
-  { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'capabilities kept', edit: (m) => (proxyContainer(m).securityContext!.capabilities = { drop: ['NET_RAW'] }) },
-  { check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources', what: 'no memory limit', edit: (m) => delete proxyContainer(m).resources!.limits!.memory },
-  { check: 'the proxy keeps running as a native sidecar, and the Deployment selects its own pods', what: 'init container without restartPolicy', edit: (m) => delete proxyContainer(m).restartPolicy },
+  {
+    check: 'the probes hit the admin server routes that mean liveness and readiness',
+    what: 'liveness path /health',
+    edit: (m) => setProbe(m, 'livenessProbe', { path: '/health' }),
+  },
+  {
+    check: 'the probes hit the admin server routes that mean liveness and readiness',
+    what: 'readiness on /healthz',
+    edit: (m) => setProbe(m, 'readinessProbe', { path: '/healthz' }),
+  },
+  {
+    check: 'the probes hit the admin server routes that mean liveness and readiness',
+    what: 'liveness on /readyz',
+    edit: (m) => setProbe(m, 'livenessProbe', { path: '/readyz' }),
+  },
+  {
+    check: 'the probes hit the admin server routes that mean liveness and readiness',
+    what: 'startup on /ready',
+    edit: (m) => setProbe(m, 'startupProbe', { path: '/ready' }),
+  },
+  {
+    check: 'the probes hit the admin server routes that mean liveness and readiness',
+    what: 'HTTPS probe',
+    edit: (m) => setProbe(m, 'readinessProbe', { scheme: 'HTTPS' }),
+  },
+  {
+    check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet",
+    what: 'containerPort 8129',
+    edit: (m) => (present(proxyContainer(m).ports, 'the ports')[0].containerPort = 8129),
+  },
+  {
+    check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet",
+    what: 'filter.yaml admin port 9128',
+    edit: (m) => editFilterYaml(m, /admin: \{ host: 0\.0\.0\.0, port: 8128 \}/, 'admin: { host: 0.0.0.0, port: 9128 }'),
+  },
+  {
+    check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet",
+    what: 'admin on 127.0.0.1',
+    edit: (m) => editFilterYaml(m, /admin: \{ host: 0\.0\.0\.0/, 'admin: { host: 127.0.0.1'),
+  },
+  {
+    check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet",
+    what: 'image EXPOSEs 9128/tcp',
+    edit: (m) => (m.dockerfile = m.dockerfile.replace(/^EXPOSE .*$/m, 'EXPOSE 8125/udp 9128/tcp')),
+  },
+  {
+    check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet",
+    what: 'probe on a numeric port 8125',
+    edit: (m) => setProbe(m, 'livenessProbe', { port: 8125 }),
+  },
+  {
+    check: "the probes' port is the admin port of filter.yaml, declared on the container, reachable from the kubelet",
+    what: 'probe on an undeclared port name',
+    edit: (m) => setProbe(m, 'readinessProbe', { port: 'http' }),
+  },
+  {
+    check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config',
+    what: 'mounted elsewhere',
+    edit: (m) => (present(proxyContainer(m).volumeMounts, 'the volume mounts')[0].mountPath = '/config'),
+  },
+  {
+    check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config',
+    what: 'image WORKDIR /app',
+    edit: (m) => (m.dockerfile = m.dockerfile.replace('WORKDIR /etc/statsd-filter-proxy', 'WORKDIR /app')),
+  },
+  {
+    check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config',
+    what: 'image bundles its config elsewhere',
+    edit: (m) => (m.dockerfile = m.dockerfile.replace('/etc/statsd-filter-proxy/filter.yaml', '/etc/filter.yaml')),
+  },
+  {
+    check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config',
+    what: 'FILTER_CONFIG outside the mount',
+    edit: (m) => (proxyContainer(m).env = [{ name: 'FILTER_CONFIG', value: '/tmp/filter.yaml' }]),
+  },
+  {
+    check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config',
+    what: '--config to another key',
+    edit: (m) => (proxyContainer(m).args = ['--config', 'other.yaml']),
+  },
+  {
+    check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config',
+    what: 'command overrides the entrypoint',
+    edit: (m) => (proxyContainer(m).command = ['node', 'other.js']),
+  },
+  {
+    check: 'the ConfigMap is mounted, as a whole directory, where the image reads its config',
+    what: 'key renamed',
+    edit: (m) => renameKey(m, 'filter.yaml', 'config.yaml'),
+  },
+  {
+    check: 'no subPath: ConfigMap updates reach the proxy and hot reload sees them',
+    what: 'subPath',
+    edit: (m) => (present(proxyContainer(m).volumeMounts, 'the volume mounts')[0].subPath = 'filter.yaml'),
+  },
+  {
+    check: "the ConfigMap's filter.yaml is a valid config without warnings, and its rules compile",
+    what: 'unknown key',
+    edit: (m) => editFilterYaml(m, /^insights: true$/m, 'insight: true'),
+  },
+  {
+    check: "the ConfigMap's filter.yaml is a valid config without warnings, and its rules compile",
+    what: 'duplicate rule (a warning)',
+    edit: (m) => editFilterYaml(m, /- legacy\.\n/, '- legacy.\n    - legacy.\n'),
+  },
+  {
+    check: "the ConfigMap's filter.yaml is a valid config without warnings, and its rules compile",
+    what: 'YAML syntax error',
+    edit: (m) => editFilterYaml(m, /^mode: enforce$/m, 'mode: [enforce'),
+  },
+  {
+    check: 'the app is told to send where the proxy listens',
+    what: 'DD_DOGSTATSD_PORT 8127',
+    edit: (m) => setEnv(m, 'DD_DOGSTATSD_PORT', '8127'),
+  },
+  {
+    check: 'the app is told to send where the proxy listens',
+    what: 'STATSD_HOST localhost',
+    edit: (m) => setEnv(m, 'STATSD_HOST', 'localhost'),
+  },
+  {
+    check: 'the app is told to send where the proxy listens',
+    what: 'filter.yaml listens on 9125',
+    edit: (m) =>
+      editFilterYaml(m, /listen: \{ host: 127\.0\.0\.1, port: 8125 \}/, 'listen: { host: 127.0.0.1, port: 9125 }'),
+  },
+  {
+    check: 'the app is told to send where the proxy listens',
+    what: 'no StatsD variables',
+    edit: (m) => (appContainers(m)[0].env = []),
+  },
+  {
+    check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself',
+    what: 'EXPOSE 9125/udp',
+    edit: (m) => (m.dockerfile = m.dockerfile.replace(/^EXPOSE .*$/m, 'EXPOSE 9125/udp 8128/tcp')),
+  },
+  {
+    check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself',
+    what: 'EXPOSE 8125 (tcp)',
+    edit: (m) => (m.dockerfile = m.dockerfile.replace(/^EXPOSE .*$/m, 'EXPOSE 8125 8128/tcp')),
+  },
+  {
+    check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself',
+    what: 'filter.yaml listens on 9125',
+    edit: (m) =>
+      editFilterYaml(m, /listen: \{ host: 127\.0\.0\.1, port: 8125 \}/, 'listen: { host: 127.0.0.1, port: 9125 }'),
+  },
+  {
+    check: 'the proxy listens on the port the image EXPOSEs, the default of the code, and does not forward to itself',
+    what: 'forward to itself',
+    edit: (m) => editFilterYaml(m, /^forward: .*$/m, 'forward: { host: 127.0.0.1, port: 8125 }'),
+  },
+  {
+    check: "the grace period covers the proxy's drain",
+    what: 'grace 2 s',
+    edit: (m) => (podSpec(m).terminationGracePeriodSeconds = 2),
+  },
+  {
+    check: "the grace period covers the proxy's drain",
+    what: 'a drain of 60 s',
+    edit: (m) => (m.drainTimeoutMs = 60_000),
+  },
+  {
+    check: "the grace period covers the proxy's drain",
+    what: 'a drain as long as the grace period',
+    edit: (m) => (m.drainTimeoutMs = (podSpec(m).terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS) * 1000),
+  },
+  {
+    check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources',
+    what: 'writable root',
+    edit: (m) => (present(proxyContainer(m).securityContext, 'the securityContext').readOnlyRootFilesystem = false),
+  },
+  {
+    check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources',
+    what: 'no runAsUser',
+    edit: (m) => delete present(proxyContainer(m).securityContext, 'the securityContext').runAsUser,
+  },
+  {
+    check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources',
+    what: 'escalation allowed',
+    edit: (m) => delete present(proxyContainer(m).securityContext, 'the securityContext').allowPrivilegeEscalation,
+  },
+  {
+    check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources',
+    what: 'capabilities kept',
+    edit: (m) =>
+      (present(proxyContainer(m).securityContext, 'the securityContext').capabilities = { drop: ['NET_RAW'] }),
+  },
+  {
+    check: 'the proxy runs as non-root, read-only, unprivileged, without capabilities, with bounded resources',
+    what: 'no memory limit',
+    edit: (m) => delete present(proxyContainer(m).resources?.limits, 'the resource limits').memory,
+  },
+  {
+    check: 'the proxy keeps running as a native sidecar, and the Deployment selects its own pods',
+    what: 'init container without restartPolicy',
+    edit: (m) => delete proxyContainer(m).restartPolicy,
+  },
 ]
 
-function setProbe(m: Inputs, probe: 'livenessProbe' | 'readinessProbe' | 'startupProbe', httpGet: NonNullable<Probe['httpGet']>): void {
+function setProbe(
+  m: Inputs,
+  probe: 'livenessProbe' | 'readinessProbe' | 'startupProbe',
+  httpGet: NonNullable<Probe['httpGet']>,
+): void {
   const c = proxyContainer(m)
   c[probe] = { ...c[probe], httpGet: { ...c[probe]?.httpGet, ...httpGet } }
 }
 
 function editFilterYaml(m: Inputs, from: RegExp, to: string): void {
-  const data = configMap(m).data!
+  const data = present(configMap(m).data, 'the ConfigMap data')
   if (!from.test(data['filter.yaml'])) throw new Error(`mutation does not apply: ${from} not in filter.yaml`)
   data['filter.yaml'] = data['filter.yaml'].replace(from, to)
 }
 
 function renameKey(m: Inputs, from: string, to: string): void {
-  const data = configMap(m).data!
+  const data = present(configMap(m).data, 'the ConfigMap data')
   data[to] = data[from]
-  delete data[from]
+  Reflect.deleteProperty(data, from)
 }
 
 function setEnv(m: Inputs, name: string, value: string): void {
@@ -507,7 +722,10 @@ function setEnv(m: Inputs, name: string, value: string): void {
 
 t.test('every check fails when the manifest and the code or image disagree', async (t) => {
   for (const name of Object.keys(CHECKS) as CheckName[]) {
-    t.ok(MUTATIONS.some((mu) => mu.check === name), `a mutation exercises: ${name}`)
+    t.ok(
+      MUTATIONS.some((mu) => mu.check === name),
+      `a mutation exercises: ${name}`,
+    )
   }
   for (const { check, what, edit } of MUTATIONS) {
     const m = load()

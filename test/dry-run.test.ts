@@ -32,7 +32,10 @@ interface Rig {
 async function rig(tt: Test, topology: Topology, keys: Record<string, unknown>): Promise<Rig> {
   const sink = await startSink()
   tt.teardown(() => sink.close())
-  const proxy = await startProxy(testConfigWith(sink.port, { admin: TEST_ADMIN, workers: topology.workers, ...keys }), silentLogger())
+  const proxy = await startProxy(
+    testConfigWith(sink.port, { admin: TEST_ADMIN, workers: topology.workers, ...keys }),
+    silentLogger(),
+  )
   tt.teardown(() => proxy.close())
   const client = await createClient(proxy.listen.port)
   tt.teardown(() => client.close())
@@ -75,123 +78,171 @@ const LINES: [string, boolean, boolean][] = [
 
 // One proxy per topology serves both tests: the rules of BLOCKLIST, maxPacketSize 512 (the datagrams of the first
 // test are well under it).
-t.test('dryRun on some rules', async (t) => eachTopology(t, async (t, topology) => {
-  const r = await rig(t, topology, { blocklist: BLOCKLIST, maxPacketSize: 512 })
+t.test('dryRun on some rules', async (t) =>
+  eachTopology(t, async (t, topology) => {
+    const r = await rig(t, topology, { blocklist: BLOCKLIST, maxPacketSize: 512 })
 
-  t.test('dryRun: true on a rule: its matches are forwarded byte for byte and counted as would-block', async (t) => {
+    t.test('dryRun: true on a rule: its matches are forwarded byte for byte and counted as would-block', async (t) => {
+      const datagram = Buffer.from(LINES.map(([line]) => line).join('\n'), 'utf8')
+      await r.client.send(datagram)
+      const forwarded = LINES.filter(([, blocked]) => !blocked).map(([line]) => line)
+      const c = await settled(r, LINES.length, forwarded.length)
+
+      // One datagram in: one reader takes it whole, whatever the topology.
+      t.same(r.sink.datagrams.length, 1)
+      t.ok(
+        r.sink.datagrams[0].equals(Buffer.from(forwarded.join('\n'), 'utf8')),
+        'the survivors, exact bytes, in order',
+      )
+      const wouldBlock = LINES.filter(([, , dry]) => dry).length
+      const blocked = LINES.filter(([, b]) => b).length
+      t.same(
+        [c.linesIn, c.linesForwarded, c.linesBlocked, c.linesWouldBlock, c.linesMalformed],
+        [LINES.length, forwarded.length, blocked, wouldBlock, 0],
+        'would-block lines are forwarded lines',
+      )
+      t.same([wouldBlock, blocked], [3, 4])
+      assertInvariant(t, c)
+
+      const rules = JSON.parse((await http(r.port, '/rules')).body) as {
+        mode: string
+        count: number
+        rules: { index: number; kind: string; pattern: string; dryRun: boolean; hits: number }[]
+      }
+      t.same(
+        {
+          mode: rules.mode,
+          count: rules.count,
+          rules: rules.rules.map(({ index, kind, pattern, dryRun, hits }) => ({ index, kind, pattern, dryRun, hits })),
+        },
+        {
+          mode: 'enforce',
+          count: 6,
+          rules: [
+            { index: 0, kind: 'prefix', pattern: 'blocked.', dryRun: false, hits: 1 },
+            { index: 1, kind: 'prefix', pattern: 'dry.', dryRun: true, hits: 2 },
+            { index: 2, kind: 'prefix', pattern: 'enforced.', dryRun: false, hits: 1 },
+            { index: 3, kind: 'name', pattern: 'exact.dry', dryRun: true, hits: 1 },
+            { index: 4, kind: 'name', pattern: 'exact.block', dryRun: false, hits: 1 },
+            { index: 5, kind: 'name', pattern: 'dry.but.enforced', dryRun: false, hits: 1 },
+          ],
+        },
+        '/rules: dryRun per rule, hits of dry-run rules counted too',
+      )
+      const m = await scrape(r.port)
+      t.same(
+        promSeries(m, `${P}rules`),
+        {
+          '{action="enforce",kind="prefix"}': 2,
+          '{action="dry_run",kind="prefix"}': 1,
+          '{action="enforce",kind="name"}': 2,
+          '{action="dry_run",kind="name"}': 1,
+        },
+        'rules{kind,action}',
+      )
+      t.same(promSeries(m, `${P}lines_would_block_total`), { '{}': 3 })
+      t.same(promSeries(m, `${P}lines_forwarded_total`), { '{}': forwarded.length })
+      t.same(promSeries(m, `${P}lines_dropped_total`)['{reason="blocked"}'], 4)
+    })
+
+    t.test(
+      'a dry-run line is treated like any forwarded line: CRLF and empty lines removed, batches kept whole',
+      async (t) => {
+        const long = `dry.long:1|d|#${'t'.repeat(600)}` // over maxPacketSize: alone, whole
+        // The proxy is the one above: what it counted and sent before this test is left out.
+        const before = await r.proxy.counters()
+        const skip = r.sink.datagrams.length
+        await r.client.burst(['dry.a:1|c\r\n\r\ndry.b:2|c\n', long, 'dry.c:3|c'])
+        const after = await waitForCounters(
+          r.proxy,
+          (c) =>
+            c.linesIn >= before.linesIn + 4 &&
+            r.sink.datagrams.slice(skip).flatMap((d) => d.toString().split('\n')).length >= 4 &&
+            c.bytesOut === r.sink.bytes(),
+          'linesIn +4 and 4 more lines at the sink',
+        )
+        const c = {
+          linesWouldBlock: after.linesWouldBlock - before.linesWouldBlock,
+          linesOversize: after.linesOversize - before.linesOversize,
+        }
+        const out = r.sink.datagrams.slice(skip).map((d) => d.toString())
+        // One reader batches the three datagrams in the order sent; with workers, two of them may be read by the same
+        // worker and batched together, in either order, so the exact datagrams out are those of one process only.
+        if (topology.workers === 1) t.same(out, ['dry.a:1|c\ndry.b:2|c', long, 'dry.c:3|c'])
+        t.same(
+          out.filter((d) => d.includes('dry.long')),
+          [long],
+          'the oversize line alone in a datagram, whole',
+        )
+        const batched = out.filter((d) => !d.includes('dry.long'))
+        t.ok(
+          batched.every((d) => Buffer.byteLength(d) <= 512),
+          'the other datagrams within maxPacketSize',
+        )
+        const lines = batched.flatMap((d) => d.split('\n'))
+        t.same(
+          [...lines].sort(),
+          ['dry.a:1|c', 'dry.b:2|c', 'dry.c:3|c'],
+          'CR and the empty line removed, each line once',
+        )
+        t.equal(
+          lines.indexOf('dry.b:2|c'),
+          lines.indexOf('dry.a:1|c') + 1,
+          "one datagram's lines together and in order",
+        )
+        t.same([c.linesWouldBlock, c.linesOversize], [4, 1])
+      },
+    )
+  }),
+)
+
+t.test('mode: dry-run: every rule is dry-run, every line forwarded unchanged', async (t) =>
+  eachTopology(t, async (t, topology) => {
+    const r = await rig(t, topology, { mode: 'dry-run', blocklist: BLOCKLIST })
+    t.equal(r.proxy.config().mode, 'dry-run')
+    // No CR and no trailing newline: the datagram out is the datagram in.
     const datagram = Buffer.from(LINES.map(([line]) => line).join('\n'), 'utf8')
     await r.client.send(datagram)
-    const forwarded = LINES.filter(([, blocked]) => !blocked).map(([line]) => line)
-    const c = await settled(r, LINES.length, forwarded.length)
-
-    // One datagram in: one reader takes it whole, whatever the topology.
+    const c = await settled(r, LINES.length, LINES.length)
     t.same(r.sink.datagrams.length, 1)
-    t.ok(r.sink.datagrams[0].equals(Buffer.from(forwarded.join('\n'), 'utf8')), 'the survivors, exact bytes, in order')
-    const wouldBlock = LINES.filter(([, , dry]) => dry).length
-    const blocked = LINES.filter(([, b]) => b).length
+    t.ok(r.sink.datagrams[0].equals(datagram), 'the same bytes out as in')
+    const matched = LINES.filter(([, blocked, dry]) => blocked || dry).length
     t.same(
-      [c.linesIn, c.linesForwarded, c.linesBlocked, c.linesWouldBlock, c.linesMalformed],
-      [LINES.length, forwarded.length, blocked, wouldBlock, 0],
-      'would-block lines are forwarded lines',
+      [c.linesIn, c.linesForwarded, c.linesBlocked, c.linesWouldBlock],
+      [LINES.length, LINES.length, 0, matched],
+      'nothing blocked; every match would-block',
     )
-    t.same([wouldBlock, blocked], [3, 4])
+    t.equal(matched, 7)
     assertInvariant(t, c)
 
-    const rules = JSON.parse((await http(r.port, '/rules')).body) as { mode: string; count: number; rules: { index: number; kind: string; pattern: string; dryRun: boolean; hits: number }[] }
+    const rules = JSON.parse((await http(r.port, '/rules')).body) as {
+      mode: string
+      rules: { pattern: string; dryRun: boolean; hits: number }[]
+    }
+    t.equal(rules.mode, 'dry-run')
     t.same(
-      { mode: rules.mode, count: rules.count, rules: rules.rules.map(({ index, kind, pattern, dryRun, hits }) => ({ index, kind, pattern, dryRun, hits })) },
-      {
-        mode: 'enforce',
-        count: 6,
-        rules: [
-          { index: 0, kind: 'prefix', pattern: 'blocked.', dryRun: false, hits: 1 },
-          { index: 1, kind: 'prefix', pattern: 'dry.', dryRun: true, hits: 2 },
-          { index: 2, kind: 'prefix', pattern: 'enforced.', dryRun: false, hits: 1 },
-          { index: 3, kind: 'name', pattern: 'exact.dry', dryRun: true, hits: 1 },
-          { index: 4, kind: 'name', pattern: 'exact.block', dryRun: false, hits: 1 },
-          { index: 5, kind: 'name', pattern: 'dry.but.enforced', dryRun: false, hits: 1 },
-        ],
-      },
-      '/rules: dryRun per rule, hits of dry-run rules counted too',
+      rules.rules.map(({ pattern, dryRun, hits }) => [pattern, dryRun, hits]),
+      [
+        ['blocked.', true, 1],
+        ['dry.', true, 2],
+        ['enforced.', true, 1],
+        ['exact.dry', true, 1],
+        ['exact.block', true, 1],
+        ['dry.but.enforced', true, 1],
+      ],
     )
     const m = await scrape(r.port)
-    t.same(
-      promSeries(m, `${P}rules`),
-      { '{action="enforce",kind="prefix"}': 2, '{action="dry_run",kind="prefix"}': 1, '{action="enforce",kind="name"}': 2, '{action="dry_run",kind="name"}': 1 },
-      'rules{kind,action}',
-    )
-    t.same(promSeries(m, `${P}lines_would_block_total`), { '{}': 3 })
-    t.same(promSeries(m, `${P}lines_forwarded_total`), { '{}': forwarded.length })
-    t.same(promSeries(m, `${P}lines_dropped_total`)['{reason="blocked"}'], 4)
-  })
-
-  t.test('a dry-run line is treated like any forwarded line: CRLF and empty lines removed, batches kept whole', async (t) => {
-    const long = `dry.long:1|d|#${'t'.repeat(600)}` // over maxPacketSize: alone, whole
-    // The proxy is the one above: what it counted and sent before this test is left out.
-    const before = await r.proxy.counters()
-    const skip = r.sink.datagrams.length
-    await r.client.burst(['dry.a:1|c\r\n\r\ndry.b:2|c\n', long, 'dry.c:3|c'])
-    const after = await waitForCounters(
-      r.proxy,
-      (c) => c.linesIn >= before.linesIn + 4 && r.sink.datagrams.slice(skip).flatMap((d) => d.toString().split('\n')).length >= 4 && c.bytesOut === r.sink.bytes(),
-      'linesIn +4 and 4 more lines at the sink',
-    )
-    const c = { linesWouldBlock: after.linesWouldBlock - before.linesWouldBlock, linesOversize: after.linesOversize - before.linesOversize }
-    const out = r.sink.datagrams.slice(skip).map((d) => d.toString())
-    // One reader batches the three datagrams in the order sent; with workers, two of them may be read by the same
-    // worker and batched together, in either order, so the exact datagrams out are those of one process only.
-    if (topology.workers === 1) t.same(out, ['dry.a:1|c\ndry.b:2|c', long, 'dry.c:3|c'])
-    t.same(out.filter((d) => d.includes('dry.long')), [long], 'the oversize line alone in a datagram, whole')
-    const batched = out.filter((d) => !d.includes('dry.long'))
-    t.ok(batched.every((d) => Buffer.byteLength(d) <= 512), 'the other datagrams within maxPacketSize')
-    const lines = batched.flatMap((d) => d.split('\n'))
-    t.same([...lines].sort(), ['dry.a:1|c', 'dry.b:2|c', 'dry.c:3|c'], 'CR and the empty line removed, each line once')
-    t.equal(lines.indexOf('dry.b:2|c'), lines.indexOf('dry.a:1|c') + 1, "one datagram's lines together and in order")
-    t.same([c.linesWouldBlock, c.linesOversize], [4, 1])
-  })
-}))
-
-t.test('mode: dry-run: every rule is dry-run, every line forwarded unchanged', async (t) => eachTopology(t, async (t, topology) => {
-  const r = await rig(t, topology, { mode: 'dry-run', blocklist: BLOCKLIST })
-  t.equal(r.proxy.config().mode, 'dry-run')
-  // No CR and no trailing newline: the datagram out is the datagram in.
-  const datagram = Buffer.from(LINES.map(([line]) => line).join('\n'), 'utf8')
-  await r.client.send(datagram)
-  const c = await settled(r, LINES.length, LINES.length)
-  t.same(r.sink.datagrams.length, 1)
-  t.ok(r.sink.datagrams[0].equals(datagram), 'the same bytes out as in')
-  const matched = LINES.filter(([, blocked, dry]) => blocked || dry).length
-  t.same(
-    [c.linesIn, c.linesForwarded, c.linesBlocked, c.linesWouldBlock],
-    [LINES.length, LINES.length, 0, matched],
-    'nothing blocked; every match would-block',
-  )
-  t.equal(matched, 7)
-  assertInvariant(t, c)
-
-  const rules = JSON.parse((await http(r.port, '/rules')).body) as { mode: string; rules: { pattern: string; dryRun: boolean; hits: number }[] }
-  t.equal(rules.mode, 'dry-run')
-  t.same(
-    rules.rules.map(({ pattern, dryRun, hits }) => [pattern, dryRun, hits]),
-    [
-      ['blocked.', true, 1],
-      ['dry.', true, 2],
-      ['enforced.', true, 1],
-      ['exact.dry', true, 1],
-      ['exact.block', true, 1],
-      ['dry.but.enforced', true, 1],
-    ],
-  )
-  const m = await scrape(r.port)
-  t.same(
-    promSeries(m, `${P}rules`),
-    { '{action="enforce",kind="prefix"}': 0, '{action="dry_run",kind="prefix"}': 3, '{action="enforce",kind="name"}': 0, '{action="dry_run",kind="name"}': 3 },
-  )
-  t.same(promSeries(m, `${P}config_info`), { '{format="yaml",hash="none",mode="dry-run"}': 1 })
-  t.same(promSeries(m, `${P}lines_would_block_total`), { '{}': 7 })
-  t.same(promSeries(m, `${P}lines_dropped_total`)['{reason="blocked"}'], 0)
-}))
-
+    t.same(promSeries(m, `${P}rules`), {
+      '{action="enforce",kind="prefix"}': 0,
+      '{action="dry_run",kind="prefix"}': 3,
+      '{action="enforce",kind="name"}': 0,
+      '{action="dry_run",kind="name"}': 3,
+    })
+    t.same(promSeries(m, `${P}config_info`), { '{format="yaml",hash="none",mode="dry-run"}': 1 })
+    t.same(promSeries(m, `${P}lines_would_block_total`), { '{}': 7 })
+    t.same(promSeries(m, `${P}lines_dropped_total`)['{reason="blocked"}'], 0)
+  }),
+)
 
 /** The problems parseConfig reports for `text`, in file order. */
 function problemsOf(text: string): ConfigProblem[] {
@@ -244,11 +295,20 @@ t.test('the rule syntax: a string, or { prefix|name: ..., dryRun: ... }', async 
 t.test('the rule syntax: problems are located and explained', async (t) => {
   t.same(
     problemsOf('blocklist:\n  prefixes:\n    - { prefix: a., dryrun: true }\n'),
-    [{ path: 'blocklist.prefixes[0].dryrun', line: 3, column: 21, message: 'unknown key (expected one of: prefix, dryRun)' }],
+    [
+      {
+        path: 'blocklist.prefixes[0].dryrun',
+        line: 3,
+        column: 21,
+        message: 'unknown key (expected one of: prefix, dryRun)',
+      },
+    ],
     'an unknown key in a rule object, at the key (a typo must not quietly enforce a rule meant to be dry-run)',
   )
   t.same(
-    problemsOf('blocklist:\n  prefixes:\n    - { prefix: a., dryRun: "yes" }\n  names:\n    - { name: b, dryRun: 1 }\n'),
+    problemsOf(
+      'blocklist:\n  prefixes:\n    - { prefix: a., dryRun: "yes" }\n  names:\n    - { name: b, dryRun: 1 }\n',
+    ),
     [
       { path: 'blocklist.prefixes[0].dryRun', line: 3, column: 29, message: 'must be true or false' },
       { path: 'blocklist.names[0].dryRun', line: 5, column: 26, message: 'must be true or false' },
@@ -269,11 +329,23 @@ t.test('the rule syntax: problems are located and explained', async (t) => {
     'the key of the other list',
   )
   t.same(
-    problemsOf('blocklist:\n  prefixes:\n    - { prefix: 42 }\n    - { prefix: "" }\n    - [a]\n    - { prefix: null, dryRun: true }\n'),
+    problemsOf(
+      'blocklist:\n  prefixes:\n    - { prefix: 42 }\n    - { prefix: "" }\n    - [a]\n    - { prefix: null, dryRun: true }\n',
+    ),
     [
       { path: 'blocklist.prefixes[0].prefix', line: 3, column: 17, message: 'must be a string (got 42)' },
-      { path: 'blocklist.prefixes[1].prefix', line: 4, column: 17, message: 'must not be empty (an empty rule would match every metric)' },
-      { path: 'blocklist.prefixes[2]', line: 5, column: 7, message: 'must be a string or { prefix: ..., dryRun: true|false } (got ["a"])' },
+      {
+        path: 'blocklist.prefixes[1].prefix',
+        line: 4,
+        column: 17,
+        message: 'must not be empty (an empty rule would match every metric)',
+      },
+      {
+        path: 'blocklist.prefixes[2]',
+        line: 5,
+        column: 7,
+        message: 'must be a string or { prefix: ..., dryRun: true|false } (got ["a"])',
+      },
       { path: 'blocklist.prefixes[3].prefix', line: 6, column: 17, message: 'must be a string (got null)' },
     ],
     'the pattern: not a string, empty; an entry that is neither a string nor a mapping',
@@ -285,7 +357,14 @@ t.test('the rule syntax: problems are located and explained', async (t) => {
   )
   t.same(
     problemsOf('{"metric_blocklist": ["a.", {"prefix": "b.", "dryRun": true}]}'),
-    [{ path: 'metric_blocklist[1]', line: 1, column: 29, message: 'must be a string (got {"prefix":"b.","dryRun":true})' }],
+    [
+      {
+        path: 'metric_blocklist[1]',
+        line: 1,
+        column: 29,
+        message: 'must be a string (got {"prefix":"b.","dryRun":true})',
+      },
+    ],
     "statsd-filter-proxy-rs' JSON takes strings only",
   )
 
@@ -305,20 +384,34 @@ t.test('the rule syntax: problems are located and explained', async (t) => {
   )
 })
 
-t.test('the same pattern twice, once dry-run: a warning, and the first entry decides', async (t) => eachTopology(t, async (t, topology) => {
-  const config = parseConfig('filter.yaml', 'blocklist:\n  prefixes:\n    - a.\n    - { prefix: a., dryRun: true }\n')
-  t.same(config.warnings, [{ path: 'blocklist.prefixes[1].prefix', line: 4, column: 17, message: 'duplicate of prefixes[0]; ignored' }])
-  const sink = await startSink()
-  t.teardown(() => sink.close())
-  const proxy = await startProxy(
-    { ...config, listen: { host: '127.0.0.1', port: 0 }, forward: { host: '127.0.0.1', port: sink.port }, admin: null, workers: topology.workers },
-    silentLogger(),
-  )
-  t.teardown(() => proxy.close())
-  const client = await createClient(proxy.listen.port)
-  t.teardown(() => client.close())
-  await client.send('a.x:1|c\nkept:1|c')
-  const c = await waitForCounters(proxy, (c) => c.linesIn === 2 && sink.lines().length >= 1 && sink.bytes() === c.bytesOut, 'the kept line')
-  t.same(sink.lines(), ['kept:1|c'], 'blocked: the first entry (enforce) wins')
-  t.same([c.linesBlocked, c.linesWouldBlock], [1, 0])
-}))
+t.test('the same pattern twice, once dry-run: a warning, and the first entry decides', async (t) =>
+  eachTopology(t, async (t, topology) => {
+    const config = parseConfig('filter.yaml', 'blocklist:\n  prefixes:\n    - a.\n    - { prefix: a., dryRun: true }\n')
+    t.same(config.warnings, [
+      { path: 'blocklist.prefixes[1].prefix', line: 4, column: 17, message: 'duplicate of prefixes[0]; ignored' },
+    ])
+    const sink = await startSink()
+    t.teardown(() => sink.close())
+    const proxy = await startProxy(
+      {
+        ...config,
+        listen: { host: '127.0.0.1', port: 0 },
+        forward: { host: '127.0.0.1', port: sink.port },
+        admin: null,
+        workers: topology.workers,
+      },
+      silentLogger(),
+    )
+    t.teardown(() => proxy.close())
+    const client = await createClient(proxy.listen.port)
+    t.teardown(() => client.close())
+    await client.send('a.x:1|c\nkept:1|c')
+    const c = await waitForCounters(
+      proxy,
+      (c) => c.linesIn === 2 && sink.lines().length >= 1 && sink.bytes() === c.bytesOut,
+      'the kept line',
+    )
+    t.same(sink.lines(), ['kept:1|c'], 'blocked: the first entry (enforce) wins')
+    t.same([c.linesBlocked, c.linesWouldBlock], [1, 0])
+  }),
+)

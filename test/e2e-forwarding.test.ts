@@ -12,6 +12,7 @@ import {
   createClient,
   LOCALHOST,
   memoryLogger,
+  present,
   startSink,
   testConfig,
   waitFor,
@@ -82,10 +83,17 @@ function assertLines(t: Test, sink: SenderSink, expected: readonly string[], top
   if (new Set(expected).size !== expected.length) throw new Error('assertLines needs distinct lines')
   t.same([...sink.lines()].sort(), [...expected].sort(), `${what}: every one of them, once`)
   const senders = sink.bySender()
-  t.ok(senders.size >= 1 && senders.size <= topology.workers, `${senders.size} sending socket(s) for ${topology.workers} reader(s)`)
+  t.ok(
+    senders.size >= 1 && senders.size <= topology.workers,
+    `${senders.size} sending socket(s) for ${topology.workers} reader(s)`,
+  )
   for (const [port, datagrams] of senders) {
     const lines = new Set(linesOf(datagrams))
-    t.same(linesOf(datagrams), expected.filter((l) => lines.has(l)), `${what}: in order (the reader sending from port ${port})`)
+    t.same(
+      linesOf(datagrams),
+      expected.filter((l) => lines.has(l)),
+      `${what}: in order (the reader sending from port ${port})`,
+    )
   }
 }
 
@@ -116,7 +124,12 @@ const REPORT_INTERVAL_MS = 50
 async function sharedRig(tt: Test, topology: Topology): Promise<SharedRig> {
   const { log, records } = memoryLogger('info')
   const sink = await startSenderSink(tt)
-  const config = testConfig({ forwardPort: sink.port, ...SHARED_BLOCKLIST, maxPacketSize: 512, workers: topology.workers })
+  const config = testConfig({
+    forwardPort: sink.port,
+    ...SHARED_BLOCKLIST,
+    maxPacketSize: 512,
+    workers: topology.workers,
+  })
   const proxy = await startProxy(config, log, { reportIntervalMs: REPORT_INTERVAL_MS })
   tt.teardown(() => proxy.close())
   const client = await createClient(proxy.listen.port)
@@ -137,14 +150,24 @@ async function fresh(r: SharedRig): Promise<{ before: CounterSnapshot; mark: num
  * Waits until the proxy has counted `datagramsIn` datagrams and `linesIn` lines since `before`, the sink has
  * `linesOut` lines and every byte the proxy sent; returns the counters since `before`.
  */
-async function settled(r: SharedRig, before: CounterSnapshot, o: { datagramsIn: number; linesIn: number; linesOut: number }): Promise<CounterSnapshot> {
+async function settled(
+  r: SharedRig,
+  before: CounterSnapshot,
+  o: { datagramsIn: number; linesIn: number; linesOut: number },
+): Promise<CounterSnapshot> {
   let d = since(await r.proxy.counters(), before)
   await waitFor(
     async () => {
       d = since(await r.proxy.counters(), before)
-      return d.datagramsIn >= o.datagramsIn && d.linesIn >= o.linesIn && r.sink.lines().length >= o.linesOut && d.bytesOut === r.sink.bytes()
+      return (
+        d.datagramsIn >= o.datagramsIn &&
+        d.linesIn >= o.linesIn &&
+        r.sink.lines().length >= o.linesOut &&
+        d.bytesOut === r.sink.bytes()
+      )
     },
-    () => `datagramsIn ${d.datagramsIn}/${o.datagramsIn}, linesIn ${d.linesIn}/${o.linesIn}, sink lines ${r.sink.lines().length}/${o.linesOut}, sink bytes ${r.sink.bytes()}/${d.bytesOut}`,
+    () =>
+      `datagramsIn ${d.datagramsIn}/${o.datagramsIn}, linesIn ${d.linesIn}/${o.linesIn}, sink lines ${r.sink.lines().length}/${o.linesOut}, sink bytes ${r.sink.bytes()}/${d.bytesOut}`,
   )
   return d
 }
@@ -221,7 +244,11 @@ eachTopology(t, async (t, topology) => {
       const d = await settled(r, before, { datagramsIn: 1, linesIn: nonEmpty, linesOut: survivors.length })
 
       // One datagram in is read by one reader whatever the topology: the datagram out is exact.
-      t.same(r.sink.datagrams, [expected], 'one datagram: the survivors joined by \\n, CR and empty lines gone, no trailing \\n')
+      t.same(
+        r.sink.datagrams,
+        [expected],
+        'one datagram: the survivors joined by \\n, CR and empty lines gone, no trailing \\n',
+      )
       t.ok(r.sink.datagrams[0].equals(expected), 'exact bytes')
       t.same(d, {
         datagramsIn: 1,
@@ -285,7 +312,10 @@ eachTopology(t, async (t, topology) => {
       await r.client.send(datagram)
       const d = await settled(r, before, { datagramsIn: 1, linesIn: 10, linesOut: 2 })
 
-      t.same(r.sink.datagrams.map((dg) => dg.toString()), ['good.one:1|c\ngood.two:2|g'])
+      t.same(
+        r.sink.datagrams.map((dg) => dg.toString()),
+        ['good.one:1|c\ngood.two:2|g'],
+      )
       t.same(d, {
         datagramsIn: 1,
         bytesIn: datagram.length,
@@ -344,7 +374,11 @@ eachTopology(t, async (t, topology) => {
         [],
         'the lines of one datagram stay together and in order',
       )
-      t.same(r.sink.datagrams.filter((dg) => dg.length > 512), [], 'no datagram over 512 bytes')
+      t.same(
+        r.sink.datagrams.filter((dg) => dg.length > 512),
+        [],
+        'no datagram over 512 bytes',
+      )
       t.same(
         r.sink.datagrams.flatMap((dg) => dg.toString().split('\n')).filter((line) => !expected.includes(line)),
         [],
@@ -359,55 +393,62 @@ eachTopology(t, async (t, topology) => {
       t.equal(c.datagramsOut, r.sink.datagrams.length)
       t.ok(c.datagramsOut < c.datagramsIn, `coalesced: ${c.datagramsOut} datagrams out for ${c.datagramsIn} in`)
       t.equal(c.bytesOut, r.sink.bytes())
-      t.equal(c.bytesOut, byteLength(expected) + expected.length - c.datagramsOut, 'the lines plus one \\n between lines of a datagram')
+      t.equal(
+        c.bytesOut,
+        byteLength(expected) + expected.length - c.datagramsOut,
+        'the lines plus one \\n between lines of a datagram',
+      )
       t.equal(c.sendErrors, 0)
       assertInvariant(t, c)
     })
 
-    await t.test('lines are packed greedily up to exactly maxPacketSize; a longer line leaves alone and whole', async (t) => {
-      const { before } = await fresh(r)
-      /** A metric line of exactly `length` bytes. */
-      const line = (tag: string, length: number): string => {
-        const head = `p.${tag}.`
-        return head + 'x'.repeat(length - head.length - 4) + ':1|c'
-      }
-      const A = line('a', 255)
-      const B = line('b', 256) // A + \n + B = 512: fits exactly
-      const C = line('c', 10)
-      const D = line('d', 512) // exactly the limit: alone, through a pooled buffer
-      const E = line('e', 513) // over the limit: alone, straight from the received datagram
-      const F = line('f', 20)
-      const G = line('g', 30)
-      const blockedLong = `blocked.${'y'.repeat(1000)}:1|c`
-      t.equal(A.length + 1 + B.length, 512)
-      t.equal(D.length, 512)
-      t.equal(E.length, 513)
+    await t.test(
+      'lines are packed greedily up to exactly maxPacketSize; a longer line leaves alone and whole',
+      async (t) => {
+        const { before } = await fresh(r)
+        /** A metric line of exactly `length` bytes. */
+        const line = (tag: string, length: number): string => {
+          const head = `p.${tag}.`
+          return head + 'x'.repeat(length - head.length - 4) + ':1|c'
+        }
+        const A = line('a', 255)
+        const B = line('b', 256) // A + \n + B = 512: fits exactly
+        const C = line('c', 10)
+        const D = line('d', 512) // exactly the limit: alone, through a pooled buffer
+        const E = line('e', 513) // over the limit: alone, straight from the received datagram
+        const F = line('f', 20)
+        const G = line('g', 30)
+        const blockedLong = `blocked.${'y'.repeat(1000)}:1|c`
+        t.equal(A.length + 1 + B.length, 512)
+        t.equal(D.length, 512)
+        t.equal(E.length, 513)
 
-      await r.client.send([A, B, C, D, blockedLong, E, F, G].join('\n'))
-      const d = await settled(r, before, { datagramsIn: 1, linesIn: 8, linesOut: 7 })
+        await r.client.send([A, B, C, D, blockedLong, E, F, G].join('\n'))
+        const d = await settled(r, before, { datagramsIn: 1, linesIn: 8, linesOut: 7 })
 
-      // One datagram in, one reader, whatever the topology: the packing is exact.
-      t.same(
-        r.sink.datagrams.map((dg) => dg.toString()),
-        [`${A}\n${B}`, C, D, E, `${F}\n${G}`],
-      )
-      t.same(d, {
-        datagramsIn: 1,
-        bytesIn: [A, B, C, D, blockedLong, E, F, G].join('\n').length,
-        linesIn: 8,
-        linesForwarded: 7,
-        linesBlocked: 1,
-        linesMalformed: 0,
-        linesDroppedBackpressure: 0,
-        linesWouldBlock: 0,
-        linesOversize: 1,
-        linesSendFailed: 0,
-        datagramsOut: 5,
-        bytesOut: 512 + C.length + 512 + 513 + F.length + 1 + G.length,
-        sendErrors: 0,
-      })
-      assertInvariant(t, d)
-    })
+        // One datagram in, one reader, whatever the topology: the packing is exact.
+        t.same(
+          r.sink.datagrams.map((dg) => dg.toString()),
+          [`${A}\n${B}`, C, D, E, `${F}\n${G}`],
+        )
+        t.same(d, {
+          datagramsIn: 1,
+          bytesIn: [A, B, C, D, blockedLong, E, F, G].join('\n').length,
+          linesIn: 8,
+          linesForwarded: 7,
+          linesBlocked: 1,
+          linesMalformed: 0,
+          linesDroppedBackpressure: 0,
+          linesWouldBlock: 0,
+          linesOversize: 1,
+          linesSendFailed: 0,
+          datagramsOut: 5,
+          bytesOut: 512 + C.length + 512 + 513 + F.length + 1 + G.length,
+          sendErrors: 0,
+        })
+        assertInvariant(t, d)
+      },
+    )
 
     await t.test('a 2000-byte line is forwarded alone and whole, in order with its neighbours', async (t) => {
       const { before } = await fresh(r)
@@ -466,9 +507,15 @@ eachTopology(t, async (t, topology) => {
         })
       await waitFor(
         () => reported() !== undefined,
-        () => `a counters line with 2 more lines in and 1 more datagram out than ${JSON.stringify(before)}: ${JSON.stringify(r.records.slice(mark).filter((rec) => rec.msg === 'counters').slice(-3))}`,
+        () =>
+          `a counters line with 2 more lines in and 1 more datagram out than ${JSON.stringify(before)}: ${JSON.stringify(
+            r.records
+              .slice(mark)
+              .filter((rec) => rec.msg === 'counters')
+              .slice(-3),
+          )}`,
       )
-      const rec = reported()!
+      const rec = present(reported(), 'the counters line')
       t.equal(rec.level, 30)
       t.same(since(rec.counters as CounterSnapshot, before), {
         datagramsIn: 1,
@@ -485,82 +532,100 @@ eachTopology(t, async (t, topology) => {
         bytesOut: 5,
         sendErrors: 0,
       })
-      await waitFor(() => r.sink.bytes() === 5, () => `the kept line at the sink: ${JSON.stringify(r.sink.lines())}`)
+      await waitFor(
+        () => r.sink.bytes() === 5,
+        () => `the kept line at the sink: ${JSON.stringify(r.sink.lines())}`,
+      )
       t.same(r.sink.lines(), ['a:1|c'])
     })
 
     // The last two subtests take the shared rig's sink away and then the proxy itself.
-    await t.test('forward target down: the proxy keeps running, counts send errors, and resumes by itself', async (t) => {
-      const { before, mark } = await fresh(r)
-      const port = r.sink.port
-      await r.sink.close()
+    await t.test(
+      'forward target down: the proxy keeps running, counts send errors, and resumes by itself',
+      async (t) => {
+        const { before, mark } = await fresh(r)
+        const port = r.sink.port
+        await r.sink.close()
 
-      // Nothing listens: the kernel answers with ICMP port unreachable, reported to the connected socket.
-      let sent = 0
-      const deadline = Date.now() + 10_000
-      while (since(await r.proxy.counters(), before).sendErrors === 0) {
-        if (Date.now() > deadline) throw new Error(`no send error after ${sent} datagrams`)
-        await r.client.send(`down.${sent}:1|c\nblocked.${sent}:1|c`)
-        sent++
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
-      let c = since(await waitForCounters(r.proxy, (s) => since(s, before).linesIn === sent * 2, `linesIn ${sent * 2} more`), before)
-      t.ok(c.sendErrors > 0, `sendErrors ${c.sendErrors}`)
-      t.equal(c.datagramsIn, sent)
-      t.equal(c.linesForwarded, sent, 'lines are handed on even while the target is down')
-      t.equal(c.linesBlocked, sent)
-      t.equal(c.linesMalformed, 0)
-      t.equal(c.linesDroppedBackpressure, 0)
-      assertInvariant(t, c)
-      // One process only: a worker logs the failure in its own process (to its stdout), not to this logger.
-      if (topology.workers === 1) {
-        const failures = r.records.slice(mark).filter((rec) => rec.msg === 'send to forward target failed')
-        t.ok(failures.length >= 1, 'the send failure is logged')
-        t.match(failures[0], { level: 40, err: { code: 'ECONNREFUSED' } })
-      }
+        // Nothing listens: the kernel answers with ICMP port unreachable, reported to the connected socket.
+        let sent = 0
+        const deadline = Date.now() + 10_000
+        while (since(await r.proxy.counters(), before).sendErrors === 0) {
+          if (Date.now() > deadline) throw new Error(`no send error after ${sent} datagrams`)
+          await r.client.send(`down.${sent}:1|c\nblocked.${sent}:1|c`)
+          sent++
+          await new Promise((resolve) => setTimeout(resolve, 5))
+        }
+        let c = since(
+          await waitForCounters(r.proxy, (s) => since(s, before).linesIn === sent * 2, `linesIn ${sent * 2} more`),
+          before,
+        )
+        t.ok(c.sendErrors > 0, `sendErrors ${c.sendErrors}`)
+        t.equal(c.datagramsIn, sent)
+        t.equal(c.linesForwarded, sent, 'lines are handed on even while the target is down')
+        t.equal(c.linesBlocked, sent)
+        t.equal(c.linesMalformed, 0)
+        t.equal(c.linesDroppedBackpressure, 0)
+        assertInvariant(t, c)
+        // One process only: a worker logs the failure in its own process (to its stdout), not to this logger.
+        if (topology.workers === 1) {
+          const failures = r.records.slice(mark).filter((rec) => rec.msg === 'send to forward target failed')
+          t.ok(failures.length >= 1, 'the send failure is logged')
+          t.match(failures[0], { level: 40, err: { code: 'ECONNREFUSED' } })
+        }
 
-      // The target comes up on the same port: forwarding resumes without any action, for every reader.
-      const sink = (r.sink = await startSenderSink(r.owner, port))
-      let up = 0
-      while (sink.bySender().size < topology.workers) {
-        if (Date.now() > deadline + 10_000) throw new Error(`forwarding did not resume for every reader after ${up} datagrams: ${sink.bySender().size}`)
-        await r.client.send(`up.${up}:1|c`)
-        up++
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
-      const finals = Array.from({ length: 5 }, (_, i) => `final.${i}:1|c`)
-      for (const line of finals) await r.client.send(line)
-      await waitFor(
-        () => finals.every((line) => sink.lines().includes(line)),
-        () => `the final lines at the sink: ${JSON.stringify(sink.lines())}`,
-      )
-      const order = [...Array.from({ length: up }, (_, i) => `up.${i}:1|c`), ...finals]
-      const received = sink.lines()
-      t.same([...received].sort(), [...new Set(received)].sort(), 'no line arrives twice')
-      const senders = [...sink.bySender().values()].map(linesOf)
-      t.ok(senders.length <= topology.workers, `${senders.length} sending socket(s)`)
-      for (const lines of senders) t.same(lines, order.filter((l) => lines.includes(l)), "each reader's lines arrive in the order sent")
-      // Once a reader's send got through, every later line it reads gets through: from the line by which every
-      // reader had got through (with one process: the first line that got through), every line arrives.
-      const from = Math.max(...senders.map((lines) => order.indexOf(lines[0])))
-      t.same(
-        received.filter((l) => order.indexOf(l) >= from).sort(),
-        order.slice(from).sort(),
-        `from ${order[from]} on, every line arrives`,
-      )
-      const total = sent * 2 + up + finals.length
-      c = since(await waitForCounters(r.proxy, (s) => since(s, before).linesIn === total, `linesIn ${total} more`), before)
-      t.equal(c.linesForwarded, sent + up + finals.length)
-      assertInvariant(t, c)
-      // Every forwarded line has left (the bytes out are the lines plus one \n between lines of a datagram), so
-      // no late datagram of the slower reader reaches the next subtest.
-      const forwarded = [...Array.from({ length: sent }, (_, i) => `down.${i}:1|c`), ...order]
-      await waitForCounters(
-        r.proxy,
-        (s) => since(s, before).bytesOut + since(s, before).datagramsOut === byteLength(forwarded) + forwarded.length,
-        'every forwarded line sent on',
-      )
-    })
+        // The target comes up on the same port: forwarding resumes without any action, for every reader.
+        const sink = (r.sink = await startSenderSink(r.owner, port))
+        let up = 0
+        while (sink.bySender().size < topology.workers) {
+          if (Date.now() > deadline + 10_000)
+            throw new Error(`forwarding did not resume for every reader after ${up} datagrams: ${sink.bySender().size}`)
+          await r.client.send(`up.${up}:1|c`)
+          up++
+          await new Promise((resolve) => setTimeout(resolve, 5))
+        }
+        const finals = Array.from({ length: 5 }, (_, i) => `final.${i}:1|c`)
+        for (const line of finals) await r.client.send(line)
+        await waitFor(
+          () => finals.every((line) => sink.lines().includes(line)),
+          () => `the final lines at the sink: ${JSON.stringify(sink.lines())}`,
+        )
+        const order = [...Array.from({ length: up }, (_, i) => `up.${i}:1|c`), ...finals]
+        const received = sink.lines()
+        t.same([...received].sort(), [...new Set(received)].sort(), 'no line arrives twice')
+        const senders = [...sink.bySender().values()].map(linesOf)
+        t.ok(senders.length <= topology.workers, `${senders.length} sending socket(s)`)
+        for (const lines of senders)
+          t.same(
+            lines,
+            order.filter((l) => lines.includes(l)),
+            "each reader's lines arrive in the order sent",
+          )
+        // Once a reader's send got through, every later line it reads gets through: from the line by which every
+        // reader had got through (with one process: the first line that got through), every line arrives.
+        const from = Math.max(...senders.map((lines) => order.indexOf(lines[0])))
+        t.same(
+          received.filter((l) => order.indexOf(l) >= from).sort(),
+          order.slice(from).sort(),
+          `from ${order[from]} on, every line arrives`,
+        )
+        const total = sent * 2 + up + finals.length
+        c = since(
+          await waitForCounters(r.proxy, (s) => since(s, before).linesIn === total, `linesIn ${total} more`),
+          before,
+        )
+        t.equal(c.linesForwarded, sent + up + finals.length)
+        assertInvariant(t, c)
+        // Every forwarded line has left (the bytes out are the lines plus one \n between lines of a datagram), so
+        // no late datagram of the slower reader reaches the next subtest.
+        const forwarded = [...Array.from({ length: sent }, (_, i) => `down.${i}:1|c`), ...order]
+        await waitForCounters(
+          r.proxy,
+          (s) => since(s, before).bytesOut + since(s, before).datagramsOut === byteLength(forwarded) + forwarded.length,
+          'every forwarded line sent on',
+        )
+      },
+    )
 
     await t.test('close() sends what is buffered and waits for it to leave', async (t) => {
       const { before, mark } = await fresh(r)
@@ -621,7 +686,11 @@ eachTopology(t, async (t, topology) => {
       const workers = stopped[0].workers as { configured: number; restarts: number; linesIn: number[] }
       t.match(workers, { configured: topology.workers, restarts: 0 }, 'and the readers')
       t.equal(workers.linesIn.length, topology.workers)
-      t.equal(workers.linesIn.reduce((n, l) => n + l, 0), final.linesIn, 'their lines add up')
+      t.equal(
+        workers.linesIn.reduce((n, l) => n + l, 0),
+        final.linesIn,
+        'their lines add up',
+      )
       t.notOk(r.records.slice(mark).some((rec) => rec.msg === 'sends still in flight at shutdown were abandoned'))
       t.notOk(r.records.slice(mark).some((rec) => rec.msg === 'workers did not drain in time: killing them'))
       // The listen port is released.
@@ -630,51 +699,72 @@ eachTopology(t, async (t, topology) => {
     })
   })
 
-  await t.test('start-up warnings: config warnings, duplicate rules, a smaller receive buffer than asked', async (t) => {
-    const { log, records } = memoryLogger('info')
-    const sink = await startSenderSink(t)
-    const config = parseConfig(
-      'rust.json',
-      JSON.stringify({
-        listen_host: '127.0.0.1',
-        listen_port: 0,
-        target_host: '127.0.0.1',
-        target_port: sink.port,
-        metric_blocklist: ['a.', 'b.', 'a.'],
-      }),
-    )
-    const proxy = await startProxy(
-      {
-        ...config,
-        workers: topology.workers,
-        blocklist: { prefixes: config.blocklist.prefixes, names: [{ pattern: 'x', dryRun: false }, { pattern: 'x', dryRun: false }] },
-      },
-      log,
-    )
-    t.teardown(() => proxy.close())
-    const warnings = records.filter((rec) => rec.level === 40)
-    const granted = proxy.listen.recvBufferGranted
-    t.ok(granted > 0, `granted ${granted}`)
-    // The column depends on the sink's port number, written into the JSON before them.
-    t.match(
-      warnings.map(({ msg, requested, granted }) => ({ msg, requested, granted })),
-      [
-        { msg: /^rust\.json:1:\d+: metric_blocklist\[2\]: duplicate of metric_blocklist\[0\]; ignored$/ },
-        ...(granted < 8388608
-          ? [{ msg: 'the kernel granted a smaller receive buffer than recvBufferSize; raise net.core.rmem_max to absorb bursts', requested: 8388608, granted }]
-          : []),
-      ].map((w) => ({ requested: undefined, granted: undefined, ...w })),
-    )
-    t.equal(warnings.length, granted < 8388608 ? 2 : 1)
-    t.match(records.find((rec) => rec.msg === 'statsd-filter-proxy started'), { format: 'rust-json', rules: { prefixes: 3, names: 2 }, workers: topology.workers })
+  await t.test(
+    'start-up warnings: config warnings, duplicate rules, a smaller receive buffer than asked',
+    async (t) => {
+      const { log, records } = memoryLogger('info')
+      const sink = await startSenderSink(t)
+      const config = parseConfig(
+        'rust.json',
+        JSON.stringify({
+          listen_host: '127.0.0.1',
+          listen_port: 0,
+          target_host: '127.0.0.1',
+          target_port: sink.port,
+          metric_blocklist: ['a.', 'b.', 'a.'],
+        }),
+      )
+      const proxy = await startProxy(
+        {
+          ...config,
+          workers: topology.workers,
+          blocklist: {
+            prefixes: config.blocklist.prefixes,
+            names: [
+              { pattern: 'x', dryRun: false },
+              { pattern: 'x', dryRun: false },
+            ],
+          },
+        },
+        log,
+      )
+      t.teardown(() => proxy.close())
+      const warnings = records.filter((rec) => rec.level === 40)
+      const granted = proxy.listen.recvBufferGranted
+      t.ok(granted > 0, `granted ${granted}`)
+      // The column depends on the sink's port number, written into the JSON before them.
+      t.match(
+        warnings.map(({ msg, requested, granted }) => ({ msg, requested, granted })),
+        [
+          { msg: /^rust\.json:1:\d+: metric_blocklist\[2\]: duplicate of metric_blocklist\[0\]; ignored$/ },
+          ...(granted < 8388608
+            ? [
+                {
+                  msg: 'the kernel granted a smaller receive buffer than recvBufferSize; raise net.core.rmem_max to absorb bursts',
+                  requested: 8388608,
+                  granted,
+                },
+              ]
+            : []),
+        ].map((w) => ({ requested: undefined, granted: undefined, ...w })),
+      )
+      t.equal(warnings.length, granted < 8388608 ? 2 : 1)
+      t.match(
+        records.find((rec) => rec.msg === 'statsd-filter-proxy started'),
+        { format: 'rust-json', rules: { prefixes: 3, names: 2 }, workers: topology.workers },
+      )
 
-    // The duplicates changed nothing: both rules still apply.
-    const client = await createClient(proxy.listen.port)
-    t.teardown(() => client.close())
-    await client.send('a.1:1|c\nx:1|c\nb.2:1|c\nkept:1|c')
-    await waitFor(() => sink.bytes() > 0, () => 'the kept line at the sink')
-    t.same(sink.lines(), ['kept:1|c'])
-    const c = await waitForCounters(proxy, (s) => s.linesIn === 4, 'linesIn 4')
-    t.equal(c.linesBlocked, 3)
-  })
+      // The duplicates changed nothing: both rules still apply.
+      const client = await createClient(proxy.listen.port)
+      t.teardown(() => client.close())
+      await client.send('a.1:1|c\nx:1|c\nb.2:1|c\nkept:1|c')
+      await waitFor(
+        () => sink.bytes() > 0,
+        () => 'the kept line at the sink',
+      )
+      t.same(sink.lines(), ['kept:1|c'])
+      const c = await waitForCounters(proxy, (s) => s.linesIn === 4, 'linesIn 4')
+      t.equal(c.linesBlocked, 3)
+    },
+  )
 })

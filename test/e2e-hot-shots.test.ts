@@ -6,10 +6,20 @@ import { StatsD } from 'hot-shots'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import { eachTopology, type Topology } from './fixtures/topology.ts'
-import { assertInvariant, byteLength, LOCALHOST, silentLogger, startSink, testConfig, waitFor, type Sink } from './fixtures/udp.ts'
+import {
+  assertInvariant,
+  byteLength,
+  LOCALHOST,
+  silentLogger,
+  startSink,
+  testConfig,
+  waitFor,
+  type Sink,
+} from './fixtures/udp.ts'
 
 // hot-shots reads DD_* variables (global tags, cardinality, container id, agent address): keep them out.
-for (const key of Object.keys(process.env)) if (key.startsWith('DD_') || key.startsWith('DATADOG_')) delete process.env[key]
+for (const key of Object.keys(process.env))
+  if (key.startsWith('DD_') || key.startsWith('DATADOG_')) Reflect.deleteProperty(process.env, key)
 
 const BLOCKLIST = { prefixes: ['legacy.', 'debug.tmp', 'débug.'], names: ['app.requests.old'] }
 
@@ -77,7 +87,10 @@ function assertLines(t: Test, sink: SenderSink, expected: readonly string[], top
   if (new Set(expected).size !== expected.length) throw new Error('assertLines needs distinct lines')
   t.same([...sink.lines()].sort(), [...expected].sort(), 'the sink gets exactly the unblocked lines, once each')
   const senders = sink.bySender()
-  t.ok(senders.size >= 1 && senders.size <= topology.workers, `${senders.size} sending socket(s) for ${topology.workers} reader(s)`)
+  t.ok(
+    senders.size >= 1 && senders.size <= topology.workers,
+    `${senders.size} sending socket(s) for ${topology.workers} reader(s)`,
+  )
   for (const [port, datagrams] of senders) {
     const lines = new Set(linesOf(datagrams))
     const mine = expected.filter((l) => lines.has(l))
@@ -102,7 +115,10 @@ interface SharedRig {
 /** One proxy per topology for both tests (starting worker processes takes about a second). */
 async function proxyRig(tt: Test, topology: Topology): Promise<SharedRig> {
   const sink = await startSenderSink(tt)
-  const proxy = await startProxy(testConfig({ forwardPort: sink.port, ...BLOCKLIST, workers: topology.workers }), silentLogger())
+  const proxy = await startProxy(
+    testConfig({ forwardPort: sink.port, ...BLOCKLIST, workers: topology.workers }),
+    silentLogger(),
+  )
   tt.teardown(() => proxy.close())
   return { proxy, sink }
 }
@@ -120,14 +136,20 @@ async function fresh(r: SharedRig): Promise<CounterSnapshot> {
  * Waits until the proxy has counted `linesIn` lines since `before`, the sink has `linesOut` lines and every
  * byte the proxy sent; returns the counters since `before`.
  */
-async function settled(r: SharedRig, before: CounterSnapshot, linesIn: number, linesOut: number): Promise<CounterSnapshot> {
+async function settled(
+  r: SharedRig,
+  before: CounterSnapshot,
+  linesIn: number,
+  linesOut: number,
+): Promise<CounterSnapshot> {
   let d = since(await r.proxy.counters(), before)
   await waitFor(
     async () => {
       d = since(await r.proxy.counters(), before)
       return d.linesIn >= linesIn && r.sink.lines().length >= linesOut && d.bytesOut === r.sink.bytes()
     },
-    () => `linesIn ${d.linesIn}/${linesIn}, sink lines ${r.sink.lines().length}/${linesOut}, sink bytes ${r.sink.bytes()}/${d.bytesOut}`,
+    () =>
+      `linesIn ${d.linesIn}/${linesIn}, sink lines ${r.sink.lines().length}/${linesOut}, sink bytes ${r.sink.bytes()}/${d.bytesOut}`,
   )
   return d
 }
@@ -172,7 +194,11 @@ const CALLS: [(c: StatsD) => void, string, boolean][] = [
   [(c) => c.distribution('legacy', 1), 'legacy:1|d', false], // the prefix is `legacy.`
   [(c) => c.set('app.users', 'user-1'), 'app.users:user-1|s', false],
   [(c) => c.set('debug.tmpfile', 'x'), 'debug.tmpfile:x|s', true],
-  [(c) => c.increment('app.ts', 1, { timestamp: 1656581400, cardinality: 'low' }), 'app.ts:1|c|T1656581400|card:low', false],
+  [
+    (c) => c.increment('app.ts', 1, { timestamp: 1656581400, cardinality: 'low' }),
+    'app.ts:1|c|T1656581400|card:low',
+    false,
+  ],
   [(c) => c.increment('café.métrique'), 'café.métrique:1|c', false],
   [(c) => c.increment('débug.x'), 'débug.x:1|c', true],
   [
@@ -182,7 +208,11 @@ const CALLS: [(c: StatsD) => void, string, boolean][] = [
   ],
   // Name rules apply to metric names only: an event or a service check named like a blocked metric goes through.
   [(c) => c.event('legacy.boom'), '_e{11,11}:legacy.boom|legacy.boom', false],
-  [(c) => c.check('legacy.service', c.CHECKS.CRITICAL, { hostname: 'h1', message: 'down' }, ['t']), '_sc|legacy.service|2|h:h1|#t|m:down', false],
+  [
+    (c) => c.check('legacy.service', c.CHECKS.CRITICAL, { hostname: 'h1', message: 'down' }, ['t']),
+    '_sc|legacy.service|2|h:h1|#t|m:down',
+    false,
+  ],
   [(c) => c.check('app.ok', c.CHECKS.OK), '_sc|app.ok|0', false],
 ]
 
@@ -200,117 +230,141 @@ function unsampled(fn: () => void): void {
 eachTopology(t, async (t, topology) => {
   const r = await proxyRig(t, topology)
 
-  await t.test('unbuffered hot-shots: one metric per datagram, blocked ones removed, the rest byte for byte', async (t) => {
-    const before = await fresh(r)
-    const { proxy, sink } = r
-    const direct = await sinkFor(t)
-    const errors: Error[] = []
-    const viaProxy = client(t, proxy.listen.port, false, errors)
-    const straight = client(t, direct.port, false, errors)
-    const all = CALLS.map(([, line]) => line)
-    const survivors = CALLS.filter(([, , blocked]) => !blocked).map(([, line]) => line)
+  await t.test(
+    'unbuffered hot-shots: one metric per datagram, blocked ones removed, the rest byte for byte',
+    async (t) => {
+      const before = await fresh(r)
+      const { proxy, sink } = r
+      const direct = await sinkFor(t)
+      const errors: Error[] = []
+      const viaProxy = client(t, proxy.listen.port, false, errors)
+      const straight = client(t, direct.port, false, errors)
+      const all = CALLS.map(([, line]) => line)
+      const survivors = CALLS.filter(([, , blocked]) => !blocked).map(([, line]) => line)
 
-    unsampled(() => {
-      for (const [call] of CALLS) call(straight)
-      for (const [call] of CALLS) call(viaProxy)
-    })
-    await waitFor(() => direct.datagrams.length === CALLS.length, () => `${direct.datagrams.length}/${CALLS.length} datagrams at the direct sink`)
-    const c = await settled(r, before, CALLS.length, survivors.length)
+      unsampled(() => {
+        for (const [call] of CALLS) call(straight)
+        for (const [call] of CALLS) call(viaProxy)
+      })
+      await waitFor(
+        () => direct.datagrams.length === CALLS.length,
+        () => `${direct.datagrams.length}/${CALLS.length} datagrams at the direct sink`,
+      )
+      const c = await settled(r, before, CALLS.length, survivors.length)
 
-    t.same(
-      direct.datagrams.map((d) => d.toString()),
-      all,
-      'hot-shots writes the lines the test expects, one per datagram',
-    )
-    assertLines(t, sink, survivors, topology)
-    t.same(c, {
-      datagramsIn: CALLS.length,
-      bytesIn: byteLength(all),
-      linesIn: CALLS.length,
-      linesForwarded: survivors.length,
-      linesBlocked: CALLS.length - survivors.length,
-      linesMalformed: 0,
-      linesDroppedBackpressure: 0,
-      linesWouldBlock: 0,
-      linesOversize: 0,
-      linesSendFailed: 0,
-      datagramsOut: sink.datagrams.length,
-      bytesOut: sink.bytes(),
-      sendErrors: 0,
-    })
-    t.equal(c.bytesOut, byteLength(survivors) + survivors.length - sink.datagrams.length, 'survivors plus one \\n between lines of a datagram')
-    t.ok(c.datagramsOut >= 1 && c.datagramsOut <= c.datagramsIn, `${c.datagramsOut} datagrams out`)
-    assertInvariant(t, c)
-    t.same(errors, [], 'hot-shots reported no error')
-  })
+      t.same(
+        direct.datagrams.map((d) => d.toString()),
+        all,
+        'hot-shots writes the lines the test expects, one per datagram',
+      )
+      assertLines(t, sink, survivors, topology)
+      t.same(c, {
+        datagramsIn: CALLS.length,
+        bytesIn: byteLength(all),
+        linesIn: CALLS.length,
+        linesForwarded: survivors.length,
+        linesBlocked: CALLS.length - survivors.length,
+        linesMalformed: 0,
+        linesDroppedBackpressure: 0,
+        linesWouldBlock: 0,
+        linesOversize: 0,
+        linesSendFailed: 0,
+        datagramsOut: sink.datagrams.length,
+        bytesOut: sink.bytes(),
+        sendErrors: 0,
+      })
+      t.equal(
+        c.bytesOut,
+        byteLength(survivors) + survivors.length - sink.datagrams.length,
+        'survivors plus one \\n between lines of a datagram',
+      )
+      t.ok(c.datagramsOut >= 1 && c.datagramsOut <= c.datagramsIn, `${c.datagramsOut} datagrams out`)
+      assertInvariant(t, c)
+      t.same(errors, [], 'hot-shots reported no error')
+    },
+  )
 
-  await t.test('buffered hot-shots: blocked lines are removed from inside its batches, survivors keep their order', async (t) => {
-    const before = await fresh(r)
-    const { proxy, sink } = r
-    const direct = await sinkFor(t)
-    const errors: Error[] = []
-    const viaProxy = client(t, proxy.listen.port, true, errors)
-    const straight = client(t, direct.port, true, errors)
+  await t.test(
+    'buffered hot-shots: blocked lines are removed from inside its batches, survivors keep their order',
+    async (t) => {
+      const before = await fresh(r)
+      const { proxy, sink } = r
+      const direct = await sinkFor(t)
+      const errors: Error[] = []
+      const viaProxy = client(t, proxy.listen.port, true, errors)
+      const straight = client(t, direct.port, true, errors)
 
-    // 400 metrics of every kind, a third of them blocked, plus the table above.
-    const calls: [(c: StatsD) => void, string, boolean][] = []
-    for (let i = 0; i < 400; i++) {
-      switch (i % 6) {
-        case 0:
-          calls.push([(c) => c.increment(`app.hits.${i}`, i, ['shard:a']), `app.hits.${i}:${i}|c|#shard:a`, false])
-          break
-        case 1:
-          calls.push([(c) => c.increment(`legacy.hits.${i}`), `legacy.hits.${i}:1|c`, true])
-          break
-        case 2:
-          calls.push([(c) => c.gauge(`app.gauge.${i}`, i / 4), `app.gauge.${i}:${i / 4}|g`, false])
-          break
-        case 3:
-          calls.push([(c) => c.timing(`debug.tmp.t${i}`, i), `debug.tmp.t${i}:${i}|ms`, true])
-          break
-        case 4:
-          calls.push([(c) => c.distribution(`app.dist.${i}`, i, ['k:v:w']), `app.dist.${i}:${i}|d|#k:v:w`, false])
-          break
-        default:
-          calls.push([(c) => c.increment('app.requests.old'), 'app.requests.old:1|c', true])
+      // 400 metrics of every kind, a third of them blocked, plus the table above.
+      const calls: [(c: StatsD) => void, string, boolean][] = []
+      for (let i = 0; i < 400; i++) {
+        switch (i % 6) {
+          case 0:
+            calls.push([(c) => c.increment(`app.hits.${i}`, i, ['shard:a']), `app.hits.${i}:${i}|c|#shard:a`, false])
+            break
+          case 1:
+            calls.push([(c) => c.increment(`legacy.hits.${i}`), `legacy.hits.${i}:1|c`, true])
+            break
+          case 2:
+            calls.push([(c) => c.gauge(`app.gauge.${i}`, i / 4), `app.gauge.${i}:${i / 4}|g`, false])
+            break
+          case 3:
+            calls.push([(c) => c.timing(`debug.tmp.t${i}`, i), `debug.tmp.t${i}:${i}|ms`, true])
+            break
+          case 4:
+            calls.push([(c) => c.distribution(`app.dist.${i}`, i, ['k:v:w']), `app.dist.${i}:${i}|d|#k:v:w`, false])
+            break
+          default:
+            calls.push([(c) => c.increment('app.requests.old'), 'app.requests.old:1|c', true])
+        }
       }
-    }
-    calls.push(...CALLS)
-    const all = calls.map(([, line]) => line)
-    const survivors = calls.filter(([, , blocked]) => !blocked).map(([, line]) => line)
+      calls.push(...CALLS)
+      const all = calls.map(([, line]) => line)
+      const survivors = calls.filter(([, , blocked]) => !blocked).map(([, line]) => line)
 
-    unsampled(() => {
-      for (const [call] of calls) call(straight)
-      for (const [call] of calls) call(viaProxy)
-    })
-    straight.flush()
-    viaProxy.flush()
-    await waitFor(() => direct.lines().length === calls.length, () => `${direct.lines().length}/${calls.length} lines at the direct sink`)
-    const c = await settled(r, before, calls.length, survivors.length)
+      unsampled(() => {
+        for (const [call] of calls) call(straight)
+        for (const [call] of calls) call(viaProxy)
+      })
+      straight.flush()
+      viaProxy.flush()
+      await waitFor(
+        () => direct.lines().length === calls.length,
+        () => `${direct.lines().length}/${calls.length} lines at the direct sink`,
+      )
+      const c = await settled(r, before, calls.length, survivors.length)
 
-    t.same(direct.lines(), all, 'hot-shots writes the expected lines')
-    t.ok(direct.datagrams.length < calls.length / 10, `hot-shots batched them: ${direct.datagrams.length} datagrams`)
-    t.same(direct.datagrams.filter((d) => d.length > 1000), [], 'no hot-shots batch over maxBufferSize')
-    // Lines of one hot-shots batch are read by one reader: they stay in order (and together) per reader.
-    assertLines(t, sink, survivors, topology)
-    t.same(sink.datagrams.filter((d) => d.length > proxy.maxPacketSize), [], `no forwarded datagram over ${proxy.maxPacketSize} bytes`)
-    t.same(c, {
-      datagramsIn: direct.datagrams.length, // both clients batch the same calls the same way
-      bytesIn: direct.bytes(),
-      linesIn: calls.length,
-      linesForwarded: survivors.length,
-      linesBlocked: calls.length - survivors.length,
-      linesMalformed: 0,
-      linesDroppedBackpressure: 0,
-      linesWouldBlock: 0,
-      linesOversize: 0,
-      linesSendFailed: 0,
-      datagramsOut: sink.datagrams.length,
-      bytesOut: sink.bytes(),
-      sendErrors: 0,
-    })
-    t.equal(c.bytesOut, byteLength(survivors) + survivors.length - sink.datagrams.length)
-    assertInvariant(t, c)
-    t.same(errors, [], 'hot-shots reported no error')
-  })
+      t.same(direct.lines(), all, 'hot-shots writes the expected lines')
+      t.ok(direct.datagrams.length < calls.length / 10, `hot-shots batched them: ${direct.datagrams.length} datagrams`)
+      t.same(
+        direct.datagrams.filter((d) => d.length > 1000),
+        [],
+        'no hot-shots batch over maxBufferSize',
+      )
+      // Lines of one hot-shots batch are read by one reader: they stay in order (and together) per reader.
+      assertLines(t, sink, survivors, topology)
+      t.same(
+        sink.datagrams.filter((d) => d.length > proxy.maxPacketSize),
+        [],
+        `no forwarded datagram over ${proxy.maxPacketSize} bytes`,
+      )
+      t.same(c, {
+        datagramsIn: direct.datagrams.length, // both clients batch the same calls the same way
+        bytesIn: direct.bytes(),
+        linesIn: calls.length,
+        linesForwarded: survivors.length,
+        linesBlocked: calls.length - survivors.length,
+        linesMalformed: 0,
+        linesDroppedBackpressure: 0,
+        linesWouldBlock: 0,
+        linesOversize: 0,
+        linesSendFailed: 0,
+        datagramsOut: sink.datagrams.length,
+        bytesOut: sink.bytes(),
+        sendErrors: 0,
+      })
+      t.equal(c.bytesOut, byteLength(survivors) + survivors.length - sink.datagrams.length)
+      assertInvariant(t, c)
+      t.same(errors, [], 'hot-shots reported no error')
+    },
+  )
 })

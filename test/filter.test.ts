@@ -5,9 +5,13 @@ import t, { type Test } from 'tap'
 import { RuleSet } from '../src/match/rule-set.ts'
 import { createPipeline, type Pipeline } from '../src/pipeline.ts'
 import { CaptureTarget } from './fixtures/reference.ts'
-import { memoryLogger } from './fixtures/udp.ts'
+import { memoryLogger, present } from './fixtures/udp.ts'
 
-function pipeline(t: Test, rules: RuleSet, insights = true): { path: Pipeline; target: CaptureTarget; records: Record<string, unknown>[] } {
+function pipeline(
+  t: Test,
+  rules: RuleSet,
+  insights = true,
+): { path: Pipeline; target: CaptureTarget; records: Record<string, unknown>[] } {
   const target = new CaptureTarget()
   const { log, records } = memoryLogger('warn')
   const path = createPipeline({ rules, target, maxPacketSize: 1432, insights, log })
@@ -37,7 +41,13 @@ t.test('each line in one bucket: forwarded, blocked, would-block (forwarded), ma
     'app.old.not-exact:5|c',
   ]
   path.filter.handleDatagram(Buffer.from(lines.join('\n')))
-  t.same(forwarded(path, target), ['app.ok:1|c|#env:prod', 'trial.y:4|c', '_e{1,1}:a|b', '_sc|check|0', 'app.old.not-exact:5|c'])
+  t.same(forwarded(path, target), [
+    'app.ok:1|c|#env:prod',
+    'trial.y:4|c',
+    '_e{1,1}:a|b',
+    '_sc|check|0',
+    'app.old.not-exact:5|c',
+  ])
   const c = path.counters
   t.same(
     [c.datagramsIn, c.linesIn, c.linesForwarded, c.linesBlocked, c.linesMalformed, c.linesWouldBlock],
@@ -70,11 +80,19 @@ t.test('insights: false keeps no hits and no sketches', async (t) => {
 t.test('the sketches see forwarded and blocked names apart', async (t) => {
   const { path } = pipeline(t, rules())
   // Sampling is 1 in 16 per line: enough lines that both names are seen.
-  const datagram = Buffer.from(Array.from({ length: 400 }, (_, i) => (i % 2 === 0 ? 'keep.me:1|c' : 'legacy.z:1|c')).join('\n'))
+  const datagram = Buffer.from(
+    Array.from({ length: 400 }, (_, i) => (i % 2 === 0 ? 'keep.me:1|c' : 'legacy.z:1|c')).join('\n'),
+  )
   for (let i = 0; i < 10; i++) path.filter.handleDatagram(datagram)
-  const top = path.insights!.report(5)
-  t.same(top.forwarded.map((e) => e.name), ['keep.me'])
-  t.same(top.blocked.map((e) => e.name), ['legacy.z'])
+  const top = present(path.insights, 'the insights').report(5)
+  t.same(
+    top.forwarded.map((e) => e.name),
+    ['keep.me'],
+  )
+  t.same(
+    top.blocked.map((e) => e.name),
+    ['legacy.z'],
+  )
 })
 
 t.test('setRules applies from the next datagram on', async (t) => {

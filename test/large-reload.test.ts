@@ -26,7 +26,10 @@ t.test(`a ${RULES.toLocaleString('en')}-rule list replaces the config under stea
     writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['old.'] }))
     const r = await rig(t, file, sink, null)
     const prefixes = Array.from({ length: RULES }, (_, i) => `    - legacy.team${i}.`)
-    writeFileSync(file, `${yamlConfig({ workers, sinkPort: sink.port }).replace('  prefixes: []\n', `  prefixes:\n${prefixes.join('\n')}\n`)}`)
+    writeFileSync(
+      file,
+      `${yamlConfig({ workers, sinkPort: sink.port }).replace('  prefixes: []\n', `  prefixes:\n${prefixes.join('\n')}\n`)}`,
+    )
     const drops0 = await kernelDrops(r.proxy.listen.port)
 
     // One numbered line every millisecond or so, and the event loop's longest gap, for as long as the reload runs.
@@ -54,11 +57,23 @@ t.test(`a ${RULES.toLocaleString('en')}-rule list replaces the config under stea
 
     t.same(result, OK, 'the reload succeeded')
     t.equal((await r.proxy.rules()).size, RULES, 'every rule is in force')
-    t.comment(`reload of ${RULES} rules: ${Math.round(took)} ms; longest event-loop pause ${longest.toFixed(1)} ms; ${sent} lines sent meanwhile`)
-    t.ok(longest < PAUSE_BOUND_MS, `the event loop never stood still for ${PAUSE_BOUND_MS} ms (longest ${longest.toFixed(1)} ms)`)
+    t.comment(
+      `reload of ${RULES} rules: ${Math.round(took)} ms; longest event-loop pause ${longest.toFixed(1)} ms; ${sent} lines sent meanwhile`,
+    )
+    t.ok(
+      longest < PAUSE_BOUND_MS,
+      `the event loop never stood still for ${PAUSE_BOUND_MS} ms (longest ${longest.toFixed(1)} ms)`,
+    )
     t.ok(sent > 100, 'the client sent throughout')
-    await waitFor(() => sink.lines().filter((l) => l.startsWith('during.reload:')).length === sent, () => `lines sent during the reload at the sink`)
-    t.equal(await kernelDrops(r.proxy.listen.port) - drops0, 0, 'the kernel dropped nothing meanwhile')
-    t.same(await probe(r, [`legacy.team${RULES - 1}.x:1|c`, 'legacy.team.x:1|c', 'old.x:1|c']), ['legacy.team.x:1|c', 'old.x:1|c'], 'the last of the new rules blocks; the old rule is gone')
+    await waitFor(
+      () => sink.lines().filter((l) => l.startsWith('during.reload:')).length === sent,
+      () => `lines sent during the reload at the sink`,
+    )
+    t.equal((await kernelDrops(r.proxy.listen.port)) - drops0, 0, 'the kernel dropped nothing meanwhile')
+    t.same(
+      await probe(r, [`legacy.team${RULES - 1}.x:1|c`, 'legacy.team.x:1|c', 'old.x:1|c']),
+      ['legacy.team.x:1|c', 'old.x:1|c'],
+      'the last of the new rules blocks; the old rule is gone',
+    )
   }),
 )

@@ -10,12 +10,15 @@ t.test('packs a blocklist into one string and typed arrays, and back', async (t)
   t.equal(packed.text, 'legacy.\ncanary.é.\napp.old\n指标\n')
   t.same([...packed.starts], [0, 8, 18, 26, 29])
   t.same([...packed.dryRun], [0, 1, 0, 0])
-  t.same([0, 1, 2, 3].map((i) => [kindOf(packed, i), patternOf(packed, i)]), [
-    ['prefix', 'legacy.'],
-    ['prefix', 'canary.é.'],
-    ['name', 'app.old'],
-    ['name', '指标'],
-  ])
+  t.same(
+    [0, 1, 2, 3].map((i) => [kindOf(packed, i), patternOf(packed, i)]),
+    [
+      ['prefix', 'legacy.'],
+      ['prefix', 'canary.é.'],
+      ['name', 'app.old'],
+      ['name', '指标'],
+    ],
+  )
   t.same(unpackRules(packed), rulesFromBlocklist(blocklist), 'the same rule table as rulesFromBlocklist')
 })
 

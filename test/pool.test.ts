@@ -17,7 +17,11 @@ t.test('acquire hands out every slot once, then -1', async (t) => {
   t.equal(pool.bufferSize, 64)
   t.equal(pool.inUse, 0)
   const slots = acquireAll(pool)
-  t.same([...slots].sort((a, b) => a - b), [0, 1, 2, 3, 4], 'each slot once')
+  t.same(
+    [...slots].sort((a, b) => a - b),
+    [0, 1, 2, 3, 4],
+    'each slot once',
+  )
   t.equal(pool.inUse, 5)
   t.equal(pool.acquire(), -1, 'still exhausted')
   t.equal(pool.inUse, 5, 'a refused acquire takes nothing')
@@ -34,11 +38,17 @@ t.test('buffers are distinct, bufferSize long and do not overlap', async (t) => 
   slots.forEach((slot, i) => pool.buffer(slot).fill(0x41 + i))
   slots.forEach((slot, i) => {
     const b = pool.buffer(slot)
-    t.ok(b.every((byte) => byte === 0x41 + i), `slot ${slot} holds only its own bytes`)
+    t.ok(
+      b.every((byte) => byte === 0x41 + i),
+      `slot ${slot} holds only its own bytes`,
+    )
   })
   pool.buffer(slots[1])[0] = 0x7a
   pool.buffer(slots[1])[99] = 0x7a
-  t.ok(pool.buffer(slots[0]).every((byte) => byte === 0x41), 'writing the first and last byte of one changes no other')
+  t.ok(
+    pool.buffer(slots[0]).every((byte) => byte === 0x41),
+    'writing the first and last byte of one changes no other',
+  )
   t.ok(pool.buffer(slots[2]).every((byte) => byte === 0x43))
 })
 
@@ -54,7 +64,11 @@ t.test('a released slot is handed out again; inUse follows', async (t) => {
   pool.release(c)
   t.equal(pool.inUse, 1)
   const again = [pool.acquire(), pool.acquire()].sort((x, y) => x - y)
-  t.same(again, [a, c].sort((x, y) => x - y), 'both released slots, none twice')
+  t.same(
+    again,
+    [a, c].sort((x, y) => x - y),
+    'both released slots, none twice',
+  )
   t.equal(pool.acquire(), -1)
   for (const slot of [a, b, c]) pool.release(slot)
   t.equal(pool.inUse, 0)

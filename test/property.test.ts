@@ -1,21 +1,34 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { blocklistArb, checkAgainstReference, lineArb, referenceFilter, referenceProperty } from './fixtures/reference.ts'
+import {
+  blocklistArb,
+  checkAgainstReference,
+  lineArb,
+  referenceFilter,
+  referenceProperty,
+} from './fixtures/reference.ts'
 
 // The datagram path against the simplest filter anyone would write with strings: for random rule sets and random
 // datagrams, the proxy must forward exactly the lines the reference keeps, byte for byte and in order, and count
 // each line in the same outcome. The reference, the arbitraries and the runner live in test/fixtures/reference.ts,
 // shared with bench/fuzz.ts (which runs the same property over a million datagrams).
 
-t.test('forwards exactly the lines a string-based reference filter keeps, and counts each in the same bucket', async (t) => {
-  fc.assert(referenceProperty(), { numRuns: Number(process.env.PROPERTY_RUNS ?? 2000) })
-  t.pass('property holds')
-})
+t.test(
+  'forwards exactly the lines a string-based reference filter keeps, and counts each in the same bucket',
+  async (t) => {
+    fc.assert(referenceProperty(), { numRuns: Number(process.env.PROPERTY_RUNS ?? 2000) })
+    t.pass('property holds')
+  },
+)
 
 t.test('random bytes never throw, and every line lands in the bucket the reference puts it in', async (t) => {
   fc.assert(
     fc.property(fc.array(fc.uint8Array({ maxLength: 2000 }), { maxLength: 10 }), (chunks) => {
-      const check = checkAgainstReference({ prefixes: ['a', { pattern: 'c', dryRun: true }], names: ['b'] }, chunks.map((c) => Buffer.from(c)), 512)
+      const check = checkAgainstReference(
+        { prefixes: ['a', { pattern: 'c', dryRun: true }], names: ['b'] },
+        chunks.map((c) => Buffer.from(c)),
+        512,
+      )
       if (!check.ok) throw new Error(check.mismatches.join('; '))
     }),
     { numRuns: 1000 },
@@ -51,7 +64,8 @@ t.test('the arbitraries make events, service checks, look-alike metric names and
   const entries = blocklists.flatMap((b) => [...b.prefixes, ...b.names])
   const dryRun = entries.filter((e) => typeof e !== 'string' && e.dryRun).length / entries.length
   t.ok(dryRun >= 0.05, `dry-run rules: ${(dryRun * 100).toFixed(1)}% of rules`)
-  const kindPatterns = entries.filter((e) => /^_(sc|e)/.test(typeof e === 'string' ? e : e.pattern)).length / entries.length
+  const kindPatterns =
+    entries.filter((e) => /^_(sc|e)/.test(typeof e === 'string' ? e : e.pattern)).length / entries.length
   t.ok(kindPatterns >= 0.05, `rules on \`_sc\`/\`_e\` names: ${(kindPatterns * 100).toFixed(1)}% of rules`)
 })
 
@@ -76,7 +90,10 @@ t.test('the reference filter: kinds, rule precedence and buckets', async (t) => 
       'utf8',
     ),
   ]
-  const result = referenceFilter(datagrams, { prefixes: ['a', { pattern: 'a.dry', dryRun: true }, { pattern: 'b', dryRun: true }, '_s'], names: ['b'] })
+  const result = referenceFilter(datagrams, {
+    prefixes: ['a', { pattern: 'a.dry', dryRun: true }, { pattern: 'b', dryRun: true }, '_s'],
+    names: ['b'],
+  })
   t.same(result, {
     kept: ['a.dry.x:1|c', 'b.y:1|g', '_sc|_s.check|0', '_e{1,1}:a|b', '_e:1|c', 'ok:1|c'],
     blocked: 3,

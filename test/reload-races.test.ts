@@ -4,7 +4,18 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { ReloadResult } from '../src/reload/reloader.ts'
-import { counts, OK, postReload, probe, RELOADED, reloads, rig, sinkFor, withMsg, yamlConfig } from './fixtures/reload.ts'
+import {
+  counts,
+  OK,
+  postReload,
+  probe,
+  RELOADED,
+  reloads,
+  rig,
+  sinkFor,
+  withMsg,
+  yamlConfig,
+} from './fixtures/reload.ts'
 import { eachTopology, waitForCounters } from './fixtures/topology.ts'
 import { assertInvariant, ownTestdir } from './fixtures/udp.ts'
 
@@ -25,7 +36,8 @@ t.test('no line lost or filtered by a mix of rule sets while reloads alternate u
 
     // Datagram d has 10 lines `<kind>.<d>.<i>:1|c`: kind a (i = 0, 3, 6, 9), b (1, 4, 7), k (2, 5, 8). A blocks the
     // a lines, B the b lines, neither the k lines.
-    const datagram = (d: number): string => Array.from({ length: 10 }, (_, i) => `${'abk'[i % 3]}.${d}.${i}:1|c`).join('\n')
+    const datagram = (d: number): string =>
+      Array.from({ length: 10 }, (_, i) => `${'abk'[i % 3]}.${d}.${i}:1|c`).join('\n')
     const KEPT = { A: [1, 2, 4, 5, 7, 8], B: [0, 2, 3, 5, 6, 8, 9] }
     const RELOADS = 10
     const MAX_DATAGRAMS = 20_000 // a bound; at ~200 a second the test sends far fewer
@@ -74,8 +86,16 @@ t.test('no line lost or filtered by a mix of rule sets while reloads alternate u
       sending = false
       await sender
     }
-    const c = await waitForCounters(r.proxy, (c) => c.linesIn === sent * 10 && c.bytesOut === sink.bytes(), `linesIn ${sent * 10}, sink bytes = bytesOut ${sink.bytes()}`)
-    t.same(results, Array.from({ length: RELOADS }, () => OK), 'every reload ok')
+    const c = await waitForCounters(
+      r.proxy,
+      (c) => c.linesIn === sent * 10 && c.bytesOut === sink.bytes(),
+      `linesIn ${sent * 10}, sink bytes = bytesOut ${sink.bytes()}`,
+    )
+    t.same(
+      results,
+      Array.from({ length: RELOADS }, () => OK),
+      'every reload ok',
+    )
     t.same(await reloads(r), counts(RELOADS, 0))
     t.comment(`${sent} datagrams, ${sent * 10} lines, ${RELOADS} reloads`)
 
@@ -109,15 +129,27 @@ t.test('no line lost or filtered by a mix of rule sets while reloads alternate u
       const lowest = doneAtSend[d]
       const k = countedBefore.findIndex((counted) => d < counted)
       const highest = k === -1 ? RELOADS : k
-      if (lowest > highest) throw new Error(`datagram ${d}: sent after reload ${lowest} was done, read before reload ${highest + 1} began`)
+      if (lowest > highest)
+        throw new Error(`datagram ${d}: sent after reload ${lowest} was done, read before reload ${highest + 1} began`)
       if (lowest !== highest) continue // sent while a reload ran: either set, as long as it is one of them
       determined[lowest]++
       if (applied[d] !== setOf(lowest)) wrong.push({ datagram: d, generation: lowest, applied: applied[d] })
     }
-    t.same(mixed.slice(0, 10), [], 'each datagram: its surviving lines are exactly what A keeps or exactly what B keeps')
+    t.same(
+      mixed.slice(0, 10),
+      [],
+      'each datagram: its surviving lines are exactly what A keeps or exactly what B keeps',
+    )
     t.equal(mixed.length, 0, 'datagrams lost, partly lost, duplicated or filtered by a mix')
-    t.same(wrong.slice(0, 10), [], 'a datagram sent after a reload was done and read before the next began: that reload\'s rules')
-    t.ok(determined.every((n) => n >= 20), `at least 20 such datagrams for every generation: ${JSON.stringify(determined)}`)
+    t.same(
+      wrong.slice(0, 10),
+      [],
+      "a datagram sent after a reload was done and read before the next began: that reload's rules",
+    )
+    t.ok(
+      determined.every((n) => n >= 20),
+      `at least 20 such datagrams for every generation: ${JSON.stringify(determined)}`,
+    )
     t.equal(applied[0], 'A', 'the first datagrams saw the rules the proxy started with')
     if (workers === 1) {
       // One reader takes datagrams in the order sent, so the rule set changes exactly once per reload. (Workers
@@ -153,10 +185,18 @@ t.test('reload triggers that overlap: the queued one runs, and later reloads sti
     t.equal(withMsg(r, RELOADED).length, 2, 'both ran')
     writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['b.'] }))
     t.same(await r.proxy.reload('signal'), OK)
-    t.same((await r.proxy.rules()).rules.map((rule) => rule.pattern), ['b.'], 'the next reload applies: b. in force')
+    t.same(
+      (await r.proxy.rules()).rules.map((rule) => rule.pattern),
+      ['b.'],
+      'the next reload applies: b. in force',
+    )
     writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['c.'] }))
     t.same(await r.proxy.reload('signal'), OK, 'the one after says ok')
-    t.same((await r.proxy.rules()).rules.map((rule) => rule.pattern), ['c.'], 'and applies: c. in force')
+    t.same(
+      (await r.proxy.rules()).rules.map((rule) => rule.pattern),
+      ['c.'],
+      'and applies: c. in force',
+    )
     t.same(await probe(r, ['b.x:1|c', 'c.x:1|c']), ['b.x:1|c'], 'traffic: c. blocked, b. passes')
     t.equal(withMsg(r, RELOADED).length, 4, 'one record per reload')
   }),

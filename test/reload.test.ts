@@ -2,7 +2,17 @@
 // POST /-/reload, proxy.reload(), SIGHUP through the real CLI; invalid files; restart-only settings; a mode
 // change. (Reloads under traffic and overlapping reloads: test/reload-races.test.ts.)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
@@ -25,7 +35,19 @@ import {
   withMsg,
   yamlConfig,
 } from './fixtures/reload.ts'
-import { assertInvariant, createClient, freePort, http, memoryLogger, ownTestdir, promSeries, scrape, startSink, testConfig, waitFor } from './fixtures/udp.ts'
+import {
+  assertInvariant,
+  createClient,
+  freePort,
+  http,
+  memoryLogger,
+  ownTestdir,
+  promSeries,
+  scrape,
+  startSink,
+  testConfig,
+  waitFor,
+} from './fixtures/udp.ts'
 
 // Each reload (and each start: the file is compiled the way the CLI does) runs a worker thread, which under tap
 // takes up to a few seconds on Node 20 (see RELOAD_MS), and every test runs for both topologies: this file asks the
@@ -44,7 +66,11 @@ t.test('a Kubernetes ConfigMap update (the ..data symlink swapped by a rename) i
     symlinkSync('..data/filter.yaml', join(dir, 'filter.yaml'))
     const file = join(dir, 'filter.yaml')
     const r = await rig(t, file, sink)
-    t.same(await probe(r, ['old.x:1|c', 'new.x:1|c', 'keep.x:1|c']), ['new.x:1|c', 'keep.x:1|c'], 'before: the old rules')
+    t.same(
+      await probe(r, ['old.x:1|c', 'new.x:1|c', 'keep.x:1|c']),
+      ['new.x:1|c', 'keep.x:1|c'],
+      'before: the old rules',
+    )
 
     // The kubelet's update: a new directory, a new link to it, renamed over ..data (atomic), the old directory gone.
     const newText = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['new.'] })
@@ -56,15 +82,30 @@ t.test('a Kubernetes ConfigMap update (the ..data symlink swapped by a rename) i
     t.equal(readFileSync(file, 'utf8'), newText, 'the path now reads the new file')
     t.same(readdirSync(dir).sort(), ['..2026_b', '..data', 'filter.yaml'])
 
-    await waitFor(() => withMsg(r, RELOADED).length > 0, () => `a '${RELOADED}' record: ${JSON.stringify(r.records)}`, RELOAD_MS)
-    t.same(await probe(r, ['old.y:1|c', 'new.y:1|c', 'keep.y:1|c']), ['old.y:1|c', 'keep.y:1|c'], 'after: the new rules, and only them')
+    await waitFor(
+      () => withMsg(r, RELOADED).length > 0,
+      () => `a '${RELOADED}' record: ${JSON.stringify(r.records)}`,
+      RELOAD_MS,
+    )
+    t.same(
+      await probe(r, ['old.y:1|c', 'new.y:1|c', 'keep.y:1|c']),
+      ['old.y:1|c', 'keep.y:1|c'],
+      'after: the new rules, and only them',
+    )
     t.same(
       (await r.proxy.rules()).rules.map((rule) => rule.pattern),
       ['new.'],
     )
     t.equal(withMsg(r, RELOADED).length, 1, 'one reload record')
     const [record] = withMsg(r, RELOADED)
-    t.match(record, { level: 30, trigger: 'watch', file, hash: sha16(newText), mode: 'enforce', rules: { prefixes: 1, names: 0 } })
+    t.match(record, {
+      level: 30,
+      trigger: 'watch',
+      file,
+      hash: sha16(newText),
+      mode: 'enforce',
+      rules: { prefixes: 1, names: 0 },
+    })
     t.same(withMsg(r, FAILED), [], 'no failed attempt')
     const m = await scrape(r.port)
     // Later watch events (the rm, the stat poll) find the content in force: they change and count nothing.
@@ -90,17 +131,35 @@ t.test('reload by POST /-/reload (200 with the result) and by proxy.reload()', a
     t.same(await probe(r, traffic), ['b.x:1|c', 'k.exact:1|c', 'k.other:1|c'], 'A in force')
 
     writeFileSync(file, B)
-    t.same(await postReload(r), { status: 200, type: 'application/json', result: OK }, 'POST /-/reload: 200 with the result')
+    t.same(
+      await postReload(r),
+      { status: 200, type: 'application/json', result: OK },
+      'POST /-/reload: 200 with the result',
+    )
     t.same(await probe(r, traffic), ['a.x:1|c', 'k.other:1|c'], 'B in force')
     t.equal(withMsg(r, RELOADED).length, 1, 'one reload record')
-    t.match(withMsg(r, RELOADED)[0], { level: 30, trigger: 'http', file, hash: sha16(B), mode: 'enforce', rules: { prefixes: 1, names: 1 } })
+    t.match(withMsg(r, RELOADED)[0], {
+      level: 30,
+      trigger: 'http',
+      file,
+      hash: sha16(B),
+      mode: 'enforce',
+      rules: { prefixes: 1, names: 1 },
+    })
     t.same(await reloads(r), counts(1, 0))
 
     writeFileSync(file, A)
     t.same(await r.proxy.reload('signal'), OK, 'proxy.reload()')
     t.same(await probe(r, traffic), ['b.x:1|c', 'k.exact:1|c', 'k.other:1|c'], 'A in force again')
     t.equal(withMsg(r, RELOADED).length, 2, 'one more reload record')
-    t.match(withMsg(r, RELOADED)[1], { level: 30, trigger: 'signal', file, hash: sha16(A), mode: 'enforce', rules: { prefixes: 1, names: 0 } })
+    t.match(withMsg(r, RELOADED)[1], {
+      level: 30,
+      trigger: 'signal',
+      file,
+      hash: sha16(A),
+      mode: 'enforce',
+      rules: { prefixes: 1, names: 0 },
+    })
     const m = await scrape(r.port)
     t.same(promSeries(m, `${P}config_reloads_total`), counts(2, 0))
     t.same(promSeries(m, `${P}config_info`), { [`{format="yaml",hash="${sha16(A)}",mode="enforce"}`]: 1 })
@@ -125,7 +184,9 @@ t.test('an invalid file changes nothing but the failure count: rules stay, error
       [
         'a YAML syntax error',
         () => writeFileSync(file, valid.replace('  names: []\n', '  names: [b.\n')),
-        [`${file}:8:1: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]`],
+        [
+          `${file}:8:1: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]`,
+        ],
       ],
       [
         'an unknown key',
@@ -135,7 +196,14 @@ t.test('an invalid file changes nothing but the failure count: rules stay, error
       ['the file deleted', () => rmSync(file), [`${file}: cannot read the file (ENOENT)`]],
       [
         'the file truncated to garbage',
-        () => writeFileSync(file, Buffer.concat([Buffer.from(valid).subarray(0, 20), Buffer.from([0x00, 0xff, 0xfe, 0x7b, 0x5b, 0x3a, 0x0a, 0x9f, 0x22])])),
+        () =>
+          writeFileSync(
+            file,
+            Buffer.concat([
+              Buffer.from(valid).subarray(0, 20),
+              Buffer.from([0x00, 0xff, 0xfe, 0x7b, 0x5b, 0x3a, 0x0a, 0x9f, 0x22]),
+            ]),
+          ),
         [
           `${file}:1:17: YAML syntax error: Block collections are not allowed within flow collections`,
           `${file}:1:24: YAML syntax error: Unexpected flow-map-start token`,
@@ -160,7 +228,11 @@ t.test('an invalid file changes nothing but the failure count: rules stay, error
       const m = await scrape(r.port)
       t.same(promSeries(m, `${P}config_reloads_total`), counts(0, i + 1), `${what}: counted as a failure`)
       t.same(promSeries(m, `${P}config_last_reload_success`), { '{}': 0 }, `${what}: the last reload failed`)
-      t.same(promSeries(m, `${P}config_info`), { [`{format="yaml",hash="${sha16(valid)}",mode="enforce"}`]: 1 }, `${what}: the config in force is the old one`)
+      t.same(
+        promSeries(m, `${P}config_info`),
+        { [`{format="yaml",hash="${sha16(valid)}",mode="enforce"}`]: 1 },
+        `${what}: the config in force is the old one`,
+      )
       t.same(await probe(r, traffic), ['b.x:1|c'], `${what}: the old rules are still in force`)
     }
     t.same(withMsg(r, RELOADED), [], 'nothing was reloaded')
@@ -176,39 +248,59 @@ t.test('an invalid file changes nothing but the failure count: rules stay, error
   }),
 )
 
-t.test('listen and forward changed in the file: the rules apply, the sockets stay, a warning lists the keys', async (t) =>
-  eachTopology(t, async (t, { workers }) => {
-    const sink = await sinkFor(t)
-    const other = await sinkFor(t)
-    const otherListen = await freePort()
-    const dir = ownTestdir(t)
-    const file = join(dir, 'filter.yaml')
-    writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['a.'] }))
-    const r = await rig(t, file, sink, null)
-    const listenPort = r.proxy.listen.port
-    const started = r.proxy.config()
+t.test(
+  'listen and forward changed in the file: the rules apply, the sockets stay, a warning lists the keys',
+  async (t) =>
+    eachTopology(t, async (t, { workers }) => {
+      const sink = await sinkFor(t)
+      const other = await sinkFor(t)
+      const otherListen = await freePort()
+      const dir = ownTestdir(t)
+      const file = join(dir, 'filter.yaml')
+      writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['a.'] }))
+      const r = await rig(t, file, sink, null)
+      const listenPort = r.proxy.listen.port
+      const started = r.proxy.config()
 
-    const changed = yamlConfig({ workers, sinkPort: other.port, prefixes: ['b.'], listen: `{ host: 127.0.0.1, port: ${otherListen} }` })
-    writeFileSync(file, changed)
-    t.same(await postReload(r), { status: 200, type: 'application/json', result: { ...OK, restartNeeded: ['listen', 'forward'] } })
-    const warnings = withMsg(r, RESTART_WARNING)
-    t.equal(warnings.length, 1, 'one warning')
-    t.match(warnings[0], { level: 40 })
-    t.same(warnings[0].keys, ['listen', 'forward'], 'the warning lists the keys')
-    t.equal(withMsg(r, RELOADED).length, 1)
-    t.match(withMsg(r, RELOADED)[0], { level: 30, trigger: 'http', hash: sha16(changed), rules: { prefixes: 1, names: 0 } })
+      const changed = yamlConfig({
+        workers,
+        sinkPort: other.port,
+        prefixes: ['b.'],
+        listen: `{ host: 127.0.0.1, port: ${otherListen} }`,
+      })
+      writeFileSync(file, changed)
+      t.same(await postReload(r), {
+        status: 200,
+        type: 'application/json',
+        result: { ...OK, restartNeeded: ['listen', 'forward'] },
+      })
+      const warnings = withMsg(r, RESTART_WARNING)
+      t.equal(warnings.length, 1, 'one warning')
+      t.match(warnings[0], { level: 40 })
+      t.same(warnings[0].keys, ['listen', 'forward'], 'the warning lists the keys')
+      t.equal(withMsg(r, RELOADED).length, 1)
+      t.match(withMsg(r, RELOADED)[0], {
+        level: 30,
+        trigger: 'http',
+        hash: sha16(changed),
+        rules: { prefixes: 1, names: 0 },
+      })
 
-    t.same(await probe(r, ['a.x:1|c', 'b.x:1|c']), ['a.x:1|c'], 'the new rules apply, through the same sockets')
-    t.same(other.datagrams, [], 'nothing went to the forward address in the file')
-    t.equal(r.proxy.listen.port, listenPort, 'still listening on the same port')
-    t.same(r.proxy.config().listen, started.listen, 'config(): the listen address it started with')
-    t.same(r.proxy.config().forward, started.forward, 'config(): the forward address it started with')
-    t.same((await r.proxy.rules()).rules.map((rule) => rule.pattern), ['b.'], 'rules(): the rules of the file')
-    // The proxy did not bind the port the file names: it is free for us.
-    const taken = await startSink(otherListen)
-    await taken.close()
-    assertInvariant(t, await r.proxy.counters())
-  }),
+      t.same(await probe(r, ['a.x:1|c', 'b.x:1|c']), ['a.x:1|c'], 'the new rules apply, through the same sockets')
+      t.same(other.datagrams, [], 'nothing went to the forward address in the file')
+      t.equal(r.proxy.listen.port, listenPort, 'still listening on the same port')
+      t.same(r.proxy.config().listen, started.listen, 'config(): the listen address it started with')
+      t.same(r.proxy.config().forward, started.forward, 'config(): the forward address it started with')
+      t.same(
+        (await r.proxy.rules()).rules.map((rule) => rule.pattern),
+        ['b.'],
+        'rules(): the rules of the file',
+      )
+      // The proxy did not bind the port the file names: it is free for us.
+      const taken = await startSink(otherListen)
+      await taken.close()
+      assertInvariant(t, await r.proxy.counters())
+    }),
 )
 
 t.test('mode: enforce -> dry-run by a watched reload: blocked lines pass and count as would-block', async (t) =>
@@ -224,15 +316,26 @@ t.test('mode: enforce -> dry-run by a watched reload: blocked lines pass and cou
 
     const dry = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['blocked.'], names: ['exact'], mode: 'dry-run' })
     writeFileSync(file, dry) // in place, as an editor or `kubectl cp` would
-    await waitFor(() => withMsg(r, RELOADED).length > 0, () => `a '${RELOADED}' record: ${JSON.stringify(r.records)}`, RELOAD_MS)
-    t.equal(withMsg(r, RELOADED).length, 1, 'one reload (the watch\'s later looks find the same content)')
+    await waitFor(
+      () => withMsg(r, RELOADED).length > 0,
+      () => `a '${RELOADED}' record: ${JSON.stringify(r.records)}`,
+      RELOAD_MS,
+    )
+    t.equal(withMsg(r, RELOADED).length, 1, "one reload (the watch's later looks find the same content)")
     t.match(withMsg(r, RELOADED)[0], { level: 30, trigger: 'watch', mode: 'dry-run', hash: sha16(dry) })
-    t.same(await probe(r, ['blocked.b:1|c|#t:1', 'exact:2|g', 'kept:2|c']), ['blocked.b:1|c|#t:1', 'exact:2|g', 'kept:2|c'], 'dry-run: forwarded')
+    t.same(
+      await probe(r, ['blocked.b:1|c|#t:1', 'exact:2|g', 'kept:2|c']),
+      ['blocked.b:1|c|#t:1', 'exact:2|g', 'kept:2|c'],
+      'dry-run: forwarded',
+    )
     const c = await r.proxy.counters()
     t.same([c.linesBlocked, c.linesWouldBlock], [2, 2], 'counted as would-block, not blocked')
     assertInvariant(t, c)
 
-    const rules = JSON.parse((await http(r.port, '/rules')).body) as { mode: string; rules: { pattern: string; dryRun: boolean; hits: number }[] }
+    const rules = JSON.parse((await http(r.port, '/rules')).body) as {
+      mode: string
+      rules: { pattern: string; dryRun: boolean; hits: number }[]
+    }
     t.same(
       { mode: rules.mode, rules: rules.rules.map(({ pattern, dryRun, hits }) => ({ pattern, dryRun, hits })) },
       {
@@ -246,10 +349,12 @@ t.test('mode: enforce -> dry-run by a watched reload: blocked lines pass and cou
     )
     const m = await scrape(r.port)
     t.same(promSeries(m, `${P}config_info`), { [`{format="yaml",hash="${sha16(dry)}",mode="dry-run"}`]: 1 })
-    t.same(
-      promSeries(m, `${P}rules`),
-      { '{action="enforce",kind="prefix"}': 0, '{action="dry_run",kind="prefix"}': 1, '{action="enforce",kind="name"}': 0, '{action="dry_run",kind="name"}': 1 },
-    )
+    t.same(promSeries(m, `${P}rules`), {
+      '{action="enforce",kind="prefix"}': 0,
+      '{action="dry_run",kind="prefix"}': 1,
+      '{action="enforce",kind="name"}': 0,
+      '{action="dry_run",kind="name"}': 1,
+    })
     t.same(promSeries(m, `${P}lines_would_block_total`), { '{}': 2 })
     t.same(promSeries(m, `${P}config_reloads_total`), counts(1, 0))
   }),
@@ -269,29 +374,55 @@ t.test('an invalid file seen by the watch is rejected: the rules in force stay',
       renameSync(`${file}.tmp`, file)
     }
     replace(valid.replace('  prefixes: [a.]', '  prefix: [b.]'))
-    await waitFor(() => withMsg(r, FAILED).length > 0, () => `a '${FAILED}' record: ${JSON.stringify(r.records)}`, RELOAD_MS)
+    await waitFor(
+      () => withMsg(r, FAILED).length > 0,
+      () => `a '${FAILED}' record: ${JSON.stringify(r.records)}`,
+      RELOAD_MS,
+    )
     const [first] = withMsg(r, FAILED)
     t.match(first, { level: 50, trigger: 'watch', file })
-    t.same(first.errors, [`${file}:6:3: blocklist.prefix: unknown key (expected one of: prefixes, names)`], 'the record\'s errors')
+    t.same(
+      first.errors,
+      [`${file}:6:3: blocklist.prefix: unknown key (expected one of: prefixes, names)`],
+      "the record's errors",
+    )
     t.same(await probe(r, ['a.x:1|c', 'b.x:1|c']), ['b.x:1|c'], 'the old rules are in force')
     // The directory events and the stat poll may each have tried the file (a failure is counted and logged in the
     // same step, so the count is within the records seen before and after the scrape).
     const before = withMsg(r, FAILED).length
     const m = await scrape(r.port)
     const after = withMsg(r, FAILED).length
-    const { '{result="success"}': successes, '{result="failure"}': failures } = promSeries(m, `${P}config_reloads_total`)
+    const { '{result="success"}': successes, '{result="failure"}': failures } = promSeries(
+      m,
+      `${P}config_reloads_total`,
+    )
     t.equal(successes, 0, 'no success')
-    t.ok(failures >= before && failures <= after && after <= 2, `${failures} failure(s) counted, ${after} record(s): one or two attempts`)
+    t.ok(
+      failures >= before && failures <= after && after <= 2,
+      `${failures} failure(s) counted, ${after} record(s): one or two attempts`,
+    )
     t.same(promSeries(m, `${P}config_last_reload_success`), { '{}': 0 })
 
     // The operator puts the previous, valid file back: the content in force, but it ends the failure.
     replace(valid)
-    await waitFor(() => withMsg(r, RELOADED).length > 0, () => `a '${RELOADED}' record: ${JSON.stringify(r.records)}`, RELOAD_MS)
+    await waitFor(
+      () => withMsg(r, RELOADED).length > 0,
+      () => `a '${RELOADED}' record: ${JSON.stringify(r.records)}`,
+      RELOAD_MS,
+    )
     t.equal(withMsg(r, RELOADED).length, 1, 'one reload record')
     t.match(withMsg(r, RELOADED)[0], { level: 30, trigger: 'watch', file, hash: sha16(valid) })
     const m2 = await scrape(r.port)
-    t.same(promSeries(m2, `${P}config_reloads_total`), counts(1, withMsg(r, FAILED).length), 'a success, and the failures as before')
-    t.same(promSeries(m2, `${P}config_last_reload_success`), { '{}': 1 }, 'putting the file in force back clears the failure')
+    t.same(
+      promSeries(m2, `${P}config_reloads_total`),
+      counts(1, withMsg(r, FAILED).length),
+      'a success, and the failures as before',
+    )
+    t.same(
+      promSeries(m2, `${P}config_last_reload_success`),
+      { '{}': 1 },
+      'putting the file in force back clears the failure',
+    )
     t.same(await probe(r, ['a.x:1|c', 'b.x:1|c']), ['b.x:1|c'], 'the rules in force did not change')
   }),
 )
@@ -302,7 +433,10 @@ t.test('reload() of a proxy whose config was built in memory rejects, as documen
     const { log } = memoryLogger('info')
     const proxy = await startProxy(testConfig({ forwardPort: sink.port, prefixes: ['a.'], workers }), log)
     t.teardown(() => proxy.close())
-    await t.rejects(proxy.reload('signal'), new Error('this config was not loaded from a file: there is nothing to reload'))
+    await t.rejects(
+      proxy.reload('signal'),
+      new Error('this config was not loaded from a file: there is nothing to reload'),
+    )
   }),
 )
 
@@ -315,7 +449,10 @@ function newestSource(dir: string): number {
   let newest = 0
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name)
-    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : entry.name.endsWith('.ts') ? statSync(path).mtimeMs : 0)
+    newest = Math.max(
+      newest,
+      entry.isDirectory() ? newestSource(path) : entry.name.endsWith('.ts') ? statSync(path).mtimeMs : 0,
+    )
   }
   return newest
 }
@@ -325,8 +462,13 @@ function ensureBuilt(tt: Test): void {
   const stale = (): boolean => !existsSync(CLI) || statSync(CLI).mtimeMs < newestSource(join(ROOT, 'src'))
   if (!stale()) return
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
-  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
-  if (stale()) throw new Error(`dist/src/cli.js is missing or stale and the build failed:\n${build.stdout}${build.stderr}`)
+  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  if (stale())
+    throw new Error(`dist/src/cli.js is missing or stale and the build failed:\n${build.stdout}${build.stderr}`)
   if (build.status !== 0) tt.comment(`the build reported errors (dist/src was written anyway):\n${build.stdout}`)
 }
 
@@ -369,7 +511,10 @@ t.test('SIGHUP to the CLI reloads the file', async (t) =>
     let exited = false
     void done.then(() => (exited = true))
     const records = (): Record<string, unknown>[] => logLines(stdout.slice(0, stdout.lastIndexOf('\n') + 1))
-    await waitFor(() => exited || records().some((l) => l.msg === 'statsd-filter-proxy started'), () => `the start line; stdout so far: ${stdout}`)
+    await waitFor(
+      () => exited || records().some((l) => l.msg === 'statsd-filter-proxy started'),
+      () => `the start line; stdout so far: ${stdout}`,
+    )
     if (exited) throw new Error(`the CLI exited before starting: ${JSON.stringify(await done)}`)
     const listen = String(records().find((l) => l.msg === 'statsd-filter-proxy started')?.listen)
     t.match(listen, /^127\.0\.0\.1:\d+$/)
@@ -378,19 +523,30 @@ t.test('SIGHUP to the CLI reloads the file', async (t) =>
 
     // Once a line is through, main() has installed its signal handlers (they follow startProxy in the same turn).
     await client.send('old.a:1|c\nnew.a:1|c')
-    await waitFor(() => sink.lines().includes('new.a:1|c'), () => `new.a at the sink: ${JSON.stringify(sink.lines())}`)
+    await waitFor(
+      () => sink.lines().includes('new.a:1|c'),
+      () => `new.a at the sink: ${JSON.stringify(sink.lines())}`,
+    )
     t.same(sink.lines(), ['new.a:1|c'], 'old. blocked')
 
     const next = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['new.'] })
     writeFileSync(file, next)
     t.ok(child.kill('SIGHUP'))
-    const bySignal = (): Record<string, unknown> | undefined => records().find((l) => l.msg === RELOADED && l.trigger === 'signal')
-    await waitFor(() => exited || bySignal() !== undefined, () => `a '${RELOADED}' line with trigger signal; stdout: ${stdout}`, RELOAD_MS)
+    const bySignal = (): Record<string, unknown> | undefined =>
+      records().find((l) => l.msg === RELOADED && l.trigger === 'signal')
+    await waitFor(
+      () => exited || bySignal() !== undefined,
+      () => `a '${RELOADED}' line with trigger signal; stdout: ${stdout}`,
+      RELOAD_MS,
+    )
     t.notOk(exited, 'SIGHUP does not stop the CLI')
     t.match(bySignal(), { level: 30, file, hash: sha16(next), mode: 'enforce', rules: { prefixes: 1, names: 0 } })
 
     await client.send('old.b:1|c\nnew.b:1|c')
-    await waitFor(() => sink.lines().includes('old.b:1|c'), () => `old.b at the sink: ${JSON.stringify(sink.lines())}`)
+    await waitFor(
+      () => sink.lines().includes('old.b:1|c'),
+      () => `old.b at the sink: ${JSON.stringify(sink.lines())}`,
+    )
     t.same(sink.lines(), ['new.a:1|c', 'old.b:1|c'], 'new. blocked, old. passes')
 
     t.ok(child.kill('SIGTERM'))

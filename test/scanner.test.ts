@@ -67,10 +67,28 @@ t.test('events and service checks pass as whole lines, never parsed as metrics',
 })
 
 t.test('line splitting: LF, CRLF, empty lines, trailing newline', async (t) => {
-  t.same(scan('a:1|c\nb:2|c'), { lines: 2, seen: [['metric', 'a:1|c', 'a'], ['metric', 'b:2|c', 'b']] })
-  t.same(scan('a:1|c\r\nb:2|c\r\n'), { lines: 2, seen: [['metric', 'a:1|c', 'a'], ['metric', 'b:2|c', 'b']] })
+  t.same(scan('a:1|c\nb:2|c'), {
+    lines: 2,
+    seen: [
+      ['metric', 'a:1|c', 'a'],
+      ['metric', 'b:2|c', 'b'],
+    ],
+  })
+  t.same(scan('a:1|c\r\nb:2|c\r\n'), {
+    lines: 2,
+    seen: [
+      ['metric', 'a:1|c', 'a'],
+      ['metric', 'b:2|c', 'b'],
+    ],
+  })
   t.same(scan('a:1|c\r'), { lines: 1, seen: [['metric', 'a:1|c', 'a']] }, 'a CR ending the datagram')
-  t.same(scan('\n\n\na:1|c\n\n\r\n\nb:2|c\n\n'), { lines: 2, seen: [['metric', 'a:1|c', 'a'], ['metric', 'b:2|c', 'b']] })
+  t.same(scan('\n\n\na:1|c\n\n\r\n\nb:2|c\n\n'), {
+    lines: 2,
+    seen: [
+      ['metric', 'a:1|c', 'a'],
+      ['metric', 'b:2|c', 'b'],
+    ],
+  })
   t.same(scan(''), { lines: 0, seen: [] })
   t.same(scan('\n'), { lines: 0, seen: [] })
   t.same(scan('\r\n\r\n'), { lines: 0, seen: [] })
@@ -119,7 +137,10 @@ t.test('arbitrary bytes: NUL, invalid UTF-8, a 10,000-byte line', async (t) => {
   const invalid = Buffer.from([0xff, 0xfe, 0x3a, 0x31, 0x7c, 0x63, 0x0a, 0xc3])
   const sink2 = new RecordingSink()
   t.equal(scanDatagram(invalid, 0, invalid.length, sink2), 2)
-  t.same(sink2.seen.map((s) => s[0]), ['metric', 'malformed'])
+  t.same(
+    sink2.seen.map((s) => s[0]),
+    ['metric', 'malformed'],
+  )
   const long = `${'n'.repeat(10_000)}:1|c`
   t.same(scan(long).seen, [['metric', long, 'n'.repeat(10_000)]])
 })

@@ -13,7 +13,10 @@ async function sinkOn(address: string, port = 0): Promise<{ port: number; receiv
   return { port: socket.address().port, received, close: () => socket.close() }
 }
 
-function send(target: { send(b: Buffer, o: number, l: number, done: (err: Error | null) => void): void }, text: string): Promise<Error | null> {
+function send(
+  target: { send(b: Buffer, o: number, l: number, done: (err: Error | null) => void): void },
+  text: string,
+): Promise<Error | null> {
   const buf = Buffer.from(text)
   return new Promise((resolve) => target.send(buf, 0, buf.length, resolve))
 }
@@ -48,14 +51,23 @@ t.test('a DNS name that moves to another address is followed without a restart',
   t.teardown(() => target.close())
   t.equal(target.address, '127.0.0.1')
   t.equal(await send(target, 'a:1|c'), null)
-  await waitFor(() => first.received.length === 1, () => 'the first datagram at 127.0.0.1')
+  await waitFor(
+    () => first.received.length === 1,
+    () => 'the first datagram at 127.0.0.1',
+  )
 
   answer = { address: '127.0.0.2', family: 4 }
-  await waitFor(() => changes.length === 1, () => 'the address change')
+  await waitFor(
+    () => changes.length === 1,
+    () => 'the address change',
+  )
   t.same(changes, ['127.0.0.1 -> 127.0.0.2'])
   t.equal(target.address, '127.0.0.2')
   t.equal(await send(target, 'b:1|c'), null)
-  await waitFor(() => second.received.length === 1, () => 'the second datagram at 127.0.0.2')
+  await waitFor(
+    () => second.received.length === 1,
+    () => 'the second datagram at 127.0.0.2',
+  )
   t.same(first.received, ['a:1|c'])
   t.same(second.received, ['b:1|c'])
   t.ok(asked.length >= 2 && asked.every((h) => h === 'statsd.example.test'))
@@ -80,10 +92,16 @@ t.test('a failed re-resolution keeps the last good address and reports the error
   })
   t.teardown(() => target.close())
   fail = true
-  await waitFor(() => errors.length >= 2, () => 'two failed re-resolutions')
+  await waitFor(
+    () => errors.length >= 2,
+    () => 'two failed re-resolutions',
+  )
   t.equal(errors[0], 'getaddrinfo ENOTFOUND statsd.example.test')
   t.equal(await send(target, 'still:1|c'), null)
-  await waitFor(() => sink.received.length === 1, () => 'the datagram at the old address')
+  await waitFor(
+    () => sink.received.length === 1,
+    () => 'the datagram at the old address',
+  )
   t.same(sink.received, ['still:1|c'])
 })
 
@@ -118,14 +136,23 @@ t.test('an IP literal is never re-resolved', async (t) => {
     onAddressChange: () => {},
   })
   t.teardown(() => named.close())
-  await waitFor(() => namedAsked >= 6, () => `the name re-resolved 5 times (asked ${namedAsked})`)
+  await waitFor(
+    () => namedAsked >= 6,
+    () => `the name re-resolved 5 times (asked ${namedAsked})`,
+  )
   t.equal(asked, 1, 'resolved once, at start')
 })
 
 t.test('a send after close reports an error instead of throwing', async (t) => {
   const sink = await sinkOn('127.0.0.1')
   t.teardown(() => sink.close())
-  const target = await createTarget({ host: '127.0.0.1', port: sink.port, resolveIntervalMs: 1000, onError: () => {}, onAddressChange: () => {} })
+  const target = await createTarget({
+    host: '127.0.0.1',
+    port: sink.port,
+    resolveIntervalMs: 1000,
+    onError: () => {},
+    onAddressChange: () => {},
+  })
   await target.close()
   const err = await send(target, 'late:1|c')
   t.match(err, { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })

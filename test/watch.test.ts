@@ -71,40 +71,55 @@ t.test('writes to the file: one call, debounceMs after the last of a burst', asy
     renameSync(join(dir, `.filter.yaml.${i}.tmp`), file)
   }
   const lastWrite = Date.now()
-  await waitFor(() => w.calls.length > 0, () => 'onChange after the writes')
-  t.ok(w.calls[0] - lastWrite >= debounceMs - 2, `called ${w.calls[0] - lastWrite} ms after the last write (debounce ${debounceMs} ms)`)
+  await waitFor(
+    () => w.calls.length > 0,
+    () => 'onChange after the writes',
+  )
+  t.ok(
+    w.calls[0] - lastWrite >= debounceMs - 2,
+    `called ${w.calls[0] - lastWrite} ms after the last write (debounce ${debounceMs} ms)`,
+  )
   t.same(w.seen, ['blocklist: {prefixes: [p4]}\n'], 'the file holds the last write when onChange runs')
   await sleep(3 * debounceMs)
   t.equal(w.calls.length, 1, 'one call for the burst')
 
   // A later, separate write is a change of its own.
   writeFileSync(file, 'blocklist: {prefixes: [later]}\n')
-  await waitFor(() => w.calls.length >= 2, () => 'onChange after the second write')
+  await waitFor(
+    () => w.calls.length >= 2,
+    () => 'onChange after the second write',
+  )
   await sleep(3 * debounceMs)
   t.equal(w.calls.length, 2)
 })
 
-t.test('a Kubernetes ConfigMap update (the ..data symlink swapped by rename) is seen by the directory watch', async (t) => {
-  // The layout the kubelet makes: filter.yaml -> ..data/filter.yaml, ..data -> ..<timestamp>/ (a real dir).
-  const dir = ownTestdir(t, { '..2024_01_01_00_00_00.1': { 'filter.yaml': 'blocklist: {prefixes: [old]}\n' } })
-  symlinkSync('..2024_01_01_00_00_00.1', join(dir, '..data'))
-  symlinkSync('..data/filter.yaml', join(dir, 'filter.yaml'))
-  const file = join(dir, 'filter.yaml')
-  t.equal(readFileSync(file, 'utf8'), 'blocklist: {prefixes: [old]}\n')
-  const w = watch(t, file, { debounceMs: 50, pollMs: NO_POLL_MS })
+t.test(
+  'a Kubernetes ConfigMap update (the ..data symlink swapped by rename) is seen by the directory watch',
+  async (t) => {
+    // The layout the kubelet makes: filter.yaml -> ..data/filter.yaml, ..data -> ..<timestamp>/ (a real dir).
+    const dir = ownTestdir(t, { '..2024_01_01_00_00_00.1': { 'filter.yaml': 'blocklist: {prefixes: [old]}\n' } })
+    symlinkSync('..2024_01_01_00_00_00.1', join(dir, '..data'))
+    symlinkSync('..data/filter.yaml', join(dir, 'filter.yaml'))
+    const file = join(dir, 'filter.yaml')
+    t.equal(readFileSync(file, 'utf8'), 'blocklist: {prefixes: [old]}\n')
+    const w = watch(t, file, { debounceMs: 50, pollMs: NO_POLL_MS })
 
-  // The update: a new timestamped dir, a new symlink to it, renamed over ..data (atomic), the old dir removed.
-  // The file's own path and the old file's inode never change; only the directory sees the rename.
-  mkdirSync(join(dir, '..2024_01_01_00_01_00.2'))
-  writeFileSync(join(dir, '..2024_01_01_00_01_00.2', 'filter.yaml'), 'blocklist: {prefixes: [new]}\n')
-  symlinkSync('..2024_01_01_00_01_00.2', join(dir, '..data_tmp'))
-  renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
-  rmSync(join(dir, '..2024_01_01_00_00_00.1'), { recursive: true })
-  await waitFor(() => w.calls.length > 0, () => 'onChange after the ..data swap')
-  t.same(w.seen, ['blocklist: {prefixes: [new]}\n'], 'the new content is in place when onChange runs')
-  await sleep(150)
-  t.equal(w.calls.length, 1, 'the several renames of one update are one call')
-})
+    // The update: a new timestamped dir, a new symlink to it, renamed over ..data (atomic), the old dir removed.
+    // The file's own path and the old file's inode never change; only the directory sees the rename.
+    mkdirSync(join(dir, '..2024_01_01_00_01_00.2'))
+    writeFileSync(join(dir, '..2024_01_01_00_01_00.2', 'filter.yaml'), 'blocklist: {prefixes: [new]}\n')
+    symlinkSync('..2024_01_01_00_01_00.2', join(dir, '..data_tmp'))
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
+    rmSync(join(dir, '..2024_01_01_00_00_00.1'), { recursive: true })
+    await waitFor(
+      () => w.calls.length > 0,
+      () => 'onChange after the ..data swap',
+    )
+    t.same(w.seen, ['blocklist: {prefixes: [new]}\n'], 'the new content is in place when onChange runs')
+    await sleep(150)
+    t.equal(w.calls.length, 1, 'the several renames of one update are one call')
+  },
+)
 
 t.test('the stat poll sees a change the directory watch cannot', async (t) => {
   // The watched path is a symlink to a file in another directory: a write there makes no event in the
@@ -126,9 +141,17 @@ t.test('the stat poll also sees the file go away and come back', async (t) => {
   const w = watch(t, file, { debounceMs: 10, pollMs: 20 })
   await changeUntilCalled(w, real)
   rmSync(real)
-  await waitFor(() => w.seen.includes('error:ENOENT'), () => 'onChange after the link target went away', 5_000)
+  await waitFor(
+    () => w.seen.includes('error:ENOENT'),
+    () => 'onChange after the link target went away',
+    5_000,
+  )
   writeFileSync(real, 'two\n')
-  await waitFor(() => w.seen.includes('two\n'), () => `onChange after it came back (seen ${JSON.stringify(w.seen)})`, 5_000)
+  await waitFor(
+    () => w.seen.includes('two\n'),
+    () => `onChange after it came back (seen ${JSON.stringify(w.seen)})`,
+    5_000,
+  )
   t.pass('both seen')
 })
 
@@ -153,7 +176,10 @@ t.test('close() stops the watch, the poll and a pending debounce: no call after 
   })
   t.teardown(() => witness.close())
   writeFileSync(file, 'v2\n')
-  await waitFor(() => closedAt !== 0, () => 'the witness saw the write')
+  await waitFor(
+    () => closedAt !== 0,
+    () => 'the witness saw the write',
+  )
   // After close: more writes (the watch), size changes (the poll, every 20 ms), and the debounce's deadline.
   writeFileSync(file, 'v3 longer\n')
   await sleep(100)

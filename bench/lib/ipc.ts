@@ -100,7 +100,9 @@ export class Child {
           }
         }
         proc.on('message', onMessage)
-        proc.once('exit', (code, signal) => reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`)))
+        proc.once('exit', (code, signal) =>
+          reject(new Error(`${name} exited before it was ready (code ${code}, signal ${signal})`)),
+        )
       }),
       timeoutMs,
       `${name} did not start within ${timeoutMs} ms`,
@@ -118,7 +120,9 @@ export class Child {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
     })
     this.process.send({ id, op, args } satisfies Request)
-    return withTimeout(reply, timeoutMs, `${this.name}: ${op} got no reply within ${timeoutMs} ms`).finally(() => this.pending.delete(id))
+    return withTimeout(reply, timeoutMs, `${this.name}: ${op} got no reply within ${timeoutMs} ms`).finally(() =>
+      this.pending.delete(id),
+    )
   }
 
   kill(): void {

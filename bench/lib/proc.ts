@@ -100,12 +100,15 @@ export interface MachineUdp {
 
 export function readMachineUdp(): MachineUdp | null {
   try {
-    const snmp = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'))
+    const snmp = readFileSync('/proc/net/snmp', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Udp:'))
     const names = snmp[0].split(/\s+/)
     const values = snmp[1].split(/\s+/).map(Number)
     const field = (name: string): number => values[names.indexOf(name)] ?? 0
     let backlogDrops = 0
-    for (const line of readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n')) backlogDrops += parseInt(line.trim().split(/\s+/)[1], 16)
+    for (const line of readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n'))
+      backlogDrops += parseInt(line.trim().split(/\s+/)[1], 16)
     return { inErrors: field('InErrors'), rcvbufErrors: field('RcvbufErrors'), backlogDrops }
   } catch {
     return null // not Linux

@@ -11,7 +11,10 @@ const RESULTS_DIR = new URL('../../../bench/results/', import.meta.url)
  */
 export function saveReport(prefix: string, markdown: string, startedAt: Date, alsoAs?: string): string {
   mkdirSync(RESULTS_DIR, { recursive: true })
-  const name = `${prefix}${startedAt.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.md`
+  const name = `${prefix}${startedAt
+    .toISOString()
+    .replace(/:/g, '-')
+    .replace(/\.\d+Z$/, 'Z')}.md`
   const tmp = new URL(`${name}.tmp`, RESULTS_DIR)
   writeFileSync(tmp, markdown + '\n')
   renameSync(tmp, new URL(name, RESULTS_DIR))

@@ -8,7 +8,8 @@ export const int = (n: number): string => Math.round(n).toLocaleString('en-US')
 export const pct = (ratio: number, digits: number): string => `${(ratio * 100).toFixed(digits)}%`
 export const mb = (bytes: number): string => (bytes / MB).toFixed(1)
 /** Load averages (os.loadavg()) to two decimals, joined by `separator`. */
-export const loadText = (load: readonly number[], separator = ' / '): string => load.map((x) => x.toFixed(2)).join(separator)
+export const loadText = (load: readonly number[], separator = ' / '): string =>
+  load.map((x) => x.toFixed(2)).join(separator)
 
 /**
  * A markdown table. `align`: one letter per column, `l` or `r` (numbers); by default the first column is
