@@ -73,9 +73,7 @@ export interface LocalPlaneOptions {
   resolve?: (host: string) => Promise<ResolvedAddress>
 }
 
-function ruleSet(next: RulesInForce): RuleSet {
-  return new RuleSet(next.rules, next.trie, next.settings.mode, next.generation)
-}
+const ruleSet = (next: RulesInForce): RuleSet => new RuleSet(next.rules, next.trie, next.settings.mode, next.generation)
 
 /** The data plane in this process: the listen socket, the pipeline with the rules in force, the forward socket. */
 export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataPlane> {

@@ -27,9 +27,7 @@ export interface WorkerPlaneOptions {
   log: Logger
 }
 
-function zeroCounters(): CounterSnapshot {
-  return new Counters().snapshot()
-}
+const zeroCounters = (): CounterSnapshot => new Counters().snapshot()
 
 function add(into: CounterSnapshot, from: CounterSnapshot): void {
   for (const key of Object.keys(into) as (keyof CounterSnapshot)[]) into[key] += from[key]

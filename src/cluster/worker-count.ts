@@ -14,7 +14,7 @@ export function workerCount(setting: number | 'auto', cpus = availableParallelis
 }
 
 /** CPUs allowed by a cgroup v2 `cpu.max` ("<quota> <period>" or "max <period>"); null for no limit. */
-export function cpuQuota(cpuMax: string): number | null {
+function cpuQuota(cpuMax: string): number | null {
   const [quota, period] = cpuMax.trim().split(/\s+/)
   const q = Number(quota)
   const p = Number(period)
