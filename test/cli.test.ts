@@ -1,42 +1,15 @@
 // The command line, run as the built dist/src/cli.js in a child process.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { CLI, cliFor, ensureBuilt, logLines, output, ROOT, type CliRun, type Exit } from './fixtures/faults.ts'
 import { eachTopology } from './fixtures/topology.ts'
-import { createClient, startSink, waitFor } from './fixtures/udp.ts'
+import { createClient, NO_COUNTS, sinkFor, startSink, waitFor } from './fixtures/udp.ts'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = join(ROOT, 'dist', 'src', 'cli.js')
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
 
-function newestSource(dir: string): number {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    newest = Math.max(
-      newest,
-      entry.isDirectory() ? newestSource(path) : entry.name.endsWith('.ts') ? statSync(path).mtimeMs : 0,
-    )
-  }
-  return newest
-}
-
-// `npm test` builds before tap runs; when this file runs alone, build if dist is missing or older than src.
-t.before(() => {
-  const stale = (): boolean => !existsSync(CLI) || statSync(CLI).mtimeMs < newestSource(join(ROOT, 'src'))
-  if (!stale()) return
-  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
-  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 120_000,
-  })
-  if (stale())
-    throw new Error(`dist/src/cli.js is missing or stale and the build failed:\n${build.stdout}${build.stderr}`)
-  if (build.status !== 0) t.comment(`the build reported errors (dist/src was written anyway):\n${build.stdout}`)
-})
+t.before(() => ensureBuilt(t))
 
 /** The environment without the config variables of the parent. */
 function env(vars: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -46,35 +19,17 @@ function env(vars: Record<string, string> = {}): NodeJS.ProcessEnv {
   return e
 }
 
-interface Result {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
-function exited(child: ChildProcess): Promise<Result> {
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s))
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s))
-  return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
-  })
-}
-
 /**
  * Runs the CLI to completion (killed after 60 s: a command that should exit but does not fails the test; generous,
  * as several CLIs start at once on a machine that may be busy).
  */
-function run(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Result> {
+function run(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Exit> {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? ROOT,
     env: env(options.env),
     timeout: 60_000,
   })
-  return exited(child)
+  return output(child).done
 }
 
 /** The lines of an output (each ending in \n), in sorted order: problems are not promised in file order. */
@@ -143,15 +98,15 @@ t.test('--check', async (t) => {
     `${bad}:2:9: listen.port: must be an integer from 0 to 65535 (got 70000)`,
     `${bad}:4:3: blocklist.prefix: unknown key (expected one of: prefixes, names)`,
   ]
-  const ok = (file: string, summary: string): Result => ({
+  const ok = (file: string, summary: string): Exit => ({
     code: 0,
     signal: null,
     stdout: `${file}: OK (${summary})\n`,
     stderr: '',
   })
-  const invalid: Result = { code: 1, signal: null, stdout: '', stderr: '' }
+  const invalid: Exit = { code: 1, signal: null, stdout: '', stderr: '' }
   // [name, arguments, environment, expected result (stderr compared as sorted lines when `errors` is given)]
-  const cases: [string, string[], Record<string, string>, Result, string[]?][] = [
+  const cases: [string, string[], Record<string, string>, Exit, string[]?][] = [
     ['valid', ['--check', '--config', good], {}, ok(good, 'yaml, 2 prefixes, 1 names')],
     ['-c', ['--check', '-c', good], {}, ok(good, 'yaml, 2 prefixes, 1 names')],
     [
@@ -231,45 +186,16 @@ t.test('an invalid config: exit 1 without starting', async (t) => {
   })
 })
 
-/** Parses the JSON log lines of stdout. */
-function logLines(stdout: string): Record<string, unknown>[] {
-  return stdout
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-}
-
-/** Starts the CLI and resolves with the listen port once its start line is out. */
-async function startCli(
-  t: Test,
-  config: string,
-): Promise<{ child: ChildProcess; port: number; done: Promise<Result> }> {
-  const child = spawn(process.execPath, [CLI, '--config', config], { cwd: ROOT, env: env(), timeout: 120_000 })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  const done = exited(child)
-  let out = ''
-  child.stdout?.on('data', (s: string) => (out += s))
-  let exitedEarly = false
-  void done.then(() => (exitedEarly = true))
-  await waitFor(
-    () => exitedEarly || /"msg":"statsd-filter-proxy started"/.test(out),
-    () => `the start line; stdout so far: ${out}`,
-    // Worker processes start slowly on a busy machine; this only bounds a test that is already failing.
-    60_000,
-  )
-  if (exitedEarly) throw new Error(`the CLI exited before starting: ${JSON.stringify(await done)}`)
-  const started = logLines(out).find((l) => l.msg === 'statsd-filter-proxy started')
-  const listen = String(started?.listen)
-  t.match(listen, /^127\.0\.0\.1:\d+$/)
-  return { child, port: Number(listen.slice(listen.lastIndexOf(':') + 1)), done }
+/** The CLI started on `config` (worker processes start slowly on a busy machine: the bound only bounds a failure). */
+async function startCli(t: Test, config: string): Promise<CliRun> {
+  const run = await cliFor(t, config, 60_000)
+  t.match(run.listen, /^127\.0\.0\.1:\d+$/)
+  return run
 }
 
 t.test('running: forwards, then stops on SIGTERM with the final counters', async (t) =>
   eachTopology(t, async (t, topology) => {
-    const sink = await startSink()
-    t.teardown(() => sink.close())
+    const sink = await sinkFor(t)
     const dir = t.testdir({
       'run.yaml': `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nworkers: ${topology.workers}\nblocklist: { prefixes: [legacy.], names: [app.old] }\n`,
     })
@@ -314,19 +240,15 @@ t.test('running: forwards, then stops on SIGTERM with the final counters', async
     const last = logs[logs.length - 1]
     t.equal(last.msg, 'statsd-filter-proxy stopped', 'the last line')
     t.same(last.counters, {
+      ...NO_COUNTS,
       datagramsIn: datagrams.length,
       bytesIn: datagrams.reduce((n, d) => n + Buffer.byteLength(d), 0),
       linesIn: 6,
       linesForwarded: 3,
       linesBlocked: 2,
       linesMalformed: 1,
-      linesDroppedBackpressure: 0,
-      linesWouldBlock: 0,
-      linesOversize: 0,
-      linesSendFailed: 0,
       datagramsOut: sink.datagrams.length,
       bytesOut: sink.bytes(),
-      sendErrors: 0,
     })
     const workers = last.workers as { configured: number; restarts: number; linesIn: number[] }
     t.match(

@@ -431,21 +431,10 @@ t.test('statsd-filter-proxy-rs JSON config', async (t) => {
   t.same(
     parseConfig('config.json', text),
     {
-      file: 'config.json',
+      ...defaults('config.json'),
       format: 'rust-json',
-      listen: { host: '0.0.0.0', port: 8125 },
-      forward: { host: '127.0.0.1', port: 8127 },
-      mode: 'enforce',
       blocklist: { prefixes: specs('a.', 'b.'), names: [] },
-      maxPacketSize: null,
-      recvBufferSize: 8388608,
-      sendBufferSize: null,
-      log: { level: 'info' },
-      admin: { host: '127.0.0.1', port: 8128 },
-      selfMetrics: null,
-      insights: true,
       workers: 'auto',
-      warnings: [],
     },
     'multi_thread: true (its runtime on every core) is workers: auto',
   )

@@ -1,17 +1,16 @@
 // End to end with the real hot-shots client: what an application sends, through the proxy, to a UDP sink.
 // Every test runs for each topology (fixtures/topology.ts): one process, and worker processes sharing the socket.
-import dgram from 'node:dgram'
 import t, { type Test } from 'tap'
 import { StatsD } from 'hot-shots'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
-import { eachTopology, type Topology } from './fixtures/topology.ts'
+import { assertLines, eachTopology, fresh, settled, type Topology } from './fixtures/topology.ts'
 import {
   assertInvariant,
   byteLength,
-  LOCALHOST,
+  NO_COUNTS,
   silentLogger,
-  startSink,
+  sinkFor,
   testConfig,
   waitFor,
   type Sink,
@@ -23,141 +22,20 @@ for (const key of Object.keys(process.env))
 
 const BLOCKLIST = { prefixes: ['legacy.', 'debug.tmp', 'débug.'], names: ['app.requests.old'] }
 
-/**
- * A UDP sink on 127.0.0.1 that also records which port each datagram came from: each reader of the listen
- * socket (the one process, or each worker) forwards from a socket of its own, so lines can be checked per reader.
- */
-interface SenderSink {
-  readonly port: number
-  readonly datagrams: Buffer[]
-  bytes(): number
-  /** Every datagram split on `\n`, concatenated in arrival order. */
-  lines(): string[]
-  /** The datagrams of each sending port, in arrival order. */
-  bySender(): Map<number, Buffer[]>
-  /** Forgets what was received (the shared proxy's next subtest starts from an empty sink). */
-  clear(): void
-  close(): Promise<void>
-}
-
-async function startSenderSink(tt: Test): Promise<SenderSink> {
-  const socket = dgram.createSocket('udp4')
-  const datagrams: Buffer[] = []
-  const from: number[] = []
-  socket.on('message', (msg, rinfo) => {
-    datagrams.push(msg)
-    from.push(rinfo.port)
-  })
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject)
-    socket.bind(0, LOCALHOST, () => {
-      socket.off('error', reject)
-      resolve()
-    })
-  })
-  let closed: Promise<void> | null = null
-  const sink: SenderSink = {
-    port: socket.address().port,
-    datagrams,
-    bytes: () => datagrams.reduce((n, d) => n + d.length, 0),
-    lines: () => datagrams.flatMap((d) => d.toString('utf8').split('\n')),
-    bySender: () => {
-      const out = new Map<number, Buffer[]>()
-      datagrams.forEach((d, i) => out.set(from[i], [...(out.get(from[i]) ?? []), d]))
-      return out
-    },
-    clear: () => {
-      datagrams.length = 0
-      from.length = 0
-    },
-    close: () => (closed ??= new Promise((resolve) => socket.close(() => resolve()))),
-  }
-  tt.teardown(() => sink.close())
-  return sink
-}
-
-const linesOf = (datagrams: readonly Buffer[]): string[] => datagrams.flatMap((d) => d.toString('utf8').split('\n'))
-
-/**
- * The sink holds exactly `expected` (distinct lines), once each and byte for byte, and each reader's lines keep
- * the order of `expected`: with one process that is the whole order; with workers, lines of datagrams that
- * different workers read may interleave at the sink.
- */
-function assertLines(t: Test, sink: SenderSink, expected: readonly string[], topology: Topology): void {
-  if (new Set(expected).size !== expected.length) throw new Error('assertLines needs distinct lines')
-  t.same([...sink.lines()].sort(), [...expected].sort(), 'the sink gets exactly the unblocked lines, once each')
-  const senders = sink.bySender()
-  t.ok(
-    senders.size >= 1 && senders.size <= topology.workers,
-    `${senders.size} sending socket(s) for ${topology.workers} reader(s)`,
-  )
-  for (const [port, datagrams] of senders) {
-    const lines = new Set(linesOf(datagrams))
-    const mine = expected.filter((l) => lines.has(l))
-    t.same(linesOf(datagrams), mine, `in order (the reader sending from port ${port})`)
-    const bytes = Buffer.concat(datagrams.flatMap((d, i) => (i === 0 ? [d] : [Buffer.from('\n'), d])))
-    t.ok(bytes.equals(Buffer.from(mine.join('\n'))), `byte for byte (the reader sending from port ${port})`)
-  }
-}
-
-/** `after` minus `before`, counter by counter. */
-function since(after: CounterSnapshot, before: CounterSnapshot): CounterSnapshot {
-  const d = { ...after }
-  for (const key of Object.keys(d) as (keyof CounterSnapshot)[]) d[key] -= before[key]
-  return d
-}
-
 interface SharedRig {
   proxy: Proxy
-  sink: SenderSink
+  sink: Sink
 }
 
 /** One proxy per topology for both tests (starting worker processes takes about a second). */
 async function proxyRig(tt: Test, topology: Topology): Promise<SharedRig> {
-  const sink = await startSenderSink(tt)
+  const sink = await sinkFor(tt)
   const proxy = await startProxy(
     testConfig({ forwardPort: sink.port, ...BLOCKLIST, workers: topology.workers }),
     silentLogger(),
   )
   tt.teardown(() => proxy.close())
   return { proxy, sink }
-}
-
-/** A test's start on the shared proxy: an empty sink and the counters so far. */
-async function fresh(r: SharedRig): Promise<CounterSnapshot> {
-  const before = await r.proxy.counters()
-  // Whatever the sink's socket already holds is read in the same poll phase: once past it, the sink is current.
-  await new Promise((resolve) => setImmediate(resolve))
-  r.sink.clear()
-  return before
-}
-
-/**
- * Waits until the proxy has counted `linesIn` lines since `before`, the sink has `linesOut` lines and every
- * byte the proxy sent; returns the counters since `before`.
- */
-async function settled(
-  r: SharedRig,
-  before: CounterSnapshot,
-  linesIn: number,
-  linesOut: number,
-): Promise<CounterSnapshot> {
-  let d = since(await r.proxy.counters(), before)
-  await waitFor(
-    async () => {
-      d = since(await r.proxy.counters(), before)
-      return d.linesIn >= linesIn && r.sink.lines().length >= linesOut && d.bytesOut === r.sink.bytes()
-    },
-    () =>
-      `linesIn ${d.linesIn}/${linesIn}, sink lines ${r.sink.lines().length}/${linesOut}, sink bytes ${r.sink.bytes()}/${d.bytesOut}`,
-  )
-  return d
-}
-
-async function sinkFor(tt: Test): Promise<Sink> {
-  const sink = await startSink()
-  tt.teardown(() => sink.close())
-  return sink
 }
 
 function client(tt: Test, port: number, buffered: boolean, errors: Error[]): StatsD {
@@ -174,6 +52,23 @@ function client(tt: Test, port: number, buffered: boolean, errors: Error[]): Sta
   })
   tt.teardown(() => new Promise<void>((resolve) => c.close(() => resolve())))
   return c
+}
+
+/**
+ * A test's start on the shared proxy (see fresh) and two hot-shots clients sharing one error list: `viaProxy` sends
+ * to the proxy, `straight` to a sink of the test's own (`direct`), which shows what hot-shots writes.
+ */
+async function clients(
+  tt: Test,
+  r: SharedRig,
+  buffered: boolean,
+): Promise<{ before: CounterSnapshot; direct: Sink; errors: Error[]; viaProxy: StatsD; straight: StatsD }> {
+  const before = await fresh(r.proxy, r.sink)
+  const direct = await sinkFor(tt)
+  const errors: Error[] = []
+  const viaProxy = client(tt, r.proxy.listen.port, buffered, errors)
+  const straight = client(tt, direct.port, buffered, errors)
+  return { before, direct, errors, viaProxy, straight }
 }
 
 /** [what the application calls, the line hot-shots writes, whether the proxy blocks it] */
@@ -233,12 +128,8 @@ eachTopology(t, async (t, topology) => {
   await t.test(
     'unbuffered hot-shots: one metric per datagram, blocked ones removed, the rest byte for byte',
     async (t) => {
-      const before = await fresh(r)
-      const { proxy, sink } = r
-      const direct = await sinkFor(t)
-      const errors: Error[] = []
-      const viaProxy = client(t, proxy.listen.port, false, errors)
-      const straight = client(t, direct.port, false, errors)
+      const { before, direct, errors, viaProxy, straight } = await clients(t, r, false)
+      const { sink } = r
       const all = CALLS.map(([, line]) => line)
       const survivors = CALLS.filter(([, , blocked]) => !blocked).map(([, line]) => line)
 
@@ -250,28 +141,23 @@ eachTopology(t, async (t, topology) => {
         () => direct.datagrams.length === CALLS.length,
         () => `${direct.datagrams.length}/${CALLS.length} datagrams at the direct sink`,
       )
-      const c = await settled(r, before, CALLS.length, survivors.length)
+      const c = await settled(r.proxy, r.sink, before, { linesIn: CALLS.length, linesOut: survivors.length })
 
       t.same(
         direct.datagrams.map((d) => d.toString()),
         all,
         'hot-shots writes the lines the test expects, one per datagram',
       )
-      assertLines(t, sink, survivors, topology)
+      assertLines(t, sink, survivors, topology, 'the unblocked lines')
       t.same(c, {
+        ...NO_COUNTS,
         datagramsIn: CALLS.length,
         bytesIn: byteLength(all),
         linesIn: CALLS.length,
         linesForwarded: survivors.length,
         linesBlocked: CALLS.length - survivors.length,
-        linesMalformed: 0,
-        linesDroppedBackpressure: 0,
-        linesWouldBlock: 0,
-        linesOversize: 0,
-        linesSendFailed: 0,
         datagramsOut: sink.datagrams.length,
         bytesOut: sink.bytes(),
-        sendErrors: 0,
       })
       t.equal(
         c.bytesOut,
@@ -287,12 +173,8 @@ eachTopology(t, async (t, topology) => {
   await t.test(
     'buffered hot-shots: blocked lines are removed from inside its batches, survivors keep their order',
     async (t) => {
-      const before = await fresh(r)
+      const { before, direct, errors, viaProxy, straight } = await clients(t, r, true)
       const { proxy, sink } = r
-      const direct = await sinkFor(t)
-      const errors: Error[] = []
-      const viaProxy = client(t, proxy.listen.port, true, errors)
-      const straight = client(t, direct.port, true, errors)
 
       // 400 metrics of every kind, a third of them blocked, plus the table above.
       const calls: [(c: StatsD) => void, string, boolean][] = []
@@ -331,7 +213,7 @@ eachTopology(t, async (t, topology) => {
         () => direct.lines().length === calls.length,
         () => `${direct.lines().length}/${calls.length} lines at the direct sink`,
       )
-      const c = await settled(r, before, calls.length, survivors.length)
+      const c = await settled(r.proxy, r.sink, before, { linesIn: calls.length, linesOut: survivors.length })
 
       t.same(direct.lines(), all, 'hot-shots writes the expected lines')
       t.ok(direct.datagrams.length < calls.length / 10, `hot-shots batched them: ${direct.datagrams.length} datagrams`)
@@ -341,26 +223,21 @@ eachTopology(t, async (t, topology) => {
         'no hot-shots batch over maxBufferSize',
       )
       // Lines of one hot-shots batch are read by one reader: they stay in order (and together) per reader.
-      assertLines(t, sink, survivors, topology)
+      assertLines(t, sink, survivors, topology, 'the unblocked lines')
       t.same(
         sink.datagrams.filter((d) => d.length > proxy.maxPacketSize),
         [],
         `no forwarded datagram over ${proxy.maxPacketSize} bytes`,
       )
       t.same(c, {
+        ...NO_COUNTS,
         datagramsIn: direct.datagrams.length, // both clients batch the same calls the same way
         bytesIn: direct.bytes(),
         linesIn: calls.length,
         linesForwarded: survivors.length,
         linesBlocked: calls.length - survivors.length,
-        linesMalformed: 0,
-        linesDroppedBackpressure: 0,
-        linesWouldBlock: 0,
-        linesOversize: 0,
-        linesSendFailed: 0,
         datagramsOut: sink.datagrams.length,
         bytesOut: sink.bytes(),
-        sendErrors: 0,
       })
       t.equal(c.bytesOut, byteLength(survivors) + survivors.length - sink.datagrams.length)
       assertInvariant(t, c)

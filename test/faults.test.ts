@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import type { Config } from '../src/config/config.ts'
 import { parseConfig } from '../src/config/load.ts'
 import { SEND_POOL_SIZE } from '../src/pipeline.ts'
-import { startProxy } from '../src/proxy.ts'
+import { startProxy, type Proxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import type { Logger } from '../src/telemetry/logger.ts'
 import {
@@ -23,6 +23,7 @@ import {
   sleep,
   softnetDrops,
   startSizedSink,
+  type SizedSink,
 } from './fixtures/faults.ts'
 import { eachTopology } from './fixtures/topology.ts'
 import {
@@ -34,6 +35,7 @@ import {
   startSink,
   testConfigWith,
   waitFor,
+  type Client,
 } from './fixtures/udp.ts'
 
 const linuxOnly = { skip: process.platform !== 'linux' && 'needs /proc/net/udp (Linux) for the kernel drop counts' }
@@ -48,10 +50,39 @@ t.comment(`node ${process.version} on ${process.platform}`)
 t.setTimeout(600_000)
 
 // The SIGTERM test runs dist/src/cli.js: build it first if it is missing or older than src (as test/cli.test.ts does).
-t.before(() => {
-  const note = ensureBuilt()
-  if (note !== '') t.comment(note)
-})
+t.before(() => ensureBuilt(t))
+
+/**
+ * The proxy on `config`, a client sending to it, and what the kernel dropped from now on: for its listen socket, for
+ * `sink`, and system-wide (softnet0: the baseline of softnetDrops(), a diagnostic).
+ */
+async function proxyWithDrops(
+  t: Test,
+  config: Config,
+  log: Logger,
+  sink: SizedSink,
+): Promise<{
+  proxy: Proxy
+  client: Client
+  listenDrops: () => Promise<number>
+  sinkDrops: () => Promise<number>
+  softnet0: number
+}> {
+  const proxy = await startProxy(config, log)
+  t.teardown(() => proxy.close())
+  const client = await createClient(proxy.listen.port)
+  t.teardown(() => client.close())
+  const listenPort = proxy.listen.port
+  const listenDrops0 = await kernelDrops(listenPort)
+  const sinkDrops0 = await sink.drops()
+  return {
+    proxy,
+    client,
+    listenDrops: async () => (await kernelDrops(listenPort)) - listenDrops0,
+    sinkDrops: async () => (await sink.drops()) - sinkDrops0,
+    softnet0: softnetDrops(),
+  }
+}
 
 /** The proxy's log records: the test's logger (the one process, or the primary) and, with workers, theirs. */
 function proxyLogs(t: Test): { log: Logger; records: () => Record<string, unknown>[] } {
@@ -219,14 +250,7 @@ t.test(
       }),
     )
     const { log } = memoryLogger('warn')
-    const proxy = await startProxy(config, log)
-    t.teardown(() => proxy.close())
-    const client = await createClient(proxy.listen.port)
-    t.teardown(() => client.close())
-    const listenPort = proxy.listen.port
-    const listenDrops0 = await kernelDrops(listenPort)
-    const sinkDrops0 = await sink.drops()
-    const softnet0 = softnetDrops()
+    const { proxy, client, listenDrops, sinkDrops, softnet0 } = await proxyWithDrops(t, config, log, sink)
 
     // 80 lines of 100 bytes per datagram (8079 bytes): one datagram's worth of output per datagram in.
     const LINES_PER_DATAGRAM = 80
@@ -259,8 +283,6 @@ t.test(
     })
 
     let sent = 0
-    const listenDrops = async (): Promise<number> => (await kernelDrops(listenPort)) - listenDrops0
-    const sinkDrops = async (): Promise<number> => (await sink.drops()) - sinkDrops0
     /** One synchronous block of sends (the proxy, on this event loop, reads nothing until it ends), then until it drained. */
     const burstAndDrain = async (): Promise<void> => {
       await client.burst(Array.from({ length: DATAGRAMS }, () => payload))
@@ -436,16 +458,12 @@ t.test(
       const { log, records } = proxyLogs(t)
       // Each process's warning gate re-arms every 10 s from its start, which is after this.
       const startedAt = Date.now()
-      const proxy = await startProxy(warnConfig(sink.port, topology.workers), log)
-      t.teardown(() => proxy.close())
-      const client = await createClient(proxy.listen.port)
-      t.teardown(() => client.close())
-      const listenPort = proxy.listen.port
-      const listenDrops0 = await kernelDrops(listenPort)
-      const sinkDrops0 = await sink.drops()
-      const listenDrops = async (): Promise<number> => (await kernelDrops(listenPort)) - listenDrops0
-      const sinkDrops = async (): Promise<number> => (await sink.drops()) - sinkDrops0
-      const softnet0 = softnetDrops()
+      const { proxy, client, listenDrops, sinkDrops, softnet0 } = await proxyWithDrops(
+        t,
+        warnConfig(sink.port, topology.workers),
+        log,
+        sink,
+      )
 
       let sentDatagrams = 0
       let sentLines = 0

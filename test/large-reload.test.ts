@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { kernelDrops, sleep } from './fixtures/faults.ts'
-import { OK, probe, rig, sinkFor, yamlConfig } from './fixtures/reload.ts'
+import { OK, probe, rig, yamlConfig } from './fixtures/reload.ts'
 import { eachTopology } from './fixtures/topology.ts'
-import { waitFor } from './fixtures/udp.ts'
+import { sinkFor, waitFor } from './fixtures/udp.ts'
 
 const RULES = 1_000_000
 const PAUSE_BOUND_MS = 1_000

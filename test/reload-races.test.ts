@@ -1,23 +1,11 @@
 // Reloads racing with traffic and with each other: while a client sends steadily, every datagram is filtered by
 // exactly one rule set and no line is lost; triggers that overlap are served and later reloads still apply.
 import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import t from 'tap'
 import type { ReloadResult } from '../src/reload/reloader.ts'
-import {
-  counts,
-  OK,
-  postReload,
-  probe,
-  RELOADED,
-  reloads,
-  rig,
-  sinkFor,
-  withMsg,
-  yamlConfig,
-} from './fixtures/reload.ts'
+import { counts, fileRig, OK, postReload, probe, RELOADED, reloads, withMsg } from './fixtures/reload.ts'
 import { eachTopology, waitForCounters } from './fixtures/topology.ts'
-import { assertInvariant, ownTestdir } from './fixtures/udp.ts'
+import { assertInvariant } from './fixtures/udp.ts'
 
 // Ten reloads, each a worker thread that takes up to a few seconds on Node 20 under tap (see RELOAD_MS), for each
 // of the two topologies.
@@ -25,14 +13,10 @@ t.setTimeout(600_000)
 
 t.test('no line lost or filtered by a mix of rule sets while reloads alternate under steady traffic', async (t) =>
   eachTopology(t, async (t, { workers }) => {
-    const sink = await sinkFor(t)
-    const dir = ownTestdir(t)
-    const file = join(dir, 'filter.yaml')
-    const A = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['a.'] })
-    const B = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['b.'] })
-    writeFileSync(file, A)
     // Reloads are triggered one at a time (watch off): each is one reload, and the test counts them.
-    const r = await rig(t, file, sink, null)
+    const r = await fileRig(t, workers, { prefixes: ['a.'] }, null)
+    const { sink, file, initial: A } = r
+    const B = r.yaml({ prefixes: ['b.'] })
 
     // Datagram d has 10 lines `<kind>.<d>.<i>:1|c`: kind a (i = 0, 3, 6, 9), b (1, 4, 7), k (2, 5, 8). A blocks the
     // a lines, B the b lines, neither the k lines.
@@ -169,11 +153,8 @@ t.test('no line lost or filtered by a mix of rule sets while reloads alternate u
 
 t.test('reload triggers that overlap: the queued one runs, and later reloads still apply', async (t) =>
   eachTopology(t, async (t, { workers }) => {
-    const sink = await sinkFor(t)
-    const dir = ownTestdir(t)
-    const file = join(dir, 'filter.yaml')
-    writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['a.'] }))
-    const r = await rig(t, file, sink, null)
+    const r = await fileRig(t, workers, { prefixes: ['a.'] }, null)
+    const { file } = r
     // A second trigger arrives while the first reload runs (as when SIGHUP follows a file-change event): it is
     // served by one more reload after it. (The first is running once this turn of the event loop is over: its
     // worker thread takes far longer than that to answer.)
@@ -183,14 +164,14 @@ t.test('reload triggers that overlap: the queued one runs, and later reloads sti
     const second = r.proxy.reload('http')
     t.same(await Promise.all([first, second]), [OK, OK], 'two overlapping reloads')
     t.equal(withMsg(r, RELOADED).length, 2, 'both ran')
-    writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['b.'] }))
+    writeFileSync(file, r.yaml({ prefixes: ['b.'] }))
     t.same(await r.proxy.reload('signal'), OK)
     t.same(
       (await r.proxy.rules()).rules.map((rule) => rule.pattern),
       ['b.'],
       'the next reload applies: b. in force',
     )
-    writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['c.'] }))
+    writeFileSync(file, r.yaml({ prefixes: ['c.'] }))
     t.same(await r.proxy.reload('signal'), OK, 'the one after says ok')
     t.same(
       (await r.proxy.rules()).rules.map((rule) => rule.pattern),

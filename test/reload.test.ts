@@ -1,26 +1,16 @@
 // Reloading the config of a running proxy: the file watch (including the Kubernetes ConfigMap symlink swap),
 // POST /-/reload, proxy.reload(), SIGHUP through the real CLI; invalid files; restart-only settings; a mode
 // change. (Reloads under traffic and overlapping reloads: test/reload-races.test.ts.)
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { startProxy } from '../src/proxy.ts'
-import { eachTopology } from './fixtures/topology.ts'
+import { cliFor, ensureBuilt, logLines } from './fixtures/faults.ts'
 import {
+  configFile,
   counts,
   FAILED,
+  fileRig,
   OK,
   P,
   postReload,
@@ -31,10 +21,10 @@ import {
   RESTART_WARNING,
   rig,
   sha16,
-  sinkFor,
   withMsg,
   yamlConfig,
 } from './fixtures/reload.ts'
+import { eachTopology } from './fixtures/topology.ts'
 import {
   assertInvariant,
   createClient,
@@ -44,6 +34,7 @@ import {
   ownTestdir,
   promSeries,
   scrape,
+  sinkFor,
   startSink,
   testConfig,
   waitFor,
@@ -120,14 +111,15 @@ t.test('a Kubernetes ConfigMap update (the ..data symlink swapped by a rename) i
 
 t.test('reload by POST /-/reload (200 with the result) and by proxy.reload()', async (t) =>
   eachTopology(t, async (t, { workers }) => {
-    const sink = await sinkFor(t)
-    const dir = ownTestdir(t)
-    const file = join(dir, 'filter.yaml')
-    const A = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['a.'] })
-    const B = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['b.'], names: ['k.exact'] })
-    writeFileSync(file, A)
-    const r = await rig(t, file, sink, null)
+    const r = await fileRig(t, workers, { prefixes: ['a.'] }, null)
+    const { file, initial: A } = r
+    const B = r.yaml({ prefixes: ['b.'], names: ['k.exact'] })
     const traffic = ['a.x:1|c', 'b.x:1|c', 'k.exact:1|c', 'k.other:1|c']
+    /** `n` reload records (`what`), the last by `trigger`, of the file holding `text` with `rules`. */
+    const reloaded = (n: number, what: string, trigger: string, text: string, rules: object): void => {
+      t.equal(withMsg(r, RELOADED).length, n, what)
+      t.match(withMsg(r, RELOADED)[n - 1], { level: 30, trigger, file, hash: sha16(text), mode: 'enforce', rules })
+    }
     t.same(await probe(r, traffic), ['b.x:1|c', 'k.exact:1|c', 'k.other:1|c'], 'A in force')
 
     writeFileSync(file, B)
@@ -137,29 +129,13 @@ t.test('reload by POST /-/reload (200 with the result) and by proxy.reload()', a
       'POST /-/reload: 200 with the result',
     )
     t.same(await probe(r, traffic), ['a.x:1|c', 'k.other:1|c'], 'B in force')
-    t.equal(withMsg(r, RELOADED).length, 1, 'one reload record')
-    t.match(withMsg(r, RELOADED)[0], {
-      level: 30,
-      trigger: 'http',
-      file,
-      hash: sha16(B),
-      mode: 'enforce',
-      rules: { prefixes: 1, names: 1 },
-    })
+    reloaded(1, 'one reload record', 'http', B, { prefixes: 1, names: 1 })
     t.same(await reloads(r), counts(1, 0))
 
     writeFileSync(file, A)
     t.same(await r.proxy.reload('signal'), OK, 'proxy.reload()')
     t.same(await probe(r, traffic), ['b.x:1|c', 'k.exact:1|c', 'k.other:1|c'], 'A in force again')
-    t.equal(withMsg(r, RELOADED).length, 2, 'one more reload record')
-    t.match(withMsg(r, RELOADED)[1], {
-      level: 30,
-      trigger: 'signal',
-      file,
-      hash: sha16(A),
-      mode: 'enforce',
-      rules: { prefixes: 1, names: 0 },
-    })
+    reloaded(2, 'one more reload record', 'signal', A, { prefixes: 1, names: 0 })
     const m = await scrape(r.port)
     t.same(promSeries(m, `${P}config_reloads_total`), counts(2, 0))
     t.same(promSeries(m, `${P}config_info`), { [`{format="yaml",hash="${sha16(A)}",mode="enforce"}`]: 1 })
@@ -170,12 +146,8 @@ t.test('reload by POST /-/reload (200 with the result) and by proxy.reload()', a
 
 t.test('an invalid file changes nothing but the failure count: rules stay, error logged, POST answers 422', async (t) =>
   eachTopology(t, async (t, { workers }) => {
-    const sink = await sinkFor(t)
-    const dir = ownTestdir(t)
-    const file = join(dir, 'filter.yaml')
-    const valid = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['a.'] })
-    writeFileSync(file, valid)
-    const r = await rig(t, file, sink, null)
+    const r = await fileRig(t, workers, { prefixes: ['a.'] }, null)
+    const { file, initial: valid } = r
     const traffic = ['a.x:1|c', 'b.x:1|c']
     t.same(await probe(r, traffic), ['b.x:1|c'])
 
@@ -238,7 +210,7 @@ t.test('an invalid file changes nothing but the failure count: rules stay, error
     t.same(withMsg(r, RELOADED), [], 'nothing was reloaded')
 
     // A valid file again: it applies, and the last reload is a success.
-    writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['b.'] }))
+    writeFileSync(file, r.yaml({ prefixes: ['b.'] }))
     t.same(await postReload(r), { status: 200, type: 'application/json', result: OK })
     t.same(await probe(r, traffic), ['a.x:1|c'])
     const m = await scrape(r.port)
@@ -252,13 +224,10 @@ t.test(
   'listen and forward changed in the file: the rules apply, the sockets stay, a warning lists the keys',
   async (t) =>
     eachTopology(t, async (t, { workers }) => {
-      const sink = await sinkFor(t)
       const other = await sinkFor(t)
       const otherListen = await freePort()
-      const dir = ownTestdir(t)
-      const file = join(dir, 'filter.yaml')
-      writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['a.'] }))
-      const r = await rig(t, file, sink, null)
+      const r = await fileRig(t, workers, { prefixes: ['a.'] }, null)
+      const { file } = r
       const listenPort = r.proxy.listen.port
       const started = r.proxy.config()
 
@@ -305,16 +274,13 @@ t.test(
 
 t.test('mode: enforce -> dry-run by a watched reload: blocked lines pass and count as would-block', async (t) =>
   eachTopology(t, async (t, { workers }) => {
-    const sink = await sinkFor(t)
-    const dir = ownTestdir(t)
-    const file = join(dir, 'filter.yaml')
-    writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['blocked.'], names: ['exact'] }))
-    const r = await rig(t, file, sink)
+    const r = await fileRig(t, workers, { prefixes: ['blocked.'], names: ['exact'] })
+    const { file } = r
     t.same(await probe(r, ['blocked.a:1|c', 'exact:1|c', 'kept:1|c']), ['kept:1|c'], 'enforce: dropped')
     const before = await r.proxy.counters()
     t.same([before.linesBlocked, before.linesWouldBlock], [2, 0])
 
-    const dry = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['blocked.'], names: ['exact'], mode: 'dry-run' })
+    const dry = r.yaml({ prefixes: ['blocked.'], names: ['exact'], mode: 'dry-run' })
     writeFileSync(file, dry) // in place, as an editor or `kubectl cp` would
     await waitFor(
       () => withMsg(r, RELOADED).length > 0,
@@ -362,12 +328,8 @@ t.test('mode: enforce -> dry-run by a watched reload: blocked lines pass and cou
 
 t.test('an invalid file seen by the watch is rejected: the rules in force stay', async (t) =>
   eachTopology(t, async (t, { workers }) => {
-    const sink = await sinkFor(t)
-    const dir = ownTestdir(t)
-    const file = join(dir, 'filter.yaml')
-    const valid = yamlConfig({ workers, sinkPort: sink.port, prefixes: ['a.'] })
-    writeFileSync(file, valid)
-    const r = await rig(t, file, sink)
+    const r = await fileRig(t, workers, { prefixes: ['a.'] })
+    const { file, initial: valid } = r
     // Written to a temporary file and renamed over the config, as most editors save: no half-written state to see.
     const replace = (content: string): void => {
       writeFileSync(`${file}.tmp`, content)
@@ -442,83 +404,17 @@ t.test('reload() of a proxy whose config was built in memory rejects, as documen
 
 // ---- SIGHUP through the real CLI (the built dist/src/cli.js in a child process) ----
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = join(ROOT, 'dist', 'src', 'cli.js')
-
-function newestSource(dir: string): number {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    newest = Math.max(
-      newest,
-      entry.isDirectory() ? newestSource(path) : entry.name.endsWith('.ts') ? statSync(path).mtimeMs : 0,
-    )
-  }
-  return newest
-}
-
-/** `npm test` builds before tap runs; run alone, this file builds if dist is missing or older than src. */
-function ensureBuilt(tt: Test): void {
-  const stale = (): boolean => !existsSync(CLI) || statSync(CLI).mtimeMs < newestSource(join(ROOT, 'src'))
-  if (!stale()) return
-  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
-  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 120_000,
-  })
-  if (stale())
-    throw new Error(`dist/src/cli.js is missing or stale and the build failed:\n${build.stdout}${build.stderr}`)
-  if (build.status !== 0) tt.comment(`the build reported errors (dist/src was written anyway):\n${build.stdout}`)
-}
-
-interface Exit {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-}
-
-function logLines(stdout: string): Record<string, unknown>[] {
-  return stdout
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-}
-
 t.test('SIGHUP to the CLI reloads the file', async (t) =>
   eachTopology(t, async (t, { workers }) => {
     ensureBuilt(t)
     const sink = await sinkFor(t)
-    const dir = ownTestdir(t)
-    const file = join(dir, 'filter.yaml')
-    writeFileSync(file, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['old.'] }))
-    const env = { ...process.env }
-    delete env.FILTER_CONFIG
-    delete env.PROXY_CONFIG_FILE
-    const child: ChildProcess = spawn(process.execPath, [CLI, '--config', file], { cwd: ROOT, env, timeout: 120_000 })
-    t.teardown(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s))
-    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s))
-    const done = new Promise<Exit>((resolve, reject) => {
-      child.on('error', reject)
-      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
-    })
+    const file = configFile(t, yamlConfig({ workers, sinkPort: sink.port, prefixes: ['old.'] }))
+    const { child, listen, port, stdout, done } = await cliFor(t, file)
+    const records = (): Record<string, unknown>[] => logLines(stdout().slice(0, stdout().lastIndexOf('\n') + 1))
     let exited = false
     void done.then(() => (exited = true))
-    const records = (): Record<string, unknown>[] => logLines(stdout.slice(0, stdout.lastIndexOf('\n') + 1))
-    await waitFor(
-      () => exited || records().some((l) => l.msg === 'statsd-filter-proxy started'),
-      () => `the start line; stdout so far: ${stdout}`,
-    )
-    if (exited) throw new Error(`the CLI exited before starting: ${JSON.stringify(await done)}`)
-    const listen = String(records().find((l) => l.msg === 'statsd-filter-proxy started')?.listen)
     t.match(listen, /^127\.0\.0\.1:\d+$/)
-    const client = await createClient(Number(listen.slice(listen.lastIndexOf(':') + 1)))
+    const client = await createClient(port)
     t.teardown(() => client.close())
 
     // Once a line is through, main() has installed its signal handlers (they follow startProxy in the same turn).
@@ -536,7 +432,7 @@ t.test('SIGHUP to the CLI reloads the file', async (t) =>
       records().find((l) => l.msg === RELOADED && l.trigger === 'signal')
     await waitFor(
       () => exited || bySignal() !== undefined,
-      () => `a '${RELOADED}' line with trigger signal; stdout: ${stdout}`,
+      () => `a '${RELOADED}' line with trigger signal; stdout: ${stdout()}`,
       RELOAD_MS,
     )
     t.notOk(exited, 'SIGHUP does not stop the CLI')

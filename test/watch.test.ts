@@ -57,6 +57,20 @@ async function changeUntilCalled(w: Watched, real: string): Promise<void> {
   )
 }
 
+/**
+ * A watch polling every 20 ms on watched/filter.yaml, a symlink to elsewhere/real.yaml first holding `content`, once
+ * the poll has seen the target change (see changeUntilCalled): the watch and the target's path.
+ */
+async function linkedWatch(t: Test, content: string): Promise<{ w: Watched; real: string }> {
+  const root = ownTestdir(t, { watched: {}, elsewhere: { 'real.yaml': content } })
+  const real = join(root, 'elsewhere', 'real.yaml')
+  const file = join(root, 'watched', 'filter.yaml')
+  symlinkSync(real, file)
+  const w = watch(t, file, { debounceMs: 10, pollMs: 20 })
+  await changeUntilCalled(w, real)
+  return { w, real }
+}
+
 t.test('writes to the file: one call, debounceMs after the last of a burst', async (t) => {
   const dir = ownTestdir(t, { 'filter.yaml': 'blocklist: {}\n' })
   const file = join(dir, 'filter.yaml')
@@ -124,22 +138,12 @@ t.test(
 t.test('the stat poll sees a change the directory watch cannot', async (t) => {
   // The watched path is a symlink to a file in another directory: a write there makes no event in the
   // watched directory, but the poll's stat follows the link and sees the size and mtime change.
-  const root = ownTestdir(t, { watched: {}, elsewhere: { 'real.yaml': 'a\n' } })
-  const real = join(root, 'elsewhere', 'real.yaml')
-  const file = join(root, 'watched', 'filter.yaml')
-  symlinkSync(real, file)
-  const w = watch(t, file, { debounceMs: 10, pollMs: 20 })
-  await changeUntilCalled(w, real)
+  const { w } = await linkedWatch(t, 'a\n')
   t.match(w.seen[0], /^x+a\n$/, 'the changed content is readable through the link')
 })
 
 t.test('the stat poll also sees the file go away and come back', async (t) => {
-  const root = ownTestdir(t, { watched: {}, elsewhere: { 'real.yaml': 'one\n' } })
-  const real = join(root, 'elsewhere', 'real.yaml')
-  const file = join(root, 'watched', 'filter.yaml')
-  symlinkSync(real, file)
-  const w = watch(t, file, { debounceMs: 10, pollMs: 20 })
-  await changeUntilCalled(w, real)
+  const { w, real } = await linkedWatch(t, 'one\n')
   rmSync(real)
   await waitFor(
     () => w.seen.includes('error:ENOENT'),
