@@ -284,8 +284,12 @@ t.test('idle() resolves once the pending datagram has been sent and every send h
   t.equal(assembler.inFlight(), 1)
   line('b:1|c') // pending; leaves at the end of the turn
   let idle = false
+  let alsoIdle = false
   void assembler.idle().then(() => {
     idle = true
+  })
+  void assembler.idle().then(() => {
+    alsoIdle = true
   })
   target.complete(0)
   await Promise.resolve()
@@ -297,6 +301,7 @@ t.test('idle() resolves once the pending datagram has been sent and every send h
   target.complete(1, new Error('failed')) // a failed send completes too
   await Promise.resolve()
   t.equal(idle, true)
+  t.equal(alsoIdle, true, 'a second caller of idle() is told too')
   t.equal(assembler.inFlight(), 0)
 })
 

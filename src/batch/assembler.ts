@@ -33,7 +33,9 @@ export class Assembler {
   private readonly slotLines: Int32Array
   private flushScheduled = false
   private oversizeInFlight = 0
-  private idleWaiter: (() => void) | null = null
+  /** What idle() returns while sends are pending: every caller waits on the same one. */
+  private idling: Promise<void> | null = null
+  private resolveIdle: () => void = () => {}
   /** One send callback per pool slot, made once: a send never allocates a closure. */
   private readonly slotDone: SendDone[] = []
   private readonly oversizeDone: SendDone
@@ -103,9 +105,8 @@ export class Assembler {
   /** Resolves once every datagram handed to the target has completed (the pool is whole again). */
   idle(): Promise<void> {
     if (this.buf === null && this.inFlight() === 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      this.idleWaiter = resolve
-    })
+    this.idling ??= new Promise((resolve) => (this.resolveIdle = resolve))
+    return this.idling
   }
 
   inFlight(): number {
@@ -140,10 +141,9 @@ export class Assembler {
       this.counters.linesSendFailed += slot === -1 ? 1 : this.slotLines[slot]
       this.onSendError(err)
     }
-    if (this.idleWaiter !== null && this.buf === null && this.inFlight() === 0) {
-      const resolve = this.idleWaiter
-      this.idleWaiter = null
-      resolve()
+    if (this.idling !== null && this.buf === null && this.inFlight() === 0) {
+      this.idling = null
+      this.resolveIdle()
     }
   }
 }
