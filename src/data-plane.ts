@@ -78,6 +78,7 @@ const ruleSet = (next: RulesInForce): RuleSet => new RuleSet(next.rules, next.tr
 /** The data plane in this process: the listen socket, the pipeline with the rules in force, the forward socket. */
 export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataPlane> {
   const { settings, log } = options
+  // The target reports asynchronous errors (ECONNREFUSED) to the pipeline, which is made once the target exists.
   let pipeline: Pipeline | null = null
   const target = await createTarget({
     host: settings.forward.host,
