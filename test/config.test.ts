@@ -11,7 +11,7 @@ import { startProxy, type Proxy } from '../src/proxy.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
 const TOP =
-  'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers)'
+  'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive)'
 const RUST =
   'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
 const LEVELS = 'must be one of fatal, error, warn, info, debug, trace, silent'
@@ -50,6 +50,7 @@ function defaults(file: string, overrides: Partial<Config> = {}): Config {
     selfMetrics: null,
     insights: true,
     workers: 1,
+    receive: { mode: 'batch', maxDelayMs: 5 },
     warnings: [],
     ...overrides,
   }
@@ -202,7 +203,7 @@ t.test('wrong types', async (t) => {
         line: 1,
         column: 1,
         message:
-          'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers',
+          'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive',
       },
     ],
     'a document that is not a mapping',
@@ -273,6 +274,27 @@ t.test('workers: an integer from 1 to 64, or auto', async (t) => {
       `workers: ${bad}`,
     )
   }
+})
+
+t.test('receive: mode batch or dgram, maxDelay a duration from 1ms to 100ms', async (t) => {
+  t.same(parseConfig('r.yaml', 'receive: { mode: dgram }\n').receive, { mode: 'dgram', maxDelayMs: 5 })
+  t.same(parseConfig('r.yaml', 'receive: { maxDelay: 2.5ms }\n').receive, { mode: 'batch', maxDelayMs: 2.5 })
+  t.same(parseConfig('r.yaml', 'receive: { maxDelay: 0.1 }\n').receive, { mode: 'batch', maxDelayMs: 100 })
+  t.same(problemsOf('receive: { mode: recvmmsg }\n'), [
+    { path: 'receive.mode', line: 1, column: 18, message: 'must be one of batch, dgram' },
+  ])
+  t.same(problemsOf('receive:\n  maxDelay: 500us\n'), [
+    {
+      path: 'receive.maxDelay',
+      line: 2,
+      column: 13,
+      message: 'must be a duration from 1ms to 100ms, e.g. 5ms or 2.5ms (got "500us")',
+    },
+  ])
+  t.same(problemsOf('receive: { maxDelay: 101ms }\n')[0].message.slice(0, 36), 'must be a duration from 1ms to 100ms')
+  t.same(problemsOf('receive: { tick: 1ms }\n'), [
+    { path: 'receive.tick', line: 1, column: 12, message: 'unknown key (expected one of: mode, maxDelay)' },
+  ])
 })
 
 t.test('several problems are reported together, each located', async (t) => {

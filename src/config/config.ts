@@ -2,6 +2,7 @@ import type { LogLevel } from '../telemetry/logger.ts'
 import type { ConfigProblem } from './errors.ts'
 import type { RuleSpec } from '../match/rules.ts'
 import type { Mode } from '../match/rule-set.ts'
+import type { ReceiveMode } from '../receive/listener.ts'
 
 export interface Endpoint {
   host: string
@@ -32,6 +33,8 @@ export interface Config {
   insights: boolean
   /** Processes sharing the listen socket; `auto` = one per CPU the container may use. */
   workers: number | 'auto'
+  /** How the listen socket is read: `batch` (recvmmsg on a self-pacing tick) or `dgram` (one callback per datagram). */
+  receive: { mode: ReceiveMode; maxDelayMs: number }
   /** Things worth a warning at start that do not stop it (ignored keys, duplicate rules), in file order. */
   warnings: ConfigProblem[]
 }
@@ -51,9 +54,13 @@ export const DEFAULTS = {
   selfMetrics: { prefix: 'statsd_filter_proxy', intervalMs: 10_000 },
   /** 1500-byte MTU minus IPv6 (40) and UDP (8) headers, and some room for tunnels: no IP fragmentation. */
   networkPacketSize: 1432,
+  /** 5 ms holds ~25 datagrams per read at 5k dgram/s; the agent itself holds packets up to 100 ms. */
+  receive: { mode: 'batch' as ReceiveMode, maxDelayMs: 5 },
 } as const
 
 export const PACKET_SIZE_RANGE = { min: 512, max: 65507 } as const
 /** For both socket buffer sizes. */
 export const RECV_BUFFER_RANGE = { min: 4096, max: 2 ** 31 - 1 } as const
+export const MAX_DELAY_RANGE_MS = { min: 1, max: 100 } as const
+export const RECEIVE_MODES: readonly ReceiveMode[] = ['batch', 'dgram']
 export const WORKERS_RANGE = { min: 1, max: 64 } as const

@@ -1,4 +1,13 @@
-import { DEFAULTS, PACKET_SIZE_RANGE, RECV_BUFFER_RANGE, WORKERS_RANGE, type Config, type Endpoint } from './config.ts'
+import {
+  DEFAULTS,
+  MAX_DELAY_RANGE_MS,
+  PACKET_SIZE_RANGE,
+  RECEIVE_MODES,
+  RECV_BUFFER_RANGE,
+  WORKERS_RANGE,
+  type Config,
+  type Endpoint,
+} from './config.ts'
 import type { Mode } from '../match/rule-set.ts'
 import type { RuleSpec } from '../match/rules.ts'
 import type { LogLevel } from '../telemetry/logger.ts'
@@ -29,6 +38,7 @@ const TOP_KEYS = [
   'selfMetrics',
   'insights',
   'workers',
+  'receive',
 ]
 const MODES: readonly Mode[] = ['enforce', 'dry-run']
 
@@ -68,6 +78,7 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
     selfMetrics: selfMetrics(c, top.selfMetrics),
     insights: boolean(c, ['insights'], top.insights ?? true),
     workers: workers(c, top.workers ?? 1),
+    receive: receive(c, top.receive),
     warnings: [],
   }
   return config
@@ -108,6 +119,7 @@ export function validateRustJson(root: unknown, c: Checker, file: string): Confi
     selfMetrics: null,
     insights: true,
     workers: multiThread ? 'auto' : 1,
+    receive: { mode: DEFAULTS.receive.mode, maxDelayMs: DEFAULTS.receive.maxDelayMs },
     warnings: [],
   }
 }
@@ -236,6 +248,20 @@ function selfMetrics(c: Checker, v: unknown): Config['selfMetrics'] {
   }
 }
 
+function receive(c: Checker, v: unknown): Config['receive'] {
+  const obj = object(c, ['receive'], v, ['mode', 'maxDelay']) ?? {}
+  return {
+    mode: oneOf(c, ['receive', 'mode'], obj.mode ?? DEFAULTS.receive.mode, RECEIVE_MODES),
+    maxDelayMs: duration(
+      c,
+      ['receive', 'maxDelay'],
+      obj.maxDelay ?? `${DEFAULTS.receive.maxDelayMs}ms`,
+      MAX_DELAY_RANGE_MS.min,
+      MAX_DELAY_RANGE_MS.max,
+    ),
+  }
+}
+
 /** `1500ms`, `10s`, `1m`, or a number of seconds. */
 function duration(c: Checker, path: Path, v: unknown, minMs: number, maxMs: number): number {
   const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
@@ -244,11 +270,18 @@ function duration(c: Checker, path: Path, v: unknown, minMs: number, maxMs: numb
   if (!(ms >= minMs && ms <= maxMs)) {
     c.problem(
       path,
-      `must be a duration from ${minMs / 1000}s to ${maxMs / 60_000}m, e.g. 10s, 1m or 1500ms (got ${JSON.stringify(v)})`,
+      `must be a duration from ${formatMs(minMs)} to ${formatMs(maxMs)}, e.g. ${minMs < 1000 ? '5ms or 2.5ms' : '10s, 1m or 1500ms'} (got ${JSON.stringify(v)})`,
     )
     return minMs
   }
   return ms
+}
+
+/** The largest of ms, s and m that states `ms` as a whole number. */
+function formatMs(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`
+  if (ms % 1000 === 0) return `${ms / 1000}s`
+  return `${ms}ms`
 }
 
 function workers(c: Checker, v: unknown): Config['workers'] {

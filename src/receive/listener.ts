@@ -1,5 +1,8 @@
 import { listenUdp } from './udp-listener.ts'
 
+/** `batch`: recvmmsg(2) on a self-pacing tick (Linux, native); `dgram`: Node's socket, one callback per datagram. */
+export type ReceiveMode = 'batch' | 'dgram'
+
 export interface ListenOptions {
   host: string
   port: number
