@@ -1,12 +1,10 @@
-import { createMetricsRegistry } from './admin/metrics.ts'
-import { startAdmin, type AdminServer } from './admin/server.ts'
+import type { AdminServer } from './admin/server.ts'
 import type { Settings } from './config/config.ts'
 import type { DataPlane, RulesInForce } from './data-plane.ts'
 import { ruleKinds } from './match/packed-rules.ts'
 import type { Reloader } from './reload/reloader.ts'
 import { KernelDrops } from './telemetry/kernel-drops.ts'
 import type { Logger } from './telemetry/logger.ts'
-import { SelfMetrics } from './telemetry/self-metrics.ts'
 
 /** The counters line, and the reading of the kernel's drop count (/proc/net/udp). */
 const INTERVAL_MS = { report: 60_000, kernelDrops: 10_000 } as const
@@ -56,6 +54,12 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
 
   let admin: AdminServer | null = null
   if (settings.admin !== null) {
+    // Loaded only when the admin server is on: prom-client and its default metrics cost about 4 MB of RSS
+    // (bench/rss-imports.ts).
+    const [{ createMetricsRegistry }, { startAdmin }] = await Promise.all([
+      import('./admin/metrics.ts'),
+      import('./admin/server.ts'),
+    ])
     const registry = createMetricsRegistry({
       counters: plane.counters,
       rules: () => options.rules().rules,
@@ -90,7 +94,9 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
   }
 
   if (settings.selfMetrics !== null) {
-    const self = new SelfMetrics(
+    // Imported here so that hot-shots is loaded only when self-metrics are configured (see SelfMetrics.start).
+    const { SelfMetrics } = await import('./telemetry/self-metrics.ts')
+    const self = await SelfMetrics.start(
       plane.counters,
       settings.forward,
       {
@@ -110,6 +116,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       format: settings.format,
       mode: settings.mode,
       listen: `${listen.address}:${listen.port}`,
+      receive: { mode: listen.mode, maxDelayMs: listen.mode === 'batch' ? settings.receive.maxDelayMs : null },
       forward: `${settings.forward.host}:${settings.forward.port}`,
       admin: admin === null ? null : `${settings.admin?.host}:${admin.port}`,
       forwardAddress: plane.forwardAddress,
@@ -122,6 +129,9 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
     },
     'statsd-filter-proxy started',
   )
+  if (listen.fallback !== null) {
+    log.warn({ reason: listen.fallback }, 'receive.mode batch is not available here: reading the socket in dgram mode')
+  }
   if (listen.recvBufferGranted < settings.recvBufferSize) {
     log.warn(
       { requested: settings.recvBufferSize, granted: listen.recvBufferGranted },

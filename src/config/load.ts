@@ -1,9 +1,22 @@
 import { readFileSync } from 'node:fs'
-import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document } from 'yaml'
+import { createRequire } from 'node:module'
+import type { Document, LineCounter } from 'yaml'
 import { ConfigError, type ConfigProblem } from './errors.ts'
 import type { Config } from './config.ts'
 import { cutRuleLines, type RuleLines } from './rule-lines.ts'
 import { RUST_KEYS, validateRustJson, validateYaml, type Checker, type Path } from './validate.ts'
+
+/**
+ * The YAML parser, loaded on the first parse, not with this module: the proxy parses its config on the loader
+ * thread (compile-worker.ts), so the main thread, which imports this module for configPath and --check, would
+ * otherwise keep yaml's code for nothing: about 5 MB of RSS once the proxy's other modules are loaded (7.5 MB
+ * over bare node; bench/rss-imports.ts). `require`, not `import()`: parseConfig stays synchronous (yaml's Node
+ * build is CommonJS, the same module either way).
+ */
+function yaml(): typeof import('yaml') {
+  return (parser ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'))
+}
+let parser: typeof import('yaml') | undefined
 
 /** The config path by precedence: flag, our variable, statsd-filter-proxy-rs' variable, the working dir. */
 export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -48,6 +61,7 @@ const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false } as const
 
 /** The whole text as one YAML document: what defines a config, and what locates every problem in it. */
 export function parseWithYaml(file: string, text: string): Config {
+  const { LineCounter, parseDocument } = yaml()
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter })
   if (doc.errors.length > 0) {
@@ -70,7 +84,7 @@ export function parseWithYaml(file: string, text: string): Config {
 function parseWithRuleLines(file: string, text: string): Config | undefined {
   const cut = cutRuleLines(text)
   if (cut === undefined || cut.lists.length === 0) return undefined
-  const doc = parseDocument(cut.rest, YAML_OPTIONS)
+  const doc = yaml().parseDocument(cut.rest, YAML_OPTIONS)
   if (doc.errors.length > 0 || !cut.lists.every((list) => isBlocklistValue(doc, list))) return undefined
   // isBlocklistValue found `blocklist` to be a mapping.
   const root = doc.toJS({ maxAliasCount: 100 }) as { blocklist: Record<string, unknown> }
@@ -85,6 +99,7 @@ function parseWithRuleLines(file: string, text: string): Config | undefined {
  * after the key were that key's block sequence, and nothing else in the file changed meaning.
  */
 function isBlocklistValue(doc: Document, list: RuleLines): boolean {
+  const { isMap, isSeq } = yaml()
   const root = doc.contents
   const blocklist = isMap(root) && !root.flow ? root.get('blocklist', true) : undefined
   const value = isMap(blocklist) && !blocklist.flow ? blocklist.get(list.key, true) : undefined
@@ -140,6 +155,7 @@ class DocumentChecker implements Checker {
   }
 
   private offsetOf(path: Path, atKey: boolean): number | undefined {
+    const { isMap, isNode } = yaml()
     if (atKey && path.length > 0) {
       const parent = path.length === 1 ? this.doc.contents : this.doc.getIn(path.slice(0, -1), true)
       if (isMap(parent)) {

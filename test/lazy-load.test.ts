@@ -1,0 +1,63 @@
+// Dependencies are loaded only where they are used: every one costs RSS in every pod (bench/rss-imports.ts:
+// hot-shots about 5 MB, yaml about 5 MB, prom-client about 4 MB once the rest of the proxy is loaded). Runs the
+// built CLI with a preload (test/fixtures/loaded-packages.mjs) that writes the packages its main thread loaded.
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import t, { type Test } from 'tap'
+import { CLI, ensureBuilt, output, ROOT, sleep } from './fixtures/faults.ts'
+import { ownTestdir } from './fixtures/udp.ts'
+
+const PRELOAD = pathToFileURL(join(ROOT, 'test', 'fixtures', 'loaded-packages.mjs')).href
+const BASE = 'listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\n'
+const ADMIN = 'admin: { host: 127.0.0.1, port: 0 }\n'
+
+t.before(() => ensureBuilt(t))
+
+/**
+ * Runs the CLI on `config` with the preload; without --check, stops it with SIGTERM once it has started.
+ * Returns the packages its main thread loaded.
+ */
+async function loadedPackages(tt: Test, config: string, check = false): Promise<string[]> {
+  const dir = ownTestdir(tt, { 'filter.yaml': config })
+  const list = join(dir, 'packages.txt')
+  const env = { ...process.env, LOADED_PACKAGES_FILE: list }
+  delete env.FILTER_CONFIG
+  delete env.PROXY_CONFIG_FILE
+  const args = ['--import', PRELOAD, CLI, '--config', join(dir, 'filter.yaml'), ...(check ? ['--check'] : [])]
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, timeout: 60_000 })
+  const out = output(child)
+  if (!check) {
+    while (!out.stdout().includes('"msg":"statsd-filter-proxy started"') && child.exitCode === null) await sleep(10)
+    child.kill('SIGTERM')
+  }
+  const exit = await out.done
+  tt.equal(exit.code, 0, `exit 0 (stderr: ${exit.stderr})`)
+  return readFileSync(list, 'utf8').split('\n').slice(0, -1)
+}
+
+t.test('started without selfMetrics: no hot-shots; yaml only on the loader thread', async (t) => {
+  const packages = await loadedPackages(t, BASE + ADMIN)
+  t.ok(packages.includes('pino'), 'pino (the logger)')
+  t.ok(packages.includes('prom-client'), 'prom-client (the admin server is on)')
+  t.notOk(packages.includes('hot-shots'), 'no hot-shots')
+  t.notOk(packages.includes('yaml'), 'no yaml: the config was parsed on the loader thread')
+})
+
+t.test('started with selfMetrics: hot-shots (the preload sees it when it is there)', async (t) => {
+  const packages = await loadedPackages(t, `${BASE}${ADMIN}selfMetrics: { interval: 10s }\n`)
+  t.ok(packages.includes('hot-shots'))
+})
+
+t.test('admin off: no prom-client', async (t) => {
+  const packages = await loadedPackages(t, `${BASE}admin: { enabled: false }\n`)
+  t.notOk(packages.includes('prom-client'))
+  t.notOk(packages.includes('hot-shots'))
+})
+
+t.test('--check parses on the main thread: yaml (the preload sees it when it is there)', async (t) => {
+  const packages = await loadedPackages(t, BASE, true)
+  t.ok(packages.includes('yaml'))
+  t.notOk(packages.includes('hot-shots'))
+})
