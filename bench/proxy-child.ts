@@ -1,8 +1,9 @@
 // A proxy under test, alone in its process so its CPU time, RSS and GCs are its own.
-//   node dist/bench/proxy-child.js <ours|lean|ours-w2|naive> <rules> <sink port>
+//   node dist/bench/proxy-child.js <ours|ours-dgram|lean|ours-w2|naive> <rules> <sink port>
 // Every kind loads its config the way the CLI does (a YAML file, read and compiled on a worker thread), so the
-// only difference measured is the data path; the naive proxy simply ignores the compiled trie. `lean` is ours
-// with `insights: false` (no per-rule hit counts, no top-talker sketches): what those cost on the hot path.
+// only difference measured is the data path; the naive proxy simply ignores the compiled trie. `ours-dgram` is
+// ours with `receive: { mode: dgram }`. `lean` is ours with `insights: false` (no per-rule hit counts, no
+// top-talker sketches): what those cost on the hot path.
 // `ours-w2` is ours with `workers: 2`, started as src/cli.ts starts it (startProxy): this process is
 // the cluster's primary, and its figures are the sums over it and its two worker processes.
 import cluster from 'node:cluster'
@@ -22,6 +23,7 @@ import { ProcessGroupStats, ProcessStats, type ProcessSnapshot } from './process
 import {
   lineCounters,
   naiveLineCounters,
+  proxyConfig,
   PROXY_KINDS,
   proxyWorkers,
   type ProxyKind,
@@ -83,7 +85,7 @@ interface Started {
 async function loadConfig(kind: ProxyKind, rules: number, sinkPort: number): Promise<Compiled> {
   const dir = mkdtempSync(join(tmpdir(), 'statsd-bench-'))
   const file = join(dir, `bench-${rules}-rules.yaml`)
-  writeFileSync(file, configYaml(rules, sinkPort, kind !== 'lean', proxyWorkers(kind)))
+  writeFileSync(file, configYaml(rules, sinkPort, proxyConfig(kind)))
   return loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
 }
 
@@ -136,13 +138,15 @@ async function startClusterKind(kind: ProxyKind, compiled: Compiled): Promise<St
   return { port, snapshot, workerPids }
 }
 
-/** ours, lean and naive: the proxy runs in this one process. */
+/** ours, ours-dgram, lean and naive: the proxy runs in this one process. */
 async function startSingleKind(kind: ProxyKind, compiled: Compiled): Promise<Started> {
   const { config } = compiled
   let port: number
   let counters: () => ProxyLineCounters | Promise<ProxyLineCounters>
-  if (kind === 'ours' || kind === 'lean') {
-    if (config.insights !== (kind === 'ours')) throw new Error(`${kind}: the config has insights: ${config.insights}`)
+  if (kind !== 'naive') {
+    const wanted = proxyConfig(kind)
+    if (config.insights !== wanted.insights || config.receive.mode !== wanted.receive)
+      throw new Error(`${kind}: the config has insights: ${config.insights}, receive.mode: ${config.receive.mode}`)
     const proxy = await startProxy(compiled, createLogger(config.log.level))
     port = proxy.listen.port
     counters = async () => lineCounters(await proxy.counters())

@@ -2,14 +2,25 @@
 // proxy-child's side effects, so the orchestrator and other children can use them.
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import type { NaiveCounters } from './naive-proxy.ts'
+import type { ProxyConfigOptions } from './workload.ts'
 
 /**
- * ours = this proxy as shipped (workers: 1, the default); lean = ours with `insights: false`; ours-w2 = ours with
- * `workers: 2` (a cluster primary and two worker processes on the one shared listen socket); naive =
- * bench/naive-proxy.ts.
+ * ours = this proxy as shipped (workers: 1, receive.mode batch: the defaults); ours-dgram = ours with
+ * `receive: { mode: dgram }` (Node's socket, one callback per datagram); lean = ours with `insights: false`;
+ * ours-w2 = ours with `workers: 2` (a cluster primary and two worker processes on the one shared listen socket);
+ * naive = bench/naive-proxy.ts.
  */
-export type ProxyKind = 'ours' | 'lean' | 'ours-w2' | 'naive'
-export const PROXY_KINDS: readonly ProxyKind[] = ['ours', 'lean', 'ours-w2', 'naive']
+export type ProxyKind = 'ours' | 'ours-dgram' | 'lean' | 'ours-w2' | 'naive'
+export const PROXY_KINDS: readonly ProxyKind[] = ['ours', 'ours-dgram', 'lean', 'ours-w2', 'naive']
+
+/** The config a kind runs with (the naive proxy reads only its listen, forward and blocklist keys). */
+export function proxyConfig(kind: ProxyKind): ProxyConfigOptions {
+  return {
+    insights: kind !== 'lean',
+    workers: proxyWorkers(kind),
+    receive: kind === 'ours-dgram' ? 'dgram' : 'batch',
+  }
+}
 
 /** The `workers` setting a kind runs with: more than 1 is several processes, never pinned to one core. */
 export function proxyWorkers(kind: ProxyKind): number {

@@ -1,7 +1,7 @@
 // Turns the runs into the markdown report: medians per scenario, the targets with a verdict each, the ratios.
 import { median } from './lib/stats.ts'
 import { int, MB, mb, MIB, pct, table } from './lib/table.ts'
-import { DELIVERY_GRACE_MS, type RunResult, type RunSpec, type Timing } from './measure.ts'
+import { DELIVERY_GRACE_MS, type BaselineLatency, type RunResult, type RunSpec, type Timing } from './measure.ts'
 import type { ProxyReady } from './proxy-child.ts'
 import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
 import { SUSTAINED_RATIO, type SearchResult } from './search.ts'
@@ -14,10 +14,16 @@ export interface BenchReport {
   timing: Timing
   reps: number
   pinned: boolean
+  /** The sink ran at a raised priority (measure.ts SINK_NICE), so it preempts the spinning generator at once. */
+  sinkNiced: boolean
   /** net.core.rmem_max: caps every socket's receive buffer, so it bounds the bursts a proxy can absorb. */
   rmemMax: number | null
   saturation: RunResult[]
   fixed: RunResult[]
+  /** The generator straight to the sink, once per repetition. */
+  baselines: BaselineLatency[]
+  /** RSS of a bare `node -e` process waiting (lib/machine.ts bareNodeRss). */
+  bareNodeRss: number
   searches: SearchResult[]
   /** Every run, search steps included: RSS figures are maxima over a proxy's whole life. */
   all: RunResult[]
@@ -60,6 +66,12 @@ export interface Summary {
   /** Some run's proxy read nearly all it was sent: its throughput is a floor, set by the generator. */
   generatorBound: boolean
   generatorShort: boolean
+  sinkLinesPerDatagram: number
+  /** Medians of the runs' probe percentiles (µs); NaN at saturation. */
+  latencyP50Us: number
+  latencyP99Us: number
+  generatorCpuShare: number
+  generatorSendUs: number
 }
 
 export function summarize(results: readonly RunResult[]): Summary[] {
@@ -100,6 +112,11 @@ export function summarize(results: readonly RunResult[]): Summary[] {
           : runs[0].workerLineShares.map((_, i) => med((r) => r.workerLineShares?.[i] ?? 0)),
       generatorBound: runs.some((r) => r.spec.rate === null && r.proxyReadShare >= READ_ALL),
       generatorShort: runs.some((r) => r.generatorShort),
+      sinkLinesPerDatagram: med((r) => r.sinkLinesPerDatagram),
+      latencyP50Us: med((r) => r.latency?.p50Us ?? NaN),
+      latencyP99Us: med((r) => r.latency?.p99Us ?? NaN),
+      generatorCpuShare: med((r) => r.generatorCpuShare),
+      generatorSendUs: med((r) => r.generatorSendUs),
     }
   })
 }
@@ -111,13 +128,17 @@ export function render(report: BenchReport): string {
   out.push(`# statsd-filter-proxy bench, ${report.startedAt.toISOString()}`, '')
   out.push(
     `Node ${report.node}, ${report.cpu}. Each run: ${report.timing.warmupMs / 1000} s warm-up, ${report.timing.measureMs / 1000} s measured; ` +
-      `saturation and fixed-rate figures are medians of ${report.reps} runs, the proxies interleaved. ` +
-      'ours = this proxy as configured by default (`workers: 1`, per-rule hits and top talkers on); lean = the same with ' +
-      '`insights: false`; ours-w2 = ours with `workers: 2` (a cluster primary and two worker processes sharing the ' +
-      'listen socket; its CPU, wait and RSS figures are sums over the three processes); naive = bench/naive-proxy.ts. ' +
+      `saturation and fixed-rate figures are medians of ${report.reps} runs, the proxies interleaved within each repetition. ` +
+      'ours = this proxy as configured by default (`workers: 1`, `receive: { mode: batch }`, per-rule hits and top talkers on); ' +
+      'ours-dgram = the same with `receive: { mode: dgram }`; lean = ours with `insights: false`; ours-w2 = ours with ' +
+      '`workers: 2` (a cluster primary and two worker processes sharing the listen socket; its CPU, wait and RSS figures ' +
+      'are sums over the three processes); naive = bench/naive-proxy.ts. Fixed rates are offered evenly paced (each ' +
+      'datagram sent on its own when due, as independent application threads send) unless marked bursty (what is due ' +
+      'sent every 1 ms timer tick, back to back). ' +
       (report.pinned
-        ? 'The proxy under test is pinned to CPU 1; the load generator and the sink share CPU 0. ours-w2 is not pinned: ' +
-          "its primary and workers may run on every core, the generator and the sink's included. "
+        ? 'The proxy under test is pinned to CPU 1; the load generator and the sink share CPU 0' +
+          (report.sinkNiced ? ', the sink at nice -10 so that it preempts the spinning generator' : '') +
+          ". ours-w2 is not pinned: its primary and workers may run on every core, the generator and the sink's included. "
         : 'Processes are not pinned: the proxy, the load generator and the sink share the cores. ') +
       (report.loadAverage === undefined
         ? ''
@@ -130,6 +151,9 @@ export function render(report: BenchReport): string {
     '',
   )
   out.push('## Targets', '', ...targets(report, sat, fixed), '')
+  out.push(...receiveSection(report, sat, fixed), '')
+  out.push(...memorySection(report), '')
+  out.push(...generatorSection(sat, fixed), '')
   const workers = workersSection(report, sat)
   if (workers.length > 0) out.push(...workers, '')
   out.push(
@@ -248,14 +272,22 @@ function ratioTargets(sat: Summary[]): string[][] {
   return [...naive, ...rules]
 }
 
-/** Targets 3a and 3b: the fixed-rate phase runs one scenario, for both proxies. */
+/** The fixed-rate summary of a kind at `rate` offered with `pacing`. */
+function fixedAt(fixed: Summary[], kind: ProxyKind, rate: number, pacing: string): Summary | undefined {
+  return fixed.find((s) => s.spec.kind === kind && s.spec.rate === rate && pacingOf(s.spec) === pacing)
+}
+
+/** The rate targets 3a and 3b are stated for, evenly paced. */
+const TARGET_RATE = 50_000
+
+/** Targets 3a and 3b: ours and naive at TARGET_RATE, evenly paced. */
 function fixedTargets(fixed: Summary[]): string[][] {
   const rows: string[][] = []
-  const fOurs = fixed.find((s) => s.spec.kind === 'ours')
-  const fNaive = fixed.find((s) => s.spec.kind === 'naive')
+  const fOurs = fixedAt(fixed, 'ours', TARGET_RATE, 'even')
+  const fNaive = fixedAt(fixed, 'naive', TARGET_RATE, 'even')
   if (fOurs !== undefined) {
     rows.push([
-      `3a. ${int(fOurs.spec.rate ?? 0)} datagrams/s × ${fOurs.spec.linesPerDatagram} line(s), ${int(fOurs.spec.rules)} rules: ours delivered`,
+      `3a. ${int(fOurs.spec.rate ?? 0)} datagrams/s (even) × ${fOurs.spec.linesPerDatagram} line(s), ${int(fOurs.spec.rules)} rules: ours delivered`,
       '≥ 99.9%',
       `${pct(fOurs.deliveredRatio, 3)}${fOurs.generatorShort ? ' (the generator fell short of the rate)' : ''}`,
       verdict(fOurs.deliveredRatio >= 0.999 && !fOurs.generatorShort),
@@ -452,6 +484,188 @@ function workersSection(report: BenchReport, sat: Summary[]): string[] {
   ]
 }
 
+/** The kinds compared at every fixed rate, in the order of the columns. */
+const COMPARED: readonly ProxyKind[] = ['ours', 'ours-dgram', 'naive']
+
+/** a / b of the runs of two kinds that ran in the same repetition (the i-th of each), for each repetition. */
+function perRepRatios(runs: readonly RunResult[], a: RunSpec, b: RunSpec, f: (r: RunResult) => number): number[] {
+  const of = (spec: RunSpec): RunResult[] => runs.filter((r) => specKey(r.spec) === specKey(spec))
+  const bs = of(b)
+  return of(a)
+    .slice(0, bs.length)
+    .map((r, i) => f(r) / f(bs[i]))
+}
+
+const ratioText = (median: number, runs: number[]): string =>
+  `**${median.toFixed(2)}** (${runs.map((x) => x.toFixed(2)).join(', ')})`
+
+const latencyText = (s: Summary | undefined): string =>
+  s === undefined || Number.isNaN(s.latencyP50Us) ? '' : `${int(s.latencyP50Us)} / ${int(s.latencyP99Us)}`
+
+/** Batch vs dgram receive: the compared kinds side by side at each fixed rate and at saturation. */
+function receiveSection(report: BenchReport, sat: Summary[], fixed: Summary[]): string[] {
+  const cells = (xs: (Summary | undefined)[], f: (s: Summary) => string): string =>
+    xs.map((x) => (x === undefined ? '—' : f(x))).join(' / ')
+  const scenarios = [...new Map(fixed.map((s) => [`${s.spec.rate}/${pacingOf(s.spec)}`, s.spec])).values()]
+  const fixedRows = scenarios.map((spec) => {
+    const xs = COMPARED.map((kind) => fixed.find((s) => specKey(s.spec) === specKey({ ...spec, kind })))
+    const [batch, dgram] = xs
+    const ratio =
+      batch === undefined || dgram === undefined
+        ? ''
+        : ratioText(
+            batch.cpuUsPerLine / dgram.cpuUsPerLine,
+            perRepRatios(report.fixed, batch.spec, dgram.spec, (r) => r.cpuUsPerLine),
+          )
+    return [
+      int(spec.rate ?? 0),
+      pacingOf(spec),
+      cells(xs, (s) => s.cpuUsPerLine.toFixed(2)),
+      ratio,
+      cells(xs, (s) => pct(s.deliveredRatio, 2) + (s.generatorShort ? ' (gen short)' : '')),
+      cells(xs, (s) => s.sinkLinesPerDatagram.toFixed(1)),
+      cells(xs, (s) => int(s.latencyP50Us)),
+      cells(xs, (s) => int(s.latencyP99Us)),
+      cells(xs, (s) => pct(s.cpuShare, 0)),
+    ]
+  })
+  const satRows = [1, 10].flatMap((lpd) => {
+    const xs = COMPARED.map((kind) =>
+      sat.find((s) => s.spec.kind === kind && s.spec.rules === 1000 && s.spec.linesPerDatagram === lpd),
+    )
+    const [batch, dgram] = xs
+    if (batch === undefined || dgram === undefined) return []
+    return [
+      [
+        String(lpd),
+        cells(xs, (s) => (s.generatorBound ? '≥ ' : '') + int(s.linesPerSecond)),
+        cells(xs, (s) => int(s.linesPerCpuSecond)),
+        cells(xs, (s) => s.cpuUsPerLine.toFixed(2)),
+        ratioText(
+          batch.cpuUsPerLine / dgram.cpuUsPerLine,
+          perRepRatios(report.saturation, batch.spec, dgram.spec, (r) => r.cpuUsPerLine),
+        ),
+        cells(xs, (s) => pct(s.cpuShare, 0)),
+        cells(xs, (s) => s.sinkLinesPerDatagram.toFixed(1)),
+        cells(xs, (s) => pct(s.deliveredRatio, 1)),
+      ],
+    ]
+  })
+  const baseline = report.baselines.map((b) => b.latency)
+  const baselineText =
+    baseline.length === 0
+      ? ''
+      : `With no proxy (the generator straight to the sink, ${int(report.baselines[0].rate)} datagrams/s evenly paced, once per repetition) ` +
+        `the probes took ${int(median(baseline.map((l) => l.p50Us)))} / ${int(median(baseline.map((l) => l.p99Us)))} µs ` +
+        `(p50 / p99, median of ${baseline.length}; runs ${baseline.map((l) => `${int(l.p50Us)}/${int(l.p99Us)}`).join(', ')}): ` +
+        "loopback and the sink's wake-up on the core it shares with the generator, included in every latency figure below. "
+  return [
+    '## Receive: batch vs dgram (1,000 rules)',
+    '',
+    `Each cell is ${COMPARED.join(' / ')}. batch / dgram = CPU µs per line of ours over ours-dgram: the median ` +
+      "of the medians, then each repetition's own ratio (the two ran one right after the other). Fixed rates are " +
+      '1 line per datagram; delivered is over the whole run; sink lines/dgram = lines the sink received / datagrams ' +
+      'it received (what coalescing achieved: 1.0 means one datagram out per datagram in); latency = a probe ' +
+      "datagram's send time (in a `#t:` tag) to the sink's receive time, same host and clock, p50 / p99 in µs, medians " +
+      `of the runs. ${baselineText}`,
+    '',
+    ...table(
+      [
+        'offered dgram/s',
+        'pacing',
+        'CPU µs/line',
+        'batch / dgram',
+        'delivered',
+        'sink lines/dgram',
+        'latency p50 µs',
+        'latency p99 µs',
+        'proxy CPU',
+      ],
+      fixedRows,
+      'lrrrrrrrr',
+    ),
+    '',
+    'At saturation (the generator sends as fast as it can): lines/s of wall time, lines per CPU-second (the rate on ' +
+      'a core of its own), CPU µs per line.',
+    '',
+    ...table(
+      [
+        'lines/dgram',
+        'lines/s',
+        'per CPU-s',
+        'CPU µs/line',
+        'batch / dgram',
+        'proxy CPU',
+        'sink lines/dgram',
+        'delivered',
+      ],
+      satRows,
+      'lrrrrrrr',
+    ),
+  ]
+}
+
+/** RSS idle (started, before any traffic), under load and at peak, against a bare Node process. */
+function memorySection(report: BenchReport): string[] {
+  return [
+    '## Memory',
+    '',
+    `A bare \`node -e\` process waiting takes ${mb(report.bareNodeRss)} MB RSS on this Node. Idle = once the config is ` +
+      'loaded and the proxy listening, before any traffic; under load = highest sampled over all its runs; peak = the ' +
+      "kernel's maxrss, start-up included.",
+    '',
+    ...table(
+      ['proxy', 'rules', 'RSS idle MB', 'idle − bare node MB', 'RSS under load MB', 'RSS peak MB'],
+      report.proxies.map((p) => [
+        p.kind,
+        int(p.rules),
+        mb(p.ready.rssAtStart),
+        mb(p.ready.rssAtStart - report.bareNodeRss),
+        mb(rssUnderLoad(report, p.kind, p.rules)),
+        mb(rssPeak(report, p.kind, p.rules)),
+      ]),
+      'lrrrrr',
+    ),
+  ]
+}
+
+/** The generator's own cost: whether it, not the proxy, could have limited a run. */
+function generatorSection(sat: Summary[], fixed: Summary[]): string[] {
+  const rows = [...fixed, ...sat.filter((s) => s.spec.rules === 1000 && COMPARED.includes(s.spec.kind))].map((s) => [
+    s.spec.kind,
+    String(s.spec.linesPerDatagram),
+    s.spec.rate === null ? 'max' : int(s.spec.rate),
+    pacingOf(s.spec),
+    int(s.generatorDatagramsPerSecond) + (s.generatorShort ? ' (short)' : ''),
+    pct(s.generatorCpuShare, 0),
+    s.generatorSendUs.toFixed(2),
+    int(1e6 / s.generatorSendUs),
+  ])
+  return [
+    '## Load generator',
+    '',
+    'One Node process, one connected socket, on CPU 0 with the sink. Evenly paced it spins between datagrams (its ' +
+      'CPU share is then near 100% whatever the rate; the sink preempts it); send µs = wall time in its send loop per ' +
+      'datagram sent (spinning excluded), so 1e6 / it is the rate it could reach on CPU 0 alone. At saturation every ' +
+      'turn of its loop sends.',
+    '',
+    ...table(
+      [
+        'proxy',
+        'lines/dgram',
+        'offered dgram/s',
+        'pacing',
+        'sent dgram/s',
+        'gen CPU',
+        'send µs/dgram',
+        'ceiling dgram/s',
+      ],
+      rows,
+      'lrrlrrrr',
+    ),
+  ]
+}
+
 function proxiesTable(report: BenchReport): string[] {
   return table(
     [
@@ -516,6 +730,7 @@ function saturationTable(sat: Summary[]): string[] {
       'gen dgram/s',
       'proxy read',
       'delivered',
+      'sink lines/dgram',
     ],
     sat.map((s) => [
       ...scenarioCells(s.spec),
@@ -532,8 +747,9 @@ function saturationTable(sat: Summary[]): string[] {
       int(s.generatorDatagramsPerSecond),
       pct(s.proxyReadShare, 1),
       pct(s.deliveredRatio, 1) + (s.droppedLines > 0 ? ` (${int(s.droppedLines)} dropped: no free send buffer)` : ''),
+      s.sinkLinesPerDatagram.toFixed(1),
     ]),
-    'lrrrrrrrrrrrrrrr',
+    'lrrrrrrrrrrrrrrrr',
   )
 }
 
@@ -544,6 +760,7 @@ function fixedTable(fixed: Summary[]): string[] {
       'rules',
       'lines/dgram',
       'offered dgram/s',
+      'pacing',
       'achieved',
       'offered lines',
       'surviving (expected)',
@@ -556,10 +773,13 @@ function fixedTable(fixed: Summary[]): string[] {
       'RSS max MB',
       'scavenges /M lines',
       'mark-sweeps /M lines',
+      'sink lines/dgram',
+      'latency p50 / p99 µs',
     ],
     fixed.map((s) => [
       ...scenarioCells(s.spec),
       int(s.spec.rate ?? 0),
+      pacingOf(s.spec),
       int(s.generatorDatagramsPerSecond) + (s.generatorShort ? ' (short)' : ''),
       int(s.offeredLines),
       int(s.expectedLines),
@@ -572,8 +792,10 @@ function fixedTable(fixed: Summary[]): string[] {
       mb(s.rssMaxBytes),
       s.scavengesPerMLines.toFixed(1),
       s.markSweepsPerMLines.toFixed(2),
+      s.sinkLinesPerDatagram.toFixed(1),
+      latencyText(s),
     ]),
-    'lrrrrrrrrlrrrrrr',
+    'lrrrlrrrrrlrrrrrrrr',
   )
 }
 
@@ -628,7 +850,12 @@ function losses(r: Accounting): string {
 }
 
 export function specKey(spec: RunSpec): string {
-  return `${spec.kind}/${spec.rules}/${spec.linesPerDatagram}/${spec.rate ?? 'max'}`
+  return `${spec.kind}/${spec.rules}/${spec.linesPerDatagram}/${spec.rate ?? 'max'}/${pacingOf(spec)}`
+}
+
+/** 'max' at saturation, where the generator sends as fast as it can. */
+function pacingOf(spec: RunSpec): string {
+  return spec.rate === null ? 'max' : (spec.pacing ?? 'even')
 }
 
 /**

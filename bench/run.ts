@@ -1,33 +1,37 @@
-// End-to-end bench: our proxy against a naive Node proxy, each in its own process, fed by a load generator
-// process and forwarding to a sink process, all over loopback UDP; and our proxy with `workers: 1` against
-// `workers: 2` (ours-w2, a cluster of three processes, not pinned) at saturation. Prints a markdown report on
-// stdout (progress goes to stderr) and writes it to bench/results/.
+// End-to-end bench: our proxy (receive.mode batch, the default, and dgram) against a naive Node proxy, each in
+// its own process, fed by a load generator process and forwarding to a sink process, all over loopback UDP; and
+// our proxy with `workers: 1` against `workers: 2` (ours-w2, a cluster of three processes, not pinned) at
+// saturation. Fixed rates are offered evenly paced (each datagram on its own, as independent application threads
+// send) and, at one rate, bursty (what is due every 1 ms tick). Prints a markdown report on stdout (progress goes
+// to stderr) and writes it to bench/results/.
 //
-//   npm run bench                      full run, about 5 minutes
-//   node dist/bench/run.js --quick     every scenario once, short windows (about 1 minute)
+//   npm run bench                      full run, about 10 minutes
+//   node dist/bench/run.js --quick     every scenario once, short windows (about 2 minutes)
 //   options: --warmup <s> --seconds <s> --reps <n> --node <path to another node binary> --no-pin
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { numberArg } from './lib/args.ts'
 import { runEntryPoint } from './lib/entry-point.ts'
-import { canPin, cpuDescription } from './lib/machine.ts'
+import { bareNodeRss, canPin, cpuDescription } from './lib/machine.ts'
 import { readRmemMax } from './lib/proc.ts'
 import { saveReport } from './lib/results.ts'
 import { int, loadText, mb, pct } from './lib/table.ts'
-import { startSession, type Bench, type RunResult, type RunSpec, type Timing } from './measure.ts'
+import type { Pacing } from './load-generator.ts'
+import { startSession, type Bench, type BaselineLatency, type RunResult, type RunSpec, type Timing } from './measure.ts'
 import type { ProxyKind } from './proxy-child.ts'
 import { render, summarize, type BenchReport } from './report.ts'
 import { searchSustainedRate, type SearchResult } from './search.ts'
 
 /**
- * Saturation scenarios, in the order each repetition runs them (ours, lean and naive interleaved). Lean (ours with
- * `insights: false`) sits next to ours at 1,000 rules, before it in one repetition and after it in the next, so
- * the pair whose ratio is the insights' cost sees the same machine. ours-w2 (ours with `workers: 2`) sits on
- * ours's other side for the same reason: ours is `workers: 1`, and the pair is the 1-vs-2-workers comparison.
+ * Saturation scenarios, in the order each repetition runs them (the kinds interleaved). Lean (ours with
+ * `insights: false`) and ours-dgram sit next to ours at 1,000 rules, before it in one repetition and after it in
+ * the next, so the pairs whose ratios are the insights' cost and batch vs dgram see the same machine. ours-w2
+ * (ours with `workers: 2`) sits on ours's other side for the same reason: the 1-vs-2-workers comparison.
  */
 const SATURATION: readonly { kind: ProxyKind; rules: number }[] = [
   { kind: 'ours-w2', rules: 1000 },
   { kind: 'ours', rules: 1000 },
+  { kind: 'ours-dgram', rules: 1000 },
   { kind: 'lean', rules: 1000 },
   { kind: 'naive', rules: 1000 },
   { kind: 'ours', rules: 10 },
@@ -35,9 +39,22 @@ const SATURATION: readonly { kind: ProxyKind; rules: number }[] = [
   { kind: 'naive', rules: 10 },
 ]
 const LINES_PER_DATAGRAM = [1, 10] as const
-/** Scenario 3: a steady load that ours must carry without loss, at well under one core. */
-const FIXED = { rules: 1000, linesPerDatagram: 1, rate: 50_000 } as const
-const SEARCH_RULES = 1000
+/** The kinds every fixed-rate scenario and the search run, side by side. */
+const COMPARED: readonly ProxyKind[] = ['ours', 'ours-dgram', 'naive']
+const FIXED_RULES = 1000
+/** Fixed offered rates, 1 line per datagram: evenly paced at each, bursty (per 1 ms tick) at 50,000 as well. */
+const FIXED: readonly { rate: number; pacing: Pacing }[] = [
+  { rate: 5_000, pacing: 'even' },
+  { rate: 50_000, pacing: 'even' },
+  { rate: 150_000, pacing: 'even' },
+  { rate: 50_000, pacing: 'bursty' },
+]
+/**
+ * The latency baseline (the generator straight to the sink) at a rate near what the proxies send the sink (ours
+ * coalesces 50,000 datagrams/s into about 1,000, naive forwards at most about 20,000): at 50,000 the sink itself
+ * would be the busiest process on CPU 0 and its own queue the figure.
+ */
+const BASELINE_RATE = 5_000
 /** Whatever happens (a wedged child, a proxy that never drains), the bench ends by itself. */
 const HARD_LIMIT_MS = 20 * 60_000
 
@@ -73,10 +90,13 @@ function seconds(arg: string | undefined, name: string, fallback: number): numbe
 function progress(phase: string, r: RunResult): void {
   const s = r.spec
   console.error(
-    `${phase.padEnd(10)} ${s.kind.padEnd(7)} ${String(s.rules).padStart(6)} rules ${String(s.linesPerDatagram).padStart(2)} l/d ` +
-      `${(s.rate === null ? 'max' : int(s.rate)).padStart(8)} dgram/s: ${int(r.linesPerSecond).padStart(10)} lines/s, ` +
+    `${phase.padEnd(10)} ${s.kind.padEnd(10)} ${String(s.rules).padStart(6)} rules ${String(s.linesPerDatagram).padStart(2)} l/d ` +
+      `${(s.rate === null ? 'max' : `${int(s.rate)} ${s.pacing ?? 'even'}`).padStart(14)} dgram/s: ${int(r.linesPerSecond).padStart(10)} lines/s, ` +
       `${r.cpuUsPerLine.toFixed(2)} µs/line, cpu ${pct(r.cpuShare, 0)} (waited ${pct(r.cpuWaitShare, 0)}), gen ${int(r.generatorDatagramsPerSecond)} dgram/s, ` +
-      `read ${pct(r.proxyReadShare, 1)}, delivered ${pct(r.deliveredRatio, 2)}, RSS ${mb(r.rssMaxBytes)} MB` +
+      `gen CPU ${pct(r.generatorCpuShare, 0)} (${r.generatorSendUs.toFixed(2)} µs/send), ` +
+      `read ${pct(r.proxyReadShare, 1)}, delivered ${pct(r.deliveredRatio, 2)}, sink ${r.sinkLinesPerDatagram.toFixed(1)} lines/dgram, ` +
+      (r.latency === null ? '' : `latency p50/p99 ${r.latency.p50Us.toFixed(0)}/${r.latency.p99Us.toFixed(0)} µs, `) +
+      `RSS ${mb(r.rssMaxBytes)} MB` +
       (r.workerLineShares === null ? '' : `, worker shares ${r.workerLineShares.map((x) => pct(x, 0)).join(' / ')}`) +
       (r.generatorShort ? ' GENERATOR SHORT' : ''),
   )
@@ -98,21 +118,30 @@ async function runSaturation(measure: Measure): Promise<RunResult[]> {
   return saturation
 }
 
-async function runFixed(measure: Measure): Promise<RunResult[]> {
+/**
+ * Every fixed-rate scenario for the compared kinds, one right after the other (their order rotated each
+ * repetition, the scenarios' reversed every other), and the latency baseline at BASELINE_RATE once per repetition.
+ */
+async function runFixed(bench: Bench, measure: Measure): Promise<{ fixed: RunResult[]; baselines: BaselineLatency[] }> {
   const fixed: RunResult[] = []
+  const baselines: BaselineLatency[] = []
   for (let rep = 0; rep < reps; rep++) {
-    const kinds: ProxyKind[] = rep % 2 === 0 ? ['ours', 'naive'] : ['naive', 'ours']
-    for (const kind of kinds) {
-      // A run in which the generator could not keep the rate (it was short of CPU) did not test that rate.
-      let r = await measure('fixed', { kind, ...FIXED })
-      for (let retry = 0; retry < 2 && r.generatorShort; retry++) r = await measure('fixed', { kind, ...FIXED })
-      fixed.push(r)
+    const kinds = COMPARED.map((_, i) => COMPARED[(i + rep) % COMPARED.length])
+    baselines.push(await bench.baselineLatency(BASELINE_RATE, timing))
+    for (const { rate, pacing } of rep % 2 === 0 ? FIXED : [...FIXED].reverse()) {
+      for (const kind of kinds) {
+        const spec: RunSpec = { kind, rules: FIXED_RULES, linesPerDatagram: 1, rate, pacing }
+        // A run in which the generator could not keep the rate (it was short of CPU) did not test that rate.
+        let r = await measure('fixed', spec)
+        for (let retry = 0; retry < 2 && r.generatorShort; retry++) r = await measure('fixed', spec)
+        fixed.push(r)
+      }
     }
   }
-  return fixed
+  return { fixed, baselines }
 }
 
-/** The highest sustained rate of ours and naive, stepped in fractions of their capacity at saturation. */
+/** The highest sustained rate of the compared kinds, stepped in fractions of their capacity at saturation. */
 async function runSearches(
   bench: Bench,
   saturation: RunResult[],
@@ -121,12 +150,12 @@ async function runSearches(
   const searches: SearchResult[] = []
   const capacities = summarize(saturation)
   for (const linesPerDatagram of LINES_PER_DATAGRAM) {
-    for (const kind of ['ours', 'naive'] as const) {
+    for (const kind of COMPARED) {
       const seed = capacities.find(
-        (s) => s.spec.kind === kind && s.spec.rules === SEARCH_RULES && s.spec.linesPerDatagram === linesPerDatagram,
+        (s) => s.spec.kind === kind && s.spec.rules === FIXED_RULES && s.spec.linesPerDatagram === linesPerDatagram,
       )
       if (seed === undefined) continue
-      const base = { kind, rules: SEARCH_RULES, linesPerDatagram }
+      const base = { kind, rules: FIXED_RULES, linesPerDatagram }
       const capacity = 1e6 / (seed.cpuUsPerLine * linesPerDatagram)
       searches.push(await searchSustainedRate(bench, base, capacity, searchFractions, timing, onRun))
     }
@@ -139,6 +168,8 @@ async function main(): Promise<void> {
   console.error(
     `bench: node ${node}, ${reps} rep(s), ${timing.warmupMs} ms warm-up + ${timing.measureMs} ms per run, pinned: ${pin}, load average ${loadText(loadAtStart, ' ')}`,
   )
+  // What Node itself takes, before any proxy starts (the proxies' idle RSS is measured against it).
+  const bareRss = await bareNodeRss(nodeBinary)
   // Start every proxy before any load: loading the 100,000-rule config takes seconds of CPU.
   for (const { kind, rules } of SATURATION) await bench.proxy(kind, rules)
 
@@ -152,7 +183,7 @@ async function main(): Promise<void> {
     }
   const measure: Measure = async (phase, spec) => record(phase)(await bench.run(spec, timing))
   const saturation = await runSaturation(measure)
-  const fixed = await runFixed(measure)
+  const { fixed, baselines } = await runFixed(bench, measure)
   const searches = await runSearches(bench, saturation, record('search'))
 
   const report: BenchReport = {
@@ -163,9 +194,12 @@ async function main(): Promise<void> {
     timing,
     reps,
     pinned: pin,
+    sinkNiced: bench.sinkNiced,
     rmemMax: readRmemMax(),
     saturation,
     fixed,
+    baselines,
+    bareNodeRss: bareRss,
     searches,
     all,
     proxies: (await bench.startedProxies()).map(({ kind, rules, ready, cpus }) => ({ kind, rules, ready, cpus })),

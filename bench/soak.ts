@@ -25,7 +25,7 @@ import { readMachineUdp } from './lib/proc.ts'
 import { saveReport } from './lib/results.ts'
 import { median } from './lib/stats.ts'
 import { int, loadText, mb, pct } from './lib/table.ts'
-import type { GeneratorSnapshot, GeneratorTarget } from './load-generator.ts'
+import type { GeneratorSnapshot, GeneratorStart, GeneratorTarget } from './load-generator.ts'
 import { DELIVERY_GRACE_MS, sleep, startSession, type Bench, type ProxyHandle, type RunResult } from './measure.ts'
 import type { ProxySnapshot } from './proxy-child.ts'
 import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
@@ -166,7 +166,7 @@ async function soak(bench: Bench, proxy: ProxyHandle, rate: number): Promise<Soa
   const samples: Sample[] = [sampleOf(0, null, p0, s0, { p: p0, g: null }, { p0, s0 })]
   progress(samples[0])
 
-  await bench.generator.call('start', rate)
+  await bench.generator.call('start', { rate, pacing: 'even' } satisfies GeneratorStart)
   const t0 = Date.now()
   let prev: Previous = { p: p0, g: null }
   for (let k = 1; ; k++) {

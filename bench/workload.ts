@@ -12,25 +12,59 @@ export function blockedPrefixes(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `legacy.team${i}.`)
 }
 
+/** How our proxy reads its socket (config key `receive.mode`): recvmmsg batches (the default) or Node's dgram. */
+export type ReceiveMode = 'batch' | 'dgram'
+
+export interface ProxyConfigOptions {
+  /** `false` turns off per-rule hit counts and the top-talker sketches: only to measure what they cost. */
+  insights: boolean
+  /** Other than 1 adds the `workers` key (absent, as for most operators, when it is 1). */
+  workers: number
+  receive: ReceiveMode
+}
+
 /**
  * filter.yaml text for the proxies: what an operator would write, parsed by the proxy's own config loader. The
- * admin endpoint is on, as in production, on a port of its own per proxy process (several run at once).
- * `insights: false` turns off per-rule hit counts and the top-talker sketches: only to measure what they cost.
- * `workers` other than 1 adds the `workers` key (absent, as for most operators, when it is 1).
+ * admin endpoint is on, as in production, on a port of its own per proxy process (several run at once). The
+ * receive mode is written out even when it is the default, so the config says what the bench measured.
  */
-export function configYaml(rules: number, forwardPort: number, insights = true, workers = 1): string {
+export function configYaml(rules: number, forwardPort: number, options: ProxyConfigOptions): string {
   const lines = [
     'listen: { host: 127.0.0.1, port: 0 }',
     `forward: { host: 127.0.0.1, port: ${forwardPort} }`,
     'admin: { host: 127.0.0.1, port: 0 }',
-    `insights: ${insights}`,
-    ...(workers === 1 ? [] : [`workers: ${workers}`]),
+    `receive: { mode: ${options.receive} }`,
+    `insights: ${options.insights}`,
+    ...(options.workers === 1 ? [] : [`workers: ${options.workers}`]),
     'log: { level: warn }',
     'blocklist:',
     '  prefixes:',
   ]
   for (const prefix of blockedPrefixes(rules)) lines.push(`    - ${prefix}`)
   return lines.join('\n') + '\n'
+}
+
+/**
+ * The latency probe: a gauge no rule blocks, whose `#t:` tag is the generator's send time (CLOCK_MONOTONIC ns,
+ * 19 digits, shared by every process on the host), rewritten in place before each send. Its first byte, `b`,
+ * starts no workload line (`legacy.…`, `app.…`), so the sink tells a probe from the first byte of a line.
+ */
+export const PROBE_PREFIX = 'bench.probe:1|g|#t:'
+export const PROBE_TIME_OFFSET = PROBE_PREFIX.length
+export const PROBE_TIME_DIGITS = 19
+/** One datagram in this many is a probe (in paced runs): 1%, a sample every 0.2 ms at 50,000 datagrams/s. */
+export const PROBE_EVERY = 100
+
+export function probeDatagram(): Buffer {
+  return Buffer.from(PROBE_PREFIX + '0'.repeat(PROBE_TIME_DIGITS), 'latin1')
+}
+
+/** The send time a probe line carries, in ns; `start` is the offset of the line's first byte. */
+export function probeTimeNs(buf: Buffer, start: number): number {
+  let ns = 0
+  const end = start + PROBE_TIME_OFFSET + PROBE_TIME_DIGITS
+  for (let i = start + PROBE_TIME_OFFSET; i < end; i++) ns = ns * 10 + buf[i] - 0x30
+  return ns
 }
 
 export interface Workload {

@@ -1,6 +1,8 @@
 // The machine a bench runs on: its CPUs, the Node binary under test, and pinning processes to a core.
-import { execFileSync } from 'node:child_process'
-import { cpus } from 'node:os'
+import { execFileSync, spawn } from 'node:child_process'
+import { cpus, setPriority } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { readProcRss } from './proc.ts'
 
 /** "2 × Intel(R) Xeon(R) …", for a report's first lines. */
 export function cpuDescription(): string {
@@ -30,4 +32,31 @@ export function canPin(noPin: boolean | undefined): boolean {
 /** All of the process's threads (libuv pool, GC helpers) go to the CPU too. */
 export function pinToCpu(pid: number, cpu: number): void {
   execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
+}
+
+/**
+ * Raises a process's scheduling priority to `nice`; false where that is not allowed (it needs CAP_SYS_NICE).
+ */
+export function setNice(pid: number, nice: number): boolean {
+  try {
+    setPriority(pid, nice)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Long enough for Node to finish booting (its RSS is flat after about 100 ms here), short for the bench. */
+const BARE_NODE_SETTLE_MS = 1000
+
+/** The RSS of `node -e` doing nothing but wait: what any Node process costs before it loads a module. */
+export async function bareNodeRss(nodeBinary: string): Promise<number> {
+  const child = spawn(nodeBinary, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' })
+  try {
+    await sleep(BARE_NODE_SETTLE_MS)
+    if (child.pid === undefined) throw new Error('node -e: spawn failed')
+    return readProcRss(child.pid)
+  } finally {
+    child.kill('SIGKILL')
+  }
 }
