@@ -8,7 +8,7 @@
 // - the proxy: dist/src/cli.js started idle on a config of 1,000 (or 100,000) prefixes with a preload that, on
 //   SIGUSR2, collects and writes its VmRSS to stderr; the bench sends the signal 1 s after the start line.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -21,6 +21,12 @@ const DIST = join(ROOT, 'dist', 'src')
 const CLI = join(DIST, 'cli.js')
 const runs = Number(process.argv[2] ?? 5)
 const KB = 1024
+const CHILD = join(fileURLToPath(new URL('.', import.meta.url)), `.rss-child-${process.pid}.mjs`)
+/** Every production dependency, as package.json lists them. */
+const DEPS = Object.keys(
+  (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> })
+    .dependencies,
+)
 
 const distUrl = (module: string): string => pathToFileURL(join(DIST, module)).href
 
@@ -38,25 +44,30 @@ ${SETTLE_AND_READ}
 process.stdout.write(String(rssKb()))`
 }
 
-/** VmRSS growth (kB) of a child once `build` (an expression using `lib`, the imported module) exists. */
-function structureScript(module: string, build: string): string {
+/**
+ * VmRSS growth (kB) of a child once `build` (an expression using `lib`, the imported module; awaited) exists, and
+ * the bytes it holds by its own count (`held`, an expression using `kept`).
+ */
+function structureScript(module: string, build: string, held: string): string {
   return `const lib = await import(${JSON.stringify(distUrl(module))})
 ${SETTLE_AND_READ}
 const before = rssKb()
-globalThis.kept = ${build}
-gc(); await new Promise((r) => setTimeout(r, 100)); gc()
-process.stdout.write(String(rssKb() - before))`
+const kept = await ${build}
+globalThis.kept = kept
+gc(); await new Promise((r) => setTimeout(r, 300)); gc()
+process.stdout.write(JSON.stringify([rssKb() - before, ${held}]))`
 }
 
-function runScript(script: string): number {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 60_000,
-  })
-  const kb = Number(r.stdout)
-  if (r.status !== 0 || !Number.isFinite(kb) || r.stdout === '') throw new Error(`child failed: ${r.stderr}`)
-  return kb
+/**
+ * Runs `script` as an ES module file beside this one (so bare specifiers resolve from the project's node_modules;
+ * not `node -e`, whose --input-type a worker thread would inherit and refuse). Returns what it printed, in kB.
+ */
+function runScript(script: string): number[] {
+  writeFileSync(CHILD, script)
+  const r = spawnSync(process.execPath, ['--expose-gc', CHILD], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+  const out = [JSON.parse(r.stdout || 'null') as number | number[]].flat()
+  if (r.status !== 0 || !out.every(Number.isFinite)) throw new Error(`child failed: ${r.stdout} ${r.stderr}`)
+  return out
 }
 
 const PRELOAD = `process.on('SIGUSR2', async () => {
@@ -69,8 +80,11 @@ const PRELOAD = `process.on('SIGUSR2', async () => {
 `
 
 /** `extra`: top-level keys, one a line (an `admin:` line replaces the default one). */
+const prefixLines = (n: number): string =>
+  Array.from({ length: n }, (_, i) => `    - legacy.team${i}.metric.\n`).join('')
+
 function proxyConfig(rules: number, extra: string): string {
-  const prefixes = Array.from({ length: rules }, (_, i) => `    - legacy.team${i}.metric.\n`).join('')
+  const prefixes = prefixLines(rules)
   const admin = extra.startsWith('admin:') ? '' : 'admin: { host: 127.0.0.1, port: 0 }\n'
   return `listen: { host: 127.0.0.1, port: 0 }
 forward: { host: 127.0.0.1, port: 9 }
@@ -112,13 +126,13 @@ const mb = (kb: number): string => (kb / KB).toFixed(1)
 const signedMb = (kb: number): string => `${kb >= 0 ? '+' : '−'}${mb(Math.abs(kb))}`
 const spread = (values: readonly number[]): string => `${mb(Math.min(...values))}–${mb(Math.max(...values))}`
 
+/** The first figure `script` prints, once per run. */
 function repeat(script: string): number[] {
-  return Array.from({ length: runs }, () => runScript(script))
+  return Array.from({ length: runs }, () => runScript(script)[0])
 }
 
 async function main(): Promise<void> {
   if (spawnSync(process.execPath, ['-e', '0']).status !== 0) throw new Error('cannot run node')
-  const DEPS = ['pino', 'prom-client', 'hot-shots', 'yaml'] as const
   const BUILTINS = ['node:http', 'node:dgram', 'node:worker_threads']
   const lines: string[] = [
     `# RSS: dependencies and structures (Node ${process.version}, median of ${runs} processes each)`,
@@ -141,7 +155,7 @@ async function main(): Promise<void> {
   importRows.push(row(`+ ${BUILTINS.join(', ')} (the proxy needs them anyway)`, builtins))
   const all = repeat(importsScript([...BUILTINS, ...DEPS]))
   const allMedian = median(all)
-  importRows.push(row('+ those built-ins and all four dependencies', all))
+  importRows.push(row(`+ those built-ins and all ${DEPS.length} dependencies`, all))
   // What each costs once the others are loaded: leaving it out saves this much.
   for (const dep of DEPS) {
     const without = repeat(importsScript([...BUILTINS, ...DEPS.filter((d) => d !== dep)]))
@@ -152,37 +166,65 @@ async function main(): Promise<void> {
   )
   lines.push(...table(['process', 'RSS MB', 'difference MB', 'runs MB'], importRows), '')
 
-  lines.push('## Structures (VmRSS growth once built, module code excluded)', '')
+  lines.push(
+    '## Structures (VmRSS growth once built and kept, module code excluded; held: the bytes of their arrays)',
+    '',
+  )
+  const dir = mkdtempSync(join(tmpdir(), 'statsd-rss-'))
+  const prefixFile = (n: number): string => {
+    const file = join(dir, `prefixes-${n}.yaml`)
+    writeFileSync(file, `blocklist:\n  prefixes:\n${prefixLines(n)}`)
+    return file
+  }
   const prefixes = (n: number): string =>
     `{ prefixes: Array.from({ length: ${n} }, (_, i) => 'legacy.team' + i + '.metric.'), names: [] }`
-  const structures: [string, string, string][] = [
-    [
-      'rules in force, 1,000 prefixes (packed table + trie)',
-      'match/rule-set.js',
-      `lib.compileBlocklist(${prefixes(1000)})`,
+  const arrays = (rules: string, trie: string): string =>
+    `${rules}.text.length + ${rules}.starts.byteLength + ${rules}.dryRun.byteLength + ` +
+    `${trie}.base.byteLength + ${trie}.check.byteLength + ${trie}.prefixRule.byteLength + ${trie}.exactRule.byteLength`
+  const structures: [string, string, string, string][] = [1000, 100_000].flatMap(
+    (n): [string, string, string, string][] => [
+      [
+        `rules in force, ${n.toLocaleString('en-US')} prefixes, from the loader thread (as the proxy starts)`,
+        'config/compile.js',
+        `lib.loadAndCompile(${JSON.stringify(prefixFile(n))})`,
+        arrays('kept.rules', 'kept.trie'),
+      ],
+      [
+        `rules in force, ${n.toLocaleString('en-US')} prefixes, compiled on the calling thread`,
+        'match/rule-set.js',
+        `lib.compileBlocklist(${prefixes(n)})`,
+        arrays('kept.rules', 'kept.trie'),
+      ],
     ],
+  )
+  structures.push(
     [
-      'rules in force, 100,000 prefixes (packed table + trie)',
-      'match/rule-set.js',
-      `lib.compileBlocklist(${prefixes(100_000)})`,
+      '`insights`: the two top-talker sketches',
+      'telemetry/top-talkers.js',
+      'new lib.Insights()',
+      'kept.report(1).memoryBytes',
     ],
-    ['`insights`: the two top-talker sketches', 'telemetry/top-talkers.js', 'new lib.Insights()'],
-    ['send pool, 128 × 8 KiB', 'batch/pool.js', 'new lib.BufferPool(128, 8192)'],
-  ]
+    ['send pool, 128 × 8 KiB', 'batch/pool.js', 'new lib.BufferPool(128, 8192)', 'kept.size * kept.bufferSize'],
+  )
   const structureRows: string[][] = []
-  for (const [what, module, build] of structures) {
-    const values = repeat(structureScript(module, build))
-    structureRows.push([what, signedMb(median(values)), spread(values)])
+  try {
+    for (const [what, module, build, held] of structures) {
+      const readings = Array.from({ length: runs }, () => runScript(structureScript(module, build, held)))
+      const growth = readings.map((r) => r[0])
+      structureRows.push([what, signedMb(median(growth)), spread(growth), (readings[0][1] / 1e6).toFixed(2)])
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
   }
-  lines.push(...table(['structure', 'RSS MB', 'runs MB'], structureRows), '')
+  lines.push(...table(['structure', 'RSS MB', 'runs MB', 'held MB'], structureRows), '')
 
   lines.push(
     '## The proxy started idle (`node --max-semi-space-size=1 dist/src/cli.js --config <file>`, 1 s after the start line)',
     '',
   )
-  const dir = mkdtempSync(join(tmpdir(), 'statsd-rss-'))
+  const proxyDir = mkdtempSync(join(tmpdir(), 'statsd-rss-'))
   try {
-    const preload = join(dir, 'preload.mjs')
+    const preload = join(proxyDir, 'preload.mjs')
     writeFileSync(preload, PRELOAD)
     const variants: [string, number, string][] = [
       ['1,000 prefixes, admin on (the defaults)', 1000, ''],
@@ -193,7 +235,7 @@ async function main(): Promise<void> {
     ]
     const proxyRows: string[][] = []
     for (const [what, rules, extra] of variants) {
-      const config = join(dir, 'filter.yaml')
+      const config = join(proxyDir, 'filter.yaml')
       writeFileSync(config, proxyConfig(rules, extra))
       const readings: [number, number][] = []
       for (let i = 0; i < runs; i++) readings.push(await proxyRss(config, preload))
@@ -203,7 +245,8 @@ async function main(): Promise<void> {
     }
     lines.push(...table(['config', 'RSS MB', 'runs MB', 'after two collections MB', 'runs MB'], proxyRows), '')
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    rmSync(proxyDir, { recursive: true, force: true })
+    rmSync(CHILD, { force: true })
   }
   process.stdout.write(`${lines.join('\n')}\n`)
 }

@@ -20,8 +20,8 @@ export interface SelfMetricsOptions {
 export class SelfMetrics {
   /**
    * Loads hot-shots here, not at the top of the module: self-metrics are off unless configured, and hot-shots
-   * costs about 5 MB of RSS once pino and the proxy's modules are loaded (10 MB over bare node;
-   * bench/rss-imports.ts), in every pod.
+   * costs 5–8 MB of RSS with the other dependencies loaded (10 MB over bare node; bench/rss-imports.ts), in
+   * every pod.
    */
   static async start(
     counters: Counters,
