@@ -7,7 +7,7 @@ import type { ProxyConfigOptions } from './workload.ts'
 /**
  * ours = this proxy as shipped (workers: 1, receive.mode batch: the defaults); ours-dgram = ours with
  * `receive: { mode: dgram }` (Node's socket, one callback per datagram); lean = ours with `insights: false`;
- * ours-w2 = ours with `workers: 2` (a cluster primary and two worker processes on the one shared listen socket);
+ * ours-w2 = ours with `workers: 2` (two readers of the one listen socket, as src/cluster runs them);
  * naive = bench/naive-proxy.ts.
  */
 export type ProxyKind = 'ours' | 'ours-dgram' | 'lean' | 'ours-w2' | 'naive'

@@ -3,7 +3,7 @@ import { median } from './lib/stats.ts'
 import { int, MB, mb, MIB, pct, table } from './lib/table.ts'
 import { DELIVERY_GRACE_MS, type BaselineLatency, type RunResult, type RunSpec, type Timing } from './measure.ts'
 import type { ProxyReady } from './proxy-child.ts'
-import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
+import type { ProxyKind } from './proxy-kinds.ts'
 import { SUSTAINED_RATIO, type SearchResult } from './search.ts'
 
 export interface BenchReport {
@@ -131,14 +131,14 @@ export function render(report: BenchReport): string {
       `saturation and fixed-rate figures are medians of ${report.reps} runs, the proxies interleaved within each repetition. ` +
       'ours = this proxy as configured by default (`workers: 1`, `receive: { mode: batch }`, per-rule hits and top talkers on); ' +
       'ours-dgram = the same with `receive: { mode: dgram }`; lean = ours with `insights: false`; ours-w2 = ours with ' +
-      '`workers: 2` (a cluster primary and two worker processes sharing the listen socket; its CPU, wait and RSS figures ' +
-      'are sums over the three processes); naive = bench/naive-proxy.ts. Fixed rates are offered evenly paced (each ' +
+      '`workers: 2` (two readers of the one listen socket, in the processes or threads src/cluster runs them in; its CPU ' +
+      'and RSS figures cover all of them, see Proxy processes for how many processes); naive = bench/naive-proxy.ts. Fixed rates are offered evenly paced (each ' +
       'datagram sent on its own when due, as independent application threads send) unless marked bursty (what is due ' +
       'sent every 1 ms timer tick, back to back). ' +
       (report.pinned
         ? 'The proxy under test is pinned to CPU 1; the load generator and the sink share CPU 0' +
           (report.sinkNiced ? ', the sink at nice -10 so that it preempts the spinning generator' : '') +
-          ". ours-w2 is not pinned: its primary and workers may run on every core, the generator and the sink's included. "
+          ". ours-w2 is not pinned: its readers may run on every core, the generator and the sink's included. "
         : 'Processes are not pinned: the proxy, the load generator and the sink share the cores. ') +
       (report.loadAverage === undefined
         ? ''
@@ -174,9 +174,9 @@ export function render(report: BenchReport): string {
     'lines/s = lines the proxy forwarded or blocked per second of wall time (its own counters). ' +
       '"per CPU-s" = 1 / CPU time per line: the rate on a core of its own; "proxy CPU" = the share of a core it got ' +
       '(well under 100% at saturation means it was short of CPU); "waited for CPU" = the share of the time it was ' +
-      "ready to run while another process had its core (from the kernel's schedstat). For ours-w2 CPU and wait are " +
-      "sums over its three processes (up to 200% on two cores), and scavenges are n/a (its workers' collections are " +
-      'not observed). Delivered < 100% is ' +
+      "ready to run while another process had its core (from the kernel's schedstat, main threads only). For ours-w2 " +
+      'CPU is summed over its processes and threads (up to 200% on two cores), and scavenges are n/a when it has ' +
+      'worker processes (their collections are not observed). Delivered < 100% is ' +
       'expected here: the kernel drops what the proxy cannot read. "proxy read" = datagrams the proxy read / sent; at ' +
       `${pct(READ_ALL, 0)} or more the generator, not the proxy, was the limit (marked ≥).`,
     '',
@@ -186,7 +186,7 @@ export function render(report: BenchReport): string {
     '## Fixed offered rate',
     '',
     'Delivered ratio over the whole run, as in the search below. A run in which the generator fell short of the rate ' +
-      'is repeated (up to twice).',
+      'is repeated once (not in quick mode); "(short)" marks one that still was.',
     '',
     ...fixedTable(fixed),
     '',
@@ -389,7 +389,7 @@ function workersRows(report: BenchReport, sat: Summary[]): string[][] {
       'shown (no target)',
       `${int(one.linesPerSecond)} vs ${int(two.linesPerSecond)} lines/s (${(two.linesPerSecond / one.linesPerSecond).toFixed(2)}×)${bound}; ` +
         `runs ${runs.map(([a]) => int(a.linesPerSecond)).join(', ')} vs ${runs.map(([, b]) => int(b.linesPerSecond)).join(', ')}; ` +
-        `CPU ${pct(one.cpuShare, 0)} vs ${pct(two.cpuShare, 0)} of a core (2 workers: summed over 3 processes), ` +
+        `CPU ${pct(one.cpuShare, 0)} vs ${pct(two.cpuShare, 0)} of a core (2 workers: all its threads and processes), ` +
         `waited for CPU ${pct(one.cpuWaitShare, 0)} vs ${pct(two.cpuWaitShare, 0)}; ` +
         `generator ${int(one.generatorDatagramsPerSecond)} vs ${int(two.generatorDatagramsPerSecond)} dgram/s` +
         (two.workerLineShares === null
@@ -401,7 +401,7 @@ function workersRows(report: BenchReport, sat: Summary[]): string[][] {
   })
   if (pairs.length > 0) {
     rows.push([
-      `7. RSS at saturation, workers 1 vs 2, 1,000 rules (max sampled; 2 workers = primary + 2 workers, summed)`,
+      `7. RSS at saturation, workers 1 vs 2, 1,000 rules (max sampled; 2 workers: summed over its processes)`,
       'shown (no target)',
       pairs
         .map(({ lpd, one, two }) => `${lpd} line(s)/datagram: ${mb(one.rssMaxBytes)} vs ${mb(two.rssMaxBytes)} MB`)
@@ -423,16 +423,17 @@ function workersSection(report: BenchReport, sat: Summary[]): string[] {
   if (pairs.length === 0) return []
   const cores = coresOf(report)
   const cpus = report.proxies.find((p) => p.kind === 'ours-w2')?.cpus ?? '?'
-  const twoProcesses = 1 + proxyWorkers('ours-w2')
+  const w2 = report.proxies.find((p) => p.kind === 'ours-w2')
+  const processes = w2 === undefined ? '?' : String(1 + w2.ready.workerPids.length)
   return [
     '## Workers 1 vs 2 (saturation, 1,000 rules)',
     '',
-    `ours is \`workers: 1\`${report.pinned ? ', pinned to CPU 1' : ''}; ours-w2 is \`workers: 2\`, ${twoProcesses} processes ` +
-      `(primary + 2 workers) not pinned (CPUs allowed: ${cpus}). ` +
+    `ours is \`workers: 1\`${report.pinned ? ', pinned to CPU 1' : ''}; ours-w2 is \`workers: 2\`, ${processes} process(es) ` +
+      `not pinned (CPUs allowed: ${cpus}). ` +
       (cores > 0 && cores <= 2
         ? `This machine has ${cores} cores, and the load generator and the sink${report.pinned ? ' (pinned to CPU 0)' : ''} need most of one ` +
           'at saturation: the two workers share what is left with them, so the 2-worker figure is bounded by the machine, not by ' +
-          'the proxy ("waited for CPU", summed over the three processes, is the CPU they were ready to use and did not get). '
+          'the proxy ("waited for CPU", of each process\'s main thread, is the CPU they were ready to use and did not get). '
         : '') +
       'CPU and "waited for CPU" are shares of one core (200% = two whole cores); RSS is the highest sum of the processes\' RSS ' +
       'sampled at one moment. The runs of a repetition ran one right after the other; the order alternates between repetitions.',
@@ -645,9 +646,12 @@ function generatorSection(sat: Summary[], fixed: Summary[]): string[] {
     '## Load generator',
     '',
     'One Node process, one connected socket, on CPU 0 with the sink. Evenly paced it spins between datagrams (its ' +
-      'CPU share is then near 100% whatever the rate; the sink preempts it); send µs = wall time in its send loop per ' +
-      'datagram sent (spinning excluded), so 1e6 / it is the rate it could reach on CPU 0 alone. At saturation every ' +
-      'turn of its loop sends.',
+      'CPU share is then near 100% whatever the rate; the sink, at a higher priority, preempts it); send µs = wall ' +
+      'time in its send loop per datagram sent (spinning excluded; time it was descheduled inside a send included). ' +
+      'About 80% of a send is the kernel (loopback delivery into the receiving socket, measured with a bare send loop: ' +
+      '4.6–5.8 µs per send, 4.1–4.6 µs of it system time, the same from 1 or 4 sockets), so more sockets do not raise ' +
+      'the ceiling; at low rates a send costs more again, as it wakes a sleeping receiver on the other vCPU. The ' +
+      "generator's ceiling is the saturation rows: every turn of its loop sends, and the sink shares its core.",
     '',
     ...table(
       [
@@ -658,7 +662,7 @@ function generatorSection(sat: Summary[], fixed: Summary[]): string[] {
         'sent dgram/s',
         'gen CPU',
         'send µs/dgram',
-        'ceiling dgram/s',
+        '1e6 / send µs',
       ],
       rows,
       'lrrlrrrr',
