@@ -4,8 +4,9 @@
 // only difference measured is the data path; the naive proxy simply ignores the compiled trie. `ours-dgram` is
 // ours with `receive: { mode: dgram }`. `lean` is ours with `insights: false` (no per-rule hit counts, no
 // top-talker sketches): what those cost on the hot path.
-// `ours-w2` is ours with `workers: 2`, started as src/cli.ts starts it (startProxy): this process is
-// the cluster's primary, and its figures are the sums over it and its two worker processes.
+// `ours-w2` is ours with `workers: 2`, started as src/cli.ts starts it (startProxy): its figures are this
+// process's (every thread: readers that run as worker threads are covered) plus those of any cluster worker
+// processes it forks.
 import cluster from 'node:cluster'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -89,7 +90,7 @@ async function loadConfig(kind: ProxyKind, rules: number, sinkPort: number): Pro
   return loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
 }
 
-/** ours-w2: this process becomes the cluster's primary; its figures are summed over it and its workers. */
+/** ours-w2: its figures are summed over this process and the worker processes it forks, if any. */
 async function startClusterKind(kind: ProxyKind, compiled: Compiled): Promise<Started> {
   const { config } = compiled
   const workers = workerCount(config.workers)
