@@ -55,7 +55,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
   let admin: AdminServer | null = null
   if (settings.admin !== null) {
     // Loaded only when the admin server is on: prom-client, its default metrics and node:http take 2.8 MB of the
-    // idle proxy's RSS (1,000 rules: 61.6 MB with admin, 58.8 MB without; bench/rss-imports.ts).
+    // idle proxy's RSS (1,000 rules: 59.2 MB with admin, 56.4 MB without; bench/rss-imports.ts).
     const [{ createMetricsRegistry }, { startAdmin }] = await Promise.all([
       import('./admin/metrics.ts'),
       import('./admin/server.ts'),

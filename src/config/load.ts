@@ -9,8 +9,8 @@ import { RUST_KEYS, validateRustJson, validateYaml, type Checker, type Path } fr
 /**
  * The YAML parser, loaded on the first parse, not with this module: the proxy parses its config on the loader
  * thread (compile-worker.ts), so the main thread, which imports this module for configPath and --check, would
- * otherwise keep yaml's code for nothing: about 5 MB of RSS once the proxy's other modules are loaded (7.5 MB
- * over bare node; bench/rss-imports.ts). `require`, not `import()`: parseConfig stays synchronous (yaml's Node
+ * otherwise keep yaml's code for nothing: 2–5 MB of RSS with the other dependencies loaded (7.4 MB over
+ * bare node; bench/rss-imports.ts). `require`, not `import()`: parseConfig stays synchronous (yaml's Node
  * build is CommonJS, the same module either way).
  */
 function yaml(): typeof import('yaml') {
