@@ -101,9 +101,9 @@ export interface DrainOptions {
 const DRAIN: DrainOptions = { quietMs: 150, limitMs: 15_000, emptyQueue: false }
 /**
  * The sink's nice value when it is pinned with the generator. Evenly paced, the generator spins between datagrams
- * and the sink must preempt it to read: at nice 0 the probes' p50 with no proxy was 1.9–3.3 ms at 50,000
- * datagrams/s (the sink waited for the spinner's time slice), at nice -10 36–64 µs. The sink takes only what its
- * datagrams need (a few % of CPU 0 behind ours, which coalesces), the rest stays the generator's.
+ * and the sink must preempt it to read: with no proxy at 50,000 datagrams/s (load average 7–8), the probes' p50
+ * was 1.9–3.3 ms at nice 0 (the sink waited for the spinner's time slice) and 37–50 µs at nice -10. The sink takes
+ * only what its datagrams need; the rest of CPU 0 stays the generator's.
  */
 const SINK_NICE = -10
 /** Loading 100,000 rules takes seconds (and far more if rule compilation regresses: start-up is reported). */
