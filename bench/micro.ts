@@ -64,13 +64,13 @@ async function measure(
   datagrams: Buffer[],
   rounds: number,
 ): Promise<{ lines: number; ns: number; heapGrowthBytes: number; gcs: GcCounts }> {
-  for (let i = 0; i < 200_000; i++) filter.handleDatagram(datagrams[i & 1023])
+  for (let i = 0; i < 200_000; i++) filter.handleDatagram(datagrams[i & 1023], 0, datagrams[i & 1023].length)
   await new Promise((resolve) => setImmediate(resolve)) // settle the heap
   const linesBefore = counters.linesIn
   const gc = countGcs()
   const heapBefore = process.memoryUsage().heapUsed
   const t0 = process.hrtime.bigint()
-  for (let i = 0; i < rounds; i++) filter.handleDatagram(datagrams[i & 1023])
+  for (let i = 0; i < rounds; i++) filter.handleDatagram(datagrams[i & 1023], 0, datagrams[i & 1023].length)
   const ns = Number(process.hrtime.bigint() - t0)
   const heapGrowthBytes = process.memoryUsage().heapUsed - heapBefore
   await new Promise((resolve) => setTimeout(resolve, 50)) // let the gc entries arrive

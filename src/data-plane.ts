@@ -4,7 +4,7 @@ import { RuleSet, type RuleStats } from './match/rule-set.ts'
 import type { Trie } from './match/trie.ts'
 import { isLoopback, type ResolvedAddress } from './net/address.ts'
 import { createPipeline, type Pipeline } from './pipeline.ts'
-import { listen, type ListenInfo, type Listener } from './receive/listener.ts'
+import { listen, type ListenInfo, type Listener, type SharedSocket } from './receive/listener.ts'
 import { createTarget, type SendQueue } from './send/target.ts'
 import type { Counters } from './telemetry/counters.ts'
 import type { Logger } from './telemetry/logger.ts'
@@ -30,15 +30,13 @@ export interface RulesInForce {
 export interface WorkerStats {
   configured: number
   running: number
-  /** Workers that exited unexpectedly and were replaced. */
-  restarts: number
   /** Lines each reader received (a replaced worker's predecessors included). */
   linesIn: readonly number[]
 }
 
 /**
  * receive -> scan -> match -> batch -> send, behind one interface whatever its topology: this process
- * (startLocalPlane), or worker processes that share the listen socket (cluster/primary.ts). The control plane
+ * (startLocalPlane), or this process's thread plus reader threads on the same socket (cluster/primary.ts). The control plane
  * (proxy.ts) reads and drives it only through this.
  */
 export interface DataPlane {
@@ -48,7 +46,7 @@ export interface DataPlane {
   readonly maxPacketSize: number
   /** Output buffers of one reader. */
   readonly sendPoolSize: number
-  /** As last known: live in one process; with workers, the sum of their last reports (refresh() asks). */
+  /** Live with one reader; with workers, the sum of the readers' shared counters as of the last refresh(). */
   readonly counters: Counters
   refresh(): Promise<void>
   /** Resolves once every reader runs these rules (each takes them between two datagrams). */
@@ -71,12 +69,21 @@ export interface LocalPlaneOptions {
   dnsIntervalMs?: number
   /** The system resolver unless given (tests move the forward name between addresses with it). */
   resolve?: (host: string) => Promise<ResolvedAddress>
+  /** A socket another reader of this process opened, to read too (a worker thread); a socket of its own unless given. */
+  socket?: SharedSocket
+  /** Where the counts go (a reader thread's slot of shared memory); counters of its own unless given. */
+  counters?: Counters
+}
+
+/** The data plane in this process, and the socket it reads for other readers to share (null in dgram mode). */
+export interface LocalPlane extends DataPlane {
+  readonly socket: SharedSocket | null
 }
 
 const ruleSet = (next: RulesInForce): RuleSet => new RuleSet(next.rules, next.trie, next.settings.mode, next.generation)
 
 /** The data plane in this process: the listen socket, the pipeline with the rules in force, the forward socket. */
-export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataPlane> {
+export async function startLocalPlane(options: LocalPlaneOptions): Promise<LocalPlane> {
   const { settings, log } = options
   // The target reports asynchronous errors (ECONNREFUSED) to the pipeline, which is made once the target exists.
   let pipeline: Pipeline | null = null
@@ -99,6 +106,7 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
     maxPacketSize,
     insights: settings.insights,
     log,
+    counters: options.counters,
   })
   pipeline = path
   const { filter, assembler, counters } = path
@@ -113,7 +121,10 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
       host: settings.listen.host,
       port: settings.listen.port,
       recvBufferSize: settings.recvBufferSize,
-      onDatagram: (msg) => filter.handleDatagram(msg),
+      mode: settings.receive.mode,
+      maxDelayMs: settings.receive.maxDelayMs,
+      shared: options.socket,
+      onDatagram: (buf, start, end) => filter.handleDatagram(buf, start, end),
       onError: (err) =>
         log.warn({ err: { code: (err as NodeJS.ErrnoException).code, message: err.message } }, 'receive socket error'),
     })
@@ -138,7 +149,14 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
   }
   let closing: Promise<void> | null = null
   return {
-    listen: { address: listener.address, port: listener.port, recvBufferGranted: listener.recvBufferGranted },
+    listen: {
+      address: listener.address,
+      port: listener.port,
+      recvBufferGranted: listener.recvBufferGranted,
+      mode: listener.mode,
+      fallback: listener.fallback,
+    },
+    socket: listener.shared(),
     forwardAddress,
     maxPacketSize,
     sendPoolSize: path.pool.size,
@@ -154,7 +172,7 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<DataP
     top: async (n) => path.insights?.report(n) ?? null,
     sendPool: () => ({ size: path.pool.size, inUse: path.pool.inUse }),
     sendQueue: () => target.queue(),
-    workers: () => ({ configured: 1, running: closing === null ? 1 : 0, restarts: 0, linesIn: [counters.linesIn] }),
+    workers: () => ({ configured: 1, running: closing === null ? 1 : 0, linesIn: [counters.linesIn] }),
     close: () => (closing ??= close()),
   }
 }

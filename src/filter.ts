@@ -43,11 +43,12 @@ export class LineFilter implements LineSink {
     this.insights = options.insights
   }
 
-  handleDatagram(buf: Buffer): void {
+  /** The datagram `buf[start, end)`: in place, so one receive area can hold many (no subarray per datagram). */
+  handleDatagram(buf: Buffer, start: number, end: number): void {
     const counters = this.counters
     counters.datagramsIn++
-    counters.bytesIn += buf.length
-    counters.linesIn += scanDatagram(buf, 0, buf.length, this)
+    counters.bytesIn += end - start
+    counters.linesIn += scanDatagram(buf, start, end, this)
   }
 
   get rules(): RuleSet {

@@ -116,6 +116,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       format: settings.format,
       mode: settings.mode,
       listen: `${listen.address}:${listen.port}`,
+      receive: { mode: listen.mode, maxDelayMs: listen.mode === 'batch' ? settings.receive.maxDelayMs : null },
       forward: `${settings.forward.host}:${settings.forward.port}`,
       admin: admin === null ? null : `${settings.admin?.host}:${admin.port}`,
       forwardAddress: plane.forwardAddress,
@@ -128,6 +129,9 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
     },
     'statsd-filter-proxy started',
   )
+  if (listen.fallback !== null) {
+    log.warn({ reason: listen.fallback }, 'receive.mode batch is not available here: reading the socket in dgram mode')
+  }
   if (listen.recvBufferGranted < settings.recvBufferSize) {
     log.warn(
       { requested: settings.recvBufferSize, granted: listen.recvBufferGranted },

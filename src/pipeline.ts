@@ -24,6 +24,8 @@ export interface PipelineOptions {
   insights: boolean
   /** Failed sends and malformed lines are logged here at warn, at most one of each per 10 s. */
   log: Logger
+  /** Where the counts go (shared memory, for a reader thread); counters of its own unless given. */
+  counters?: Counters
 }
 
 /** scan -> match -> batch, without sockets: datagrams go in through `filter`, datagrams leave through the target. */
@@ -42,7 +44,7 @@ export interface Pipeline {
 /** The one place the data path's stages are put together (the data plane, the tests, the benches). */
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { log } = options
-  const counters = new Counters()
+  const counters = options.counters ?? new Counters()
   const sendErrorGate = new WarningGate(WARN_INTERVAL_MS)
   const pool = new BufferPool(options.poolSize ?? SEND_POOL_SIZE, options.maxPacketSize)
   const onSendError = (err: Error): void => {

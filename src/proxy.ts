@@ -5,7 +5,9 @@ import { compileConfig, type Compiled } from './config/compile.ts'
 import type { Config, Settings } from './config/config.ts'
 import { formatProblem } from './config/errors.ts'
 import { startLocalPlane, type DataPlane, type RulesInForce, type WorkerStats } from './data-plane.ts'
-import type { RuleStats } from './match/rule-set.ts'
+import type { PackedRules } from './match/packed-rules.ts'
+import { shareRules, type RuleStats } from './match/rule-set.ts'
+import type { Trie } from './match/trie.ts'
 import type { ResolvedAddress } from './net/address.ts'
 import { startOperations, type Operations } from './operations.ts'
 import type { ListenInfo } from './receive/listener.ts'
@@ -23,7 +25,7 @@ export interface ProxyOptions {
   /** Counters are logged this often at info; tests shorten it. */
   reportIntervalMs?: number
   kernelDropsIntervalMs?: number
-  /** How often the forward host's name is resolved again (one process only: functions do not cross to workers). */
+  /** How often the forward host's name is resolved again (reader 0 only: functions do not cross to threads). */
   dnsIntervalMs?: number
   resolve?: (host: string) => Promise<ResolvedAddress>
 }
@@ -57,18 +59,14 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
   const compiled = 'blocklist' in source ? compileConfig(source) : source
   const settings = compiled.config
   for (const warning of settings.warnings) log.warn(formatProblem(settings.file, warning))
-  let inForce: RulesInForce = { generation: 0, settings, rules: compiled.rules, trie: compiled.trie, inherit: null }
   const count = workerCount(settings.workers)
+  // Reader threads share one copy of the rules; the copy on the heap is then garbage.
+  const inMemory = (rules: PackedRules, trie: Trie): { rules: PackedRules; trie: Trie } =>
+    count > 1 ? shareRules(rules, trie) : { rules, trie }
+  let inForce: RulesInForce = { generation: 0, settings, ...inMemory(compiled.rules, compiled.trie), inherit: null }
+  const planeOptions = { settings, rules: inForce, log, dnsIntervalMs: options.dnsIntervalMs, resolve: options.resolve }
   const plane: DataPlane =
-    count > 1
-      ? await startWorkerPlane({ settings, count, rules: () => inForce, log })
-      : await startLocalPlane({
-          settings,
-          rules: inForce,
-          log,
-          dnsIntervalMs: options.dnsIntervalMs,
-          resolve: options.resolve,
-        })
+    count > 1 ? await startWorkerPlane({ ...planeOptions, count }) : await startLocalPlane(planeOptions)
 
   const reloader = new Reloader({
     file: settings.file,
@@ -82,8 +80,7 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
       inForce = {
         generation: inForce.generation + 1,
         settings: next.config,
-        rules: next.rules,
-        trie: next.trie,
+        ...inMemory(next.rules, next.trie),
         inherit,
       }
       log.level = next.config.log.level

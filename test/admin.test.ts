@@ -13,7 +13,7 @@ import { startProxy, type Proxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import type { Logger } from '../src/telemetry/logger.ts'
 import { TOP_TALKERS } from '../src/telemetry/top-talkers.ts'
-import { eachTopology, waitForCounters, type Topology } from './fixtures/topology.ts'
+import { configKeys, eachTopology, waitForCounters, type Topology } from './fixtures/topology.ts'
 import {
   assertInvariant,
   createClient,
@@ -61,10 +61,7 @@ async function rig(
 ): Promise<Rig> {
   const sink = await startSink()
   tt.teardown(() => sink.close())
-  const proxy = await startProxy(
-    testConfigWith(sink.port, { admin: TEST_ADMIN, workers: topology.workers, ...keys }),
-    log,
-  )
+  const proxy = await startProxy(testConfigWith(sink.port, { admin: TEST_ADMIN, ...topology.keys, ...keys }), log)
   tt.teardown(() => proxy.close())
   const client = await createClient(proxy.listen.port)
   tt.teardown(() => client.close())
@@ -641,7 +638,7 @@ t.test('config_info carries the hash of the file the config came from', async (t
     const sink = await startSink()
     t.teardown(() => sink.close())
     const dir = ownTestdir(t, {
-      'filter.yaml': `listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nworkers: ${topology.workers}\nmode: dry-run\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { level: silent }\nblocklist:\n  prefixes: [a., b.]\n  names: [{ name: c, dryRun: false }]\n`,
+      'filter.yaml': `listen: { host: 127.0.0.1, port: 0 }\nforward: { host: 127.0.0.1, port: ${sink.port} }\nworkers: ${topology.workers}\nreceive: { mode: ${topology.receive} }\nmode: dry-run\nadmin: { host: 127.0.0.1, port: 0 }\nlog: { level: silent }\nblocklist:\n  prefixes: [a., b.]\n  names: [{ name: c, dryRun: false }]\n`,
       'rust.json': JSON.stringify({
         listen_host: '127.0.0.1',
         listen_port: 0,
@@ -677,7 +674,7 @@ t.test('config_info carries the hash of the file the config came from', async (t
     const rustFile = join(dir, 'rust.json')
     const rust = await loadAndCompile(rustFile)
     const rustProxy = await startProxy(
-      { ...rust, config: { ...rust.config, admin: TEST_ADMIN, workers: topology.workers } },
+      { ...rust, config: { ...rust.config, admin: TEST_ADMIN, ...configKeys(topology) } },
       silentLogger(),
     )
     t.teardown(() => rustProxy.close())
@@ -692,15 +689,12 @@ t.test('admin: { enabled: false }: no admin server', async (t) =>
     const { log, records } = memoryLogger('info')
     const sink = await startSink()
     t.teardown(() => sink.close())
-    const proxy = await startProxy(
-      testConfigWith(sink.port, { admin: { enabled: false }, workers: topology.workers }),
-      log,
-    )
+    const proxy = await startProxy(testConfigWith(sink.port, { admin: { enabled: false }, ...topology.keys }), log)
     t.teardown(() => proxy.close())
     t.equal(proxy.admin, null)
     t.match(
       records.find((rec) => rec.msg === 'statsd-filter-proxy started'),
-      { admin: null, workers: topology.workers },
+      { admin: null, ...topology.keys },
     )
   }),
 )

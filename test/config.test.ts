@@ -292,6 +292,15 @@ t.test('receive: mode batch or dgram, maxDelay a duration from 1ms to 100ms', as
     },
   ])
   t.same(problemsOf('receive: { maxDelay: 101ms }\n')[0].message.slice(0, 36), 'must be a duration from 1ms to 100ms')
+  t.same(problemsOf('workers: 2\nreceive: { mode: dgram }\n'), [
+    {
+      path: 'workers',
+      line: 1,
+      column: 10,
+      message: "must be 1 with receive.mode dgram (Node's dgram socket is read by one thread only)",
+    },
+  ])
+  t.equal(parseConfig('r.yaml', 'workers: auto\nreceive: { mode: dgram }\n').workers, 'auto', 'auto is one reader')
   t.same(problemsOf('receive: { tick: 1ms }\n'), [
     { path: 'receive.tick', line: 1, column: 12, message: 'unknown key (expected one of: mode, maxDelay)' },
   ])

@@ -5,7 +5,7 @@ import { ConfigError, type ConfigProblem } from '../src/config/errors.ts'
 import { parseConfig } from '../src/config/load.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
-import { eachTopology, waitForCounters, type Topology } from './fixtures/topology.ts'
+import { configKeys, eachTopology, waitForCounters, type Topology } from './fixtures/topology.ts'
 import {
   assertInvariant,
   createClient,
@@ -33,7 +33,7 @@ async function rig(tt: Test, topology: Topology, keys: Record<string, unknown>):
   const sink = await startSink()
   tt.teardown(() => sink.close())
   const proxy = await startProxy(
-    testConfigWith(sink.port, { admin: TEST_ADMIN, workers: topology.workers, ...keys }),
+    testConfigWith(sink.port, { admin: TEST_ADMIN, ...topology.keys, ...keys }),
     silentLogger(),
   )
   tt.teardown(() => proxy.close())
@@ -398,7 +398,7 @@ t.test('the same pattern twice, once dry-run: a warning, and the first entry dec
         listen: { host: '127.0.0.1', port: 0 },
         forward: { host: '127.0.0.1', port: sink.port },
         admin: null,
-        workers: topology.workers,
+        ...configKeys(topology),
       },
       silentLogger(),
     )

@@ -4,7 +4,15 @@ import t, { type Test } from 'tap'
 import { parseConfig } from '../src/config/load.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
-import { assertLines, eachTopology, fresh, settled, waitForCounters, type Topology } from './fixtures/topology.ts'
+import {
+  assertLines,
+  configKeys,
+  eachTopology,
+  fresh,
+  settled,
+  waitForCounters,
+  type Topology,
+} from './fixtures/topology.ts'
 import {
   assertInvariant,
   byteLength,
@@ -46,7 +54,7 @@ async function sharedRig(tt: Test, topology: Topology): Promise<SharedRig> {
     forwardPort: sink.port,
     ...SHARED_BLOCKLIST,
     maxPacketSize: 512,
-    workers: topology.workers,
+    ...topology.keys,
   })
   const proxy = await startProxy(config, log, { reportIntervalMs: REPORT_INTERVAL_MS })
   tt.teardown(() => proxy.close())
@@ -82,7 +90,7 @@ eachTopology(t, async (t, topology) => {
         rules: { prefixes: 2, names: 1 },
         maxPacketSize: 512,
         sendPool: 128,
-        workers: topology.workers,
+        ...topology.keys,
         recvBufferRequested: 8388608,
         recvBufferGranted: Number,
       })
@@ -544,8 +552,8 @@ eachTopology(t, async (t, topology) => {
       const stopped = r.records.filter((rec) => rec.msg === 'statsd-filter-proxy stopped')
       t.equal(stopped.length, 1)
       t.same(stopped[0].counters, final, 'the final log line carries the final counters')
-      const workers = stopped[0].workers as { configured: number; restarts: number; linesIn: number[] }
-      t.match(workers, { configured: topology.workers, restarts: 0 }, 'and the readers')
+      const workers = stopped[0].workers as { configured: number; running: number; linesIn: number[] }
+      t.match(workers, { configured: topology.workers, running: 0 }, 'and the readers')
       t.equal(workers.linesIn.length, topology.workers)
       t.equal(
         workers.linesIn.reduce((n, l) => n + l, 0),
@@ -578,7 +586,7 @@ eachTopology(t, async (t, topology) => {
       const proxy = await startProxy(
         {
           ...config,
-          workers: topology.workers,
+          ...configKeys(topology),
           blocklist: {
             prefixes: config.blocklist.prefixes,
             names: [
@@ -607,12 +615,20 @@ eachTopology(t, async (t, topology) => {
                 },
               ]
             : []),
+          ...(proxy.listen.fallback === null
+            ? []
+            : [{ msg: 'receive.mode batch is not available here: reading the socket in dgram mode' }]),
         ].map((w) => ({ requested: undefined, granted: undefined, ...w })),
       )
-      t.equal(warnings.length, granted < 8388608 ? 2 : 1)
+      t.equal(warnings.length, (granted < 8388608 ? 2 : 1) + (proxy.listen.fallback === null ? 0 : 1))
       t.match(
         records.find((rec) => rec.msg === 'statsd-filter-proxy started'),
-        { format: 'rust-json', rules: { prefixes: 3, names: 2 }, workers: topology.workers },
+        {
+          format: 'rust-json',
+          rules: { prefixes: 3, names: 2 },
+          workers: topology.workers,
+          receive: { mode: proxy.listen.mode },
+        },
       )
 
       // The duplicates changed nothing: both rules still apply.

@@ -30,10 +30,7 @@ interface SharedRig {
 /** One proxy per topology for both tests (starting worker processes takes about a second). */
 async function proxyRig(tt: Test, topology: Topology): Promise<SharedRig> {
   const sink = await sinkFor(tt)
-  const proxy = await startProxy(
-    testConfig({ forwardPort: sink.port, ...BLOCKLIST, workers: topology.workers }),
-    silentLogger(),
-  )
+  const proxy = await startProxy(testConfig({ forwardPort: sink.port, ...BLOCKLIST, ...topology.keys }), silentLogger())
   tt.teardown(() => proxy.close())
   return { proxy, sink }
 }

@@ -12,7 +12,6 @@ import { startProxy, type Proxy } from '../src/proxy.ts'
 import type { CounterSnapshot } from '../src/telemetry/counters.ts'
 import type { Logger } from '../src/telemetry/logger.ts'
 import {
-  captureWorkerLogs,
   cliUnderSteadyLoad,
   countLines,
   ensureBuilt,
@@ -25,7 +24,7 @@ import {
   startSizedSink,
   type SizedSink,
 } from './fixtures/faults.ts'
-import { eachTopology } from './fixtures/topology.ts'
+import { eachTopology, type Topology } from './fixtures/topology.ts'
 import {
   assertInvariant,
   createClient,
@@ -84,11 +83,10 @@ async function proxyWithDrops(
   }
 }
 
-/** The proxy's log records: the test's logger (the one process, or the primary) and, with workers, theirs. */
-function proxyLogs(t: Test): { log: Logger; records: () => Record<string, unknown>[] } {
+/** The proxy's log records (with workers, the reader threads' records come through the same logger). */
+function proxyLogs(): { log: Logger; records: () => Record<string, unknown>[] } {
   const { log, records } = memoryLogger('warn')
-  const workerRecords = captureWorkerLogs(t)
-  return { log, records: () => [...records, ...workerRecords] }
+  return { log, records: () => records }
 }
 
 /** Records grouped by the process that wrote them (`worker` slot; the one process as its own group). */
@@ -102,8 +100,8 @@ function byWorker(records: Record<string, unknown>[]): Map<string, Record<string
 }
 
 /** A config at log level warn (workers log at the config's level; the one process at the test logger's). */
-function warnConfig(forwardPort: number, workers: number, keys: Record<string, unknown> = {}): Config {
-  return testConfigWith(forwardPort, { workers, log: { level: 'warn' }, ...keys })
+function warnConfig(forwardPort: number, topology: Topology, keys: Record<string, unknown> = {}): Config {
+  return testConfigWith(forwardPort, { ...topology.keys, log: { level: 'warn' }, ...keys })
 }
 
 t.test(
@@ -112,10 +110,10 @@ t.test(
   async (t) =>
     eachTopology(t, async (t, topology) => {
       const port = await freePort() // nothing listening: every send draws an ICMP port unreachable
-      const { log, records } = proxyLogs(t)
+      const { log, records } = proxyLogs()
       // Each process's warning gate re-arms every 10 s from its start, which is after this.
       const startedAt = Date.now()
-      const proxy = await startProxy(warnConfig(port, topology.workers), log)
+      const proxy = await startProxy(warnConfig(port, topology), log)
       t.teardown(() => proxy.close())
       const client = await createClient(proxy.listen.port)
       t.teardown(() => client.close())
@@ -455,12 +453,12 @@ t.test(
     eachTopology(t, async (t, topology) => {
       const sink = await startSizedSink(4 * 1024 * 1024)
       t.teardown(() => sink.close())
-      const { log, records } = proxyLogs(t)
+      const { log, records } = proxyLogs()
       // Each process's warning gate re-arms every 10 s from its start, which is after this.
       const startedAt = Date.now()
       const { proxy, client, listenDrops, sinkDrops, softnet0 } = await proxyWithDrops(
         t,
-        warnConfig(sink.port, topology.workers),
+        warnConfig(sink.port, topology),
         log,
         sink,
       )
@@ -606,7 +604,7 @@ t.test(
       const { run, sink, sentOk, refused, sender } = await cliUnderSteadyLoad(
         t,
         (sinkPort) =>
-          `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sinkPort} }\nworkers: ${topology.workers}\n`,
+          `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: ${sinkPort} }\nworkers: ${topology.workers}\nreceive: { mode: ${topology.receive} }\n`,
         60_000,
       )
 
@@ -651,7 +649,7 @@ t.test(
         'final counters: linesIn = forwarded + blocked + malformed + dropped',
       )
       t.equal(linesForwarded, linesIn, 'no rules, no malformed lines: every line received was forwarded')
-      t.match(last.workers, { configured: topology.workers, restarts: 0 }, 'the stopped line reports the readers')
+      t.match(last.workers, { configured: topology.workers, running: 0 }, 'the stopped line reports the readers')
       t.equal(
         (last.workers as { linesIn: number[] }).linesIn.reduce((n, l) => n + l, 0),
         linesIn,

@@ -38,7 +38,7 @@ t.test(
       const config = testConfigWith(sink.port, {
         selfMetrics: { prefix: 'spx', interval: '1s' },
         blocklist: { prefixes: ['spx.'] },
-        workers: topology.workers,
+        ...topology.keys,
       })
       t.same(config.selfMetrics, { prefix: 'spx', intervalMs: 1000 })
       const proxy = await startProxy(config, silentLogger())

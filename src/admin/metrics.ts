@@ -180,15 +180,10 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       return { datagrams: queue.count, bytes: queue.bytes }
     },
   )
-  labelled('workers', 'Processes filtering: as configured, and running now.', 'state', () => {
+  labelled('workers', 'Readers of the listen socket (threads): as configured, and running now.', 'state', () => {
     const workers = source.workers()
     return { configured: workers.configured, running: workers.running }
   })
-  counter(
-    'worker_restarts_total',
-    'Workers that exited unexpectedly and were replaced.',
-    () => source.workers().restarts,
-  )
   new Counter({
     name: METRIC_PREFIX + 'worker_lines_received_total',
     help: 'Lines received per worker: how evenly the kernel spreads the traffic.',

@@ -114,9 +114,10 @@ export class Assembler {
   }
 
   /**
-   * A line longer than a datagram leaves alone and whole, straight from the received buffer (which Node
-   * allocates per datagram and never reuses). Whatever is pending goes first to keep the order of lines.
-   * In-flight oversize sends are bounded like pooled ones.
+   * A line longer than a datagram leaves alone and whole, in a copy of its own: the received bytes may be a
+   * receive area that the next read overwrites while the send is in flight. Rare by definition, so the copy is
+   * allocated here. Whatever is pending goes first to keep the order of lines. In-flight oversize sends are
+   * bounded like pooled ones.
    */
   private sendOversize(src: Buffer, start: number, length: number): boolean {
     if (this.oversizeInFlight >= this.pool.size) {
@@ -129,7 +130,9 @@ export class Assembler {
     this.counters.linesOversize++
     this.counters.datagramsOut++
     this.counters.bytesOut += length
-    this.target.send(src, start, length, this.oversizeDone)
+    const line = Buffer.allocUnsafe(length)
+    src.copy(line, 0, start, start + length)
+    this.target.send(line, 0, length, this.oversizeDone)
     return true
   }
 

@@ -1,15 +1,32 @@
-// What the primary and its workers say to each other over the cluster's IPC channel (JSON; typed arrays
-// cross as base64, see transfer.ts).
-import type { ListenInfo } from '../receive/listener.ts'
+// What the control plane's thread and its reader threads say to each other (structured clone; the rules' and
+// counters' arrays live in SharedArrayBuffers, so they cross as references, never as copies).
+import type { Settings } from '../config/config.ts'
+import type { PackedRules } from '../match/packed-rules.ts'
+import type { TrieData } from '../match/trie.ts'
+import type { SharedSocket } from '../receive/listener.ts'
 import type { SendQueue } from '../send/target.ts'
 import type { TopReport } from '../telemetry/top-talkers.ts'
-import type { CounterSnapshot } from '../telemetry/counters.ts'
-import type { RulesHeader, RulesPart } from './transfer.ts'
 
-/** The environment variable that tells a worker its slot (0..N-1), which names it in logs and metrics. */
-export const WORKER_SLOT_ENV = 'STATSD_FILTER_PROXY_WORKER'
+/** A rule set in force as it crosses to a reader thread. */
+export interface RulesPayload {
+  generation: number
+  settings: Settings
+  rules: PackedRules
+  trie: TrieData
+  inherit: Int32Array | null
+}
 
-/** Asks for the worker's counters; with `hits`, its per-rule hits; with `top` > 0, that many top talkers. */
+/** What a reader thread starts with. */
+export interface ReaderData {
+  /** 1..N-1 (reader 0 is the control plane's thread), which names it in logs and metrics. */
+  index: number
+  socket: SharedSocket
+  /** Its slots of the shared counters (Counters.size of them). */
+  counters: Float64Array
+  rules: RulesPayload
+}
+
+/** Asks for the reader's send pool and queue; with `hits`, its per-rule hits; with `top` > 0, that many top talkers. */
 export interface SnapshotRequest {
   type: 'snapshot'
   id: number
@@ -17,39 +34,26 @@ export interface SnapshotRequest {
   top: number
 }
 
-/**
- * Rules come as a header and parts (see transfer.ts): the first set starts the worker's data path, each later one
- * is a reload.
- */
-export type ToWorker = RulesHeader | RulesPart | SnapshotRequest | { type: 'shutdown' }
+export type ToReader = { type: 'rules'; rules: RulesPayload } | SnapshotRequest | { type: 'shutdown' }
 
-export interface ReadyMessage extends ListenInfo {
-  type: 'ready'
-  forwardAddress: string
-  maxPacketSize: number
-  sendPoolSize: number
-}
-
-export interface WorkerSnapshot {
+export interface ReaderSnapshot {
   type: 'snapshot'
   id: number
   generation: number
-  counters: CounterSnapshot
   sendPoolInUse: number
   sendQueue: SendQueue
-  /** Per-rule hits and last-hit times, base64 of their Float64Arrays (encodeArray). */
-  hits: { hits: string; lastHitMs: string } | null
+  hits: { hits: Float64Array; lastHitMs: Float64Array } | null
   top: TopReport | null
 }
 
-export type FromWorker =
-  /** Listening for messages: a message sent before that would be lost while the worker's modules load. */
-  | { type: 'hello' }
-  | ReadyMessage
-  | WorkerSnapshot
-  /** The longest event-loop pause while the rules arrived and were applied. */
+export type FromReader =
+  | { type: 'ready' }
+  | ReaderSnapshot
+  /** The longest event-loop pause while the rules were put in force. */
   | { type: 'applied'; generation: number; pauseMs: number }
-  /** The data path drained and closed: the worker's final counters. */
-  | { type: 'stopped'; counters: CounterSnapshot }
-  /** The data path could not start (the listen port taken, the forward host unknown). */
+  /** A log line of the reader's logger (JSON), for the control plane's logger to write. */
+  | { type: 'log'; line: string }
+  /** The data path drained and closed. */
+  | { type: 'stopped' }
+  /** The data path could not start (the forward host unknown). */
   | { type: 'failed'; error: string }

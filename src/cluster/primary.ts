@@ -1,92 +1,78 @@
-import cluster, { type Worker } from 'node:cluster'
-import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import type { Settings } from '../config/config.ts'
-import { DRAIN_TIMEOUT_MS, type DataPlane, type RulesInForce, type WorkerStats } from '../data-plane.ts'
+import {
+  DRAIN_TIMEOUT_MS,
+  startLocalPlane,
+  type DataPlane,
+  type LocalPlane,
+  type RulesInForce,
+  type WorkerStats,
+} from '../data-plane.ts'
 import { RuleStats } from '../match/rule-set.ts'
+import type { ResolvedAddress } from '../net/address.ts'
 import { siblingModule } from '../sibling-module.ts'
 import type { SendQueue } from '../send/target.ts'
-import { Counters, type CounterSnapshot } from '../telemetry/counters.ts'
+import { Counters } from '../telemetry/counters.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { mergeReports, TOP_TALKERS, type TopReport } from '../telemetry/top-talkers.ts'
-import { WORKER_SLOT_ENV, type FromWorker, type ReadyMessage, type ToWorker, type WorkerSnapshot } from './messages.ts'
-import { decodeFloat64, splitRules, type RulesPayload } from './transfer.ts'
+import type { FromReader, ReaderData, ReaderSnapshot, RulesPayload, ToReader } from './messages.ts'
 
-// How long the primary waits for a worker's answer before reporting what it last heard; how fresh the summed
-// counters are (self-metrics, the log line); the pause before a dead worker is replaced, so a crash loop does not
-// spin; how long a worker gets to take new rules before the reload reports it as lagging.
+// How long the control plane waits for a reader's answer before reporting what it last heard; how fresh the
+// summed counters are (self-metrics, the log line); how long a reader gets to take new rules before the reload
+// reports it as lagging; how long past the drain a reader may take to stop before it is terminated.
 const ANSWER_TIMEOUT_MS = 1_000
 const REFRESH_INTERVAL_MS = 1_000
-const RESTART_DELAY_MS = 1_000
 const APPLY_TIMEOUT_MS = 10_000
+const STOP_GRACE_MS = DRAIN_TIMEOUT_MS + 3_000
 
 export interface WorkerPlaneOptions {
   settings: Settings
   count: number
-  /** The rules in force, which the control plane owns: what a worker starting now is given. */
-  rules: () => RulesInForce
+  /** The rules in force at start, their arrays in shared memory (shareRules). */
+  rules: RulesInForce
   log: Logger
+  /** For reader 0, on this thread (functions do not cross to threads). */
+  dnsIntervalMs?: number
+  resolve?: (host: string) => Promise<ResolvedAddress>
 }
 
-const zeroCounters = (): CounterSnapshot => new Counters().snapshot()
+const payload = (rules: RulesInForce): RulesPayload => ({ ...rules, trie: rules.trie.data() })
 
-function add(into: CounterSnapshot, from: CounterSnapshot): void {
-  for (const key of Object.keys(into) as (keyof CounterSnapshot)[]) into[key] += from[key]
-}
-
-function payload(rules: RulesInForce): RulesPayload {
-  return {
-    generation: rules.generation,
-    settings: rules.settings,
-    rules: rules.rules,
-    trie: rules.trie.data(),
-    inherit: rules.inherit,
-  }
-}
-
-/**
- * One worker process's place: its current process, and what it last reported. A replaced worker's counts move
- * to `retired`, so the sum over slots never goes down.
- */
-class Slot {
+/** One reader thread: its worker, and what it last reported of what the shared counters do not hold. */
+class Reader {
   readonly index: number
-  worker: Worker | null = null
+  readonly worker: Worker
   ready = false
-  retired = zeroCounters()
-  last = zeroCounters()
+  stopped = false
   sendPoolInUse = 0
   sendQueue: SendQueue = { count: 0, bytes: 0 }
   private nextId = 0
-  private readonly answers = new Map<number, (reply: WorkerSnapshot | null) => void>()
+  private readonly answers = new Map<number, (reply: ReaderSnapshot | null) => void>()
   private readonly applied = new Map<number, (pauseMs: number | null) => void>()
 
-  constructor(index: number) {
+  constructor(index: number, worker: Worker) {
     this.index = index
+    this.worker = worker
   }
 
-  get linesIn(): number {
-    return this.retired.linesIn + this.last.linesIn
+  post(message: ToReader): void {
+    if (!this.stopped) this.worker.postMessage(message)
   }
 
-  /** Resolves with the worker's snapshot, or null if it did not answer in time or is not running. */
-  ask(hits: boolean, top: number): Promise<WorkerSnapshot | null> {
-    const worker = this.worker
-    if (worker === null || !this.ready) return Promise.resolve(null)
+  /** Resolves with the reader's snapshot, or null if it did not answer in time or is not running. */
+  ask(hits: boolean, top: number): Promise<ReaderSnapshot | null> {
+    if (!this.ready || this.stopped) return Promise.resolve(null)
     const id = this.nextId++
-    return awaitReply(this.answers, id, ANSWER_TIMEOUT_MS, () => post(worker, { type: 'snapshot', id, hits, top }))
+    return awaitReply(this.answers, id, ANSWER_TIMEOUT_MS, () => this.post({ type: 'snapshot', id, hits, top }))
   }
 
-  /**
-   * Resolves with the worker's longest event-loop pause once it runs this generation; null if it did not say so
-   * in time; 0 for a worker not running (its replacement starts on the rules in force).
-   */
+  /** Resolves with the reader's longest event-loop pause once it runs this generation; null if not in time. */
   apply(rules: RulesPayload): Promise<number | null> {
-    const worker = this.worker
-    if (worker === null || !this.ready) return Promise.resolve(0)
-    return awaitReply(this.applied, rules.generation, APPLY_TIMEOUT_MS, () => void sendRules(worker, rules))
+    if (!this.ready || this.stopped) return Promise.resolve(0)
+    return awaitReply(this.applied, rules.generation, APPLY_TIMEOUT_MS, () => this.post({ type: 'rules', rules }))
   }
 
-  onSnapshot(reply: WorkerSnapshot): void {
-    this.last = reply.counters
+  onSnapshot(reply: ReaderSnapshot): void {
     this.sendPoolInUse = reply.sendPoolInUse
     this.sendQueue = reply.sendQueue
     this.answers.get(reply.id)?.(reply)
@@ -94,18 +80,6 @@ class Slot {
 
   onApplied(generation: number, pauseMs: number): void {
     this.applied.get(generation)?.(pauseMs)
-  }
-
-  /** The worker is gone: its counts are kept, its pending questions answered with nothing. */
-  retire(): void {
-    add(this.retired, this.last)
-    this.last = zeroCounters()
-    this.sendPoolInUse = 0
-    this.sendQueue = { count: 0, bytes: 0 }
-    this.worker = null
-    this.ready = false
-    for (const settle of this.answers.values()) settle(null)
-    for (const settle of this.applied.values()) settle(0)
   }
 }
 
@@ -128,176 +102,180 @@ function awaitReply<T>(
   })
 }
 
-function post(worker: Worker, message: ToWorker): void {
-  // A worker that is exiting has closed its channel; its exit handler takes care of it.
-  if (worker.isConnected()) worker.send(message)
-}
-
-/** Part after part, each once the previous one is written: the primary never holds the whole set serialized. */
-async function sendRules(worker: Worker, rules: RulesPayload): Promise<void> {
-  for (const message of splitRules(rules)) {
-    if (!worker.isConnected()) return
-    await new Promise<void>((resolve) => worker.send(message, () => resolve()))
-  }
-}
-
 /**
- * `workers: N`: N worker processes (src/cluster/worker.ts), each running the local data plane on the one listen
- * socket the cluster module shares among them, so the kernel hands each datagram to whichever worker is free,
- * even when it all comes from a single client socket (measured against SO_REUSEPORT, which pins each sender to
- * one worker: README, Workers). This process runs no data path: it sums the workers' reports, passes rule
- * updates to every worker, and replaces a worker that dies (its counts up to its last report are kept).
+ * `workers: N`: this thread's local data plane (reader 0) opens the listen socket, and N - 1 worker threads
+ * (src/cluster/reader.ts) read the same descriptor, each with its own receive area, tick, pipeline and forward
+ * socket, so the kernel hands each datagram to whichever reader asks first, even when all come from one client.
+ * The rules' arrays are in shared memory (one copy for every reader, nothing serialized on reload) and so are
+ * the counters (each reader writes its own slots; the sum is read live). A reader thread that fails takes the
+ * process down: its state is the process's, and a restarted pod is cleaner than a proxy reading with fewer.
  */
 export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<DataPlane> {
   const { settings, count, log } = options
-  cluster.setupPrimary({ exec: fileURLToPath(siblingModule(import.meta.url, 'worker')) })
-
-  const slots = Array.from({ length: count }, (_, i) => new Slot(i))
-  const aggregate = new Counters()
-  let restarts = 0
-  let stopping = false
-  let starting = true
-  let startFailed: (err: Error) => void = () => {}
-
-  const sum = (): void => {
-    const total = zeroCounters()
-    for (const slot of slots) {
-      add(total, slot.retired)
-      add(total, slot.last)
-    }
-    Object.assign(aggregate, total)
+  // An idle reader waits in poll(2) on a libuv pool thread. The pool (4 threads unless UV_THREADPOOL_SIZE says
+  // otherwise) also serves fs and dns.lookup: it must hold every reader's wait and still have 4 for the rest.
+  // This takes effect when the pool has not started yet, as in the CLI (nothing before this reads a file
+  // asynchronously or resolves a name).
+  process.env.UV_THREADPOOL_SIZE = String(Math.max(Number(process.env.UV_THREADPOOL_SIZE ?? 4) || 4, count + 4))
+  const slots = new Float64Array(new SharedArrayBuffer(count * Counters.size * 8))
+  const slot = (i: number): Float64Array => slots.subarray(i * Counters.size, (i + 1) * Counters.size)
+  const local: LocalPlane = await startLocalPlane({
+    settings,
+    rules: options.rules,
+    log,
+    counters: new Counters(slot(0)),
+    dnsIntervalMs: options.dnsIntervalMs,
+    resolve: options.resolve,
+  })
+  const socket = local.socket
+  if (socket === null) {
+    log.warn({ workers: count }, 'workers need receive.mode batch: reading the socket with one reader')
+    return local
   }
-  const refresh = async (hits = false, top = 0): Promise<(WorkerSnapshot | null)[]> => {
-    const replies = await Promise.all(slots.map((slot) => slot.ask(hits, top)))
+
+  let current = options.rules
+  let stopping = false
+  const readers: Reader[] = []
+  const failed = (reader: Reader, err: Error): never => {
+    log.fatal({ worker: reader.index, err }, 'a reader thread failed: stopping the proxy')
+    throw err
+  }
+  try {
+    await Promise.all(
+      Array.from({ length: count - 1 }, (_, i) => {
+        const index = i + 1
+        const data: ReaderData = { index, socket, counters: slot(index), rules: payload(current) }
+        const reader = new Reader(index, new Worker(siblingModule(import.meta.url, 'reader'), { workerData: data }))
+        readers.push(reader)
+        const readerLog = log.child({ worker: index })
+        return new Promise<void>((resolve, reject) => {
+          reader.worker.on('message', (message: FromReader) => {
+            switch (message.type) {
+              case 'ready':
+                reader.ready = true
+                return resolve()
+              case 'failed':
+                return reject(new Error(`worker ${index}: ${message.error}`))
+              case 'log':
+                return relay(readerLog, message.line)
+              case 'snapshot':
+                return reader.onSnapshot(message)
+              case 'applied':
+                return reader.onApplied(message.generation, message.pauseMs)
+              case 'stopped':
+                return
+            }
+          })
+          reader.worker.on('error', (err) => (reader.ready ? failed(reader, err) : reject(err)))
+          reader.worker.on('exit', (code) => {
+            reader.stopped = true
+            if (!stopping && reader.ready) failed(reader, new Error(`worker ${index} exited (code ${code})`))
+            reject(new Error(`worker ${index} exited during start-up (code ${code})`))
+          })
+        })
+      }),
+    )
+  } catch (err) {
+    stopping = true
+    await Promise.all(readers.map((reader) => reader.worker.terminate()))
+    await local.close()
+    throw err
+  }
+
+  const aggregate = new Counters()
+  const sum = (): void => {
+    const total = aggregate.values
+    total.fill(0)
+    for (let i = 0; i < slots.length; i++) total[i % Counters.size] += slots[i]
+  }
+  const asks = async (hits: boolean, top: number): Promise<(ReaderSnapshot | null)[]> => {
+    const replies = await Promise.all(readers.map((reader) => reader.ask(hits, top)))
     sum()
     return replies
   }
-
-  const fork = (slot: Slot, onReady: (ready: ReadyMessage) => void): void => {
-    const worker = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.index) })
-    let startedOn = options.rules()
-    slot.worker = worker
-    worker.on('message', (message: FromWorker) => {
-      switch (message.type) {
-        case 'hello':
-          startedOn = options.rules()
-          return void sendRules(worker, { ...payload(startedOn), inherit: null })
-        case 'ready':
-          slot.ready = true
-          // A reload while it was starting: the rules it started on are no longer in force.
-          if (options.rules() !== startedOn) void sendRules(worker, { ...payload(options.rules()), inherit: null })
-          onReady(message)
-          return
-        case 'snapshot':
-          return slot.onSnapshot(message)
-        case 'applied':
-          return slot.onApplied(message.generation, message.pauseMs)
-        case 'stopped':
-          slot.last = message.counters
-          return
-        case 'failed':
-          startFailed(new Error(`worker ${slot.index}: ${message.error}`))
-          return
-      }
-    })
-    worker.on('exit', (code, signal) => {
-      if (slot.worker !== worker) return
-      slot.retire()
-      sum()
-      if (stopping) return
-      if (starting) {
-        startFailed(new Error(`worker ${slot.index} exited during start-up (code ${code}, signal ${signal})`))
-        return
-      }
-      restarts++
-      log.error({ worker: slot.index, code, signal, restarts }, 'worker exited unexpectedly; starting a new one')
-      setTimeout(() => {
-        if (!stopping) fork(slot, () => log.info({ worker: slot.index }, 'worker replaced'))
-      }, RESTART_DELAY_MS).unref()
-    })
-  }
-
-  let started: ReadyMessage
-  try {
-    started = await new Promise<ReadyMessage>((resolve, reject) => {
-      startFailed = reject
-      let waiting = count
-      for (const slot of slots) {
-        fork(slot, (ready) => {
-          if (--waiting === 0) resolve(ready)
-        })
-      }
-    })
-  } catch (err) {
-    stopping = true
-    for (const slot of slots) slot.worker?.process.kill('SIGKILL')
-    throw err
-  }
-  starting = false
-  startFailed = (err) => log.error({ err: { message: err.message } }, 'a replacement worker could not start')
-
-  const total = (read: (slot: Slot) => number): number => slots.reduce((n, slot) => n + read(slot), 0)
-  const refreshTimer = setInterval(() => void refresh(), REFRESH_INTERVAL_MS)
+  const refreshTimer = setInterval(() => void asks(false, 0), REFRESH_INTERVAL_MS)
   refreshTimer.unref()
+  const others = (read: (reader: Reader) => number): number => readers.reduce((n, reader) => n + read(reader), 0)
 
   const close = async (): Promise<void> => {
     stopping = true
     clearInterval(refreshTimer)
-    const running = slots.flatMap((slot) => (slot.worker === null ? [] : [slot.worker]))
-    const exits = running.map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())))
-    for (const worker of running) post(worker, { type: 'shutdown' })
+    const running = readers.filter((reader) => !reader.stopped)
+    const exits = running.map((reader) => new Promise<void>((resolve) => reader.worker.once('exit', () => resolve())))
+    for (const reader of running) reader.post({ type: 'shutdown' })
     const killer = setTimeout(() => {
-      const stuck = slots.filter((slot) => slot.worker !== null)
-      log.warn({ workers: stuck.map((slot) => slot.index) }, 'workers did not drain in time: killing them')
-      for (const slot of stuck) slot.worker?.process.kill('SIGKILL')
-    }, DRAIN_TIMEOUT_MS + 3_000)
+      const stuck = readers.filter((reader) => !reader.stopped)
+      log.warn({ workers: stuck.map((reader) => reader.index) }, 'workers did not drain in time: stopping them')
+      for (const reader of stuck) void reader.worker.terminate()
+    }, STOP_GRACE_MS)
     await Promise.all(exits)
     clearTimeout(killer)
+    // Last: reader 0 owns the socket the others read.
+    await local.close()
     sum()
   }
   let closing: Promise<void> | null = null
+  sum()
   return {
-    listen: { address: started.address, port: started.port, recvBufferGranted: started.recvBufferGranted },
-    forwardAddress: started.forwardAddress,
-    maxPacketSize: started.maxPacketSize,
-    sendPoolSize: started.sendPoolSize,
+    listen: local.listen,
+    forwardAddress: local.forwardAddress,
+    maxPacketSize: local.maxPacketSize,
+    sendPoolSize: local.sendPoolSize,
     counters: aggregate,
-    refresh: async () => void (await refresh()),
+    refresh: async () => void (await asks(false, 0)),
     apply: async (next) => {
+      current = next
       const rules = payload(next)
-      const pauses = await Promise.all(slots.map((slot) => slot.apply(rules)))
-      const lagging = slots.filter((_, i) => pauses[i] === null).map((slot) => slot.index)
+      const [, ...pauses] = await Promise.all([
+        local.apply(next).then(() => 0),
+        ...readers.map((reader) => reader.apply(rules)),
+      ])
+      const lagging = readers.filter((_, i) => pauses[i] === null).map((reader) => reader.index)
       if (lagging.length > 0)
         log.error({ workers: lagging, generation: next.generation }, 'workers did not confirm the new rules in time')
       log.info({ generation: next.generation, workerPauseMs: pauses }, 'workers run the new rules')
     },
     ruleHits: async () => {
-      const current = options.rules()
       const stats = new RuleStats(current.rules, current.settings.mode, current.generation)
-      for (const reply of await refresh(true, 0)) {
-        // A worker still on the previous rules (mid-reload) has hits for another table.
+      const own = await local.ruleHits()
+      if (own.generation === current.generation) stats.inherit(own, null)
+      for (const reply of await asks(true, 0)) {
+        // A reader still on the previous rules (mid-reload) has hits for another table.
         if (reply?.hits == null || reply.generation !== current.generation) continue
-        const hits = { hits: decodeFloat64(reply.hits.hits), lastHitMs: decodeFloat64(reply.hits.lastHitMs) }
-        if (hits.hits.length === stats.size && hits.lastHitMs.length === stats.size) stats.inherit(hits, null)
+        if (reply.hits.hits.length === stats.size) stats.inherit(reply.hits, null)
       }
       return stats
     },
     top: async (n): Promise<TopReport | null> => {
       if (!settings.insights) return null
-      const replies = await refresh(false, TOP_TALKERS.capacity)
-      return mergeReports(
-        replies.flatMap((reply) => (reply?.top == null ? [] : [reply.top])),
-        n,
-      )
+      const own = await local.top(TOP_TALKERS.capacity)
+      const replies = await asks(false, TOP_TALKERS.capacity)
+      const reports = replies.flatMap((reply) => (reply?.top == null ? [] : [reply.top]))
+      return mergeReports(own === null ? reports : [own, ...reports], n)
     },
-    sendPool: () => ({ size: started.sendPoolSize * count, inUse: total((slot) => slot.sendPoolInUse) }),
-    sendQueue: () => ({ count: total((slot) => slot.sendQueue.count), bytes: total((slot) => slot.sendQueue.bytes) }),
+    sendPool: () => ({
+      size: local.sendPoolSize * count,
+      inUse: local.sendPool().inUse + others((reader) => reader.sendPoolInUse),
+    }),
+    sendQueue: () => {
+      const own = local.sendQueue()
+      return {
+        count: own.count + others((reader) => reader.sendQueue.count),
+        bytes: own.bytes + others((reader) => reader.sendQueue.bytes),
+      }
+    },
     workers: (): WorkerStats => ({
       configured: count,
-      running: slots.filter((slot) => slot.ready).length,
-      restarts,
-      linesIn: slots.map((slot) => slot.linesIn),
+      running: local.workers().running + readers.filter((reader) => reader.ready && !reader.stopped).length,
+      linesIn: Array.from({ length: count }, (_, i) => new Counters(slot(i)).linesIn),
     }),
     close: () => (closing ??= close()),
   }
+}
+
+/** A reader's log record (pino JSON) written by this thread's logger, at its level, with its fields. */
+function relay(log: Logger, line: string): void {
+  const { level, msg, ...fields } = JSON.parse(line) as { level: number; msg?: string } & Record<string, unknown>
+  const label = log.levels.labels[level] as 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | undefined
+  if (label !== undefined) log[label](fields, msg)
 }

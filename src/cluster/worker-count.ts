@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os'
 const CGROUP_CPU_MAX = '/sys/fs/cgroup/cpu.max'
 
 /**
- * How many worker processes `workers` asks for. `auto` is one per CPU the container may actually use: Node's
+ * How many readers `workers` asks for. `auto` is one per CPU the container may actually use: Node's
  * CPU count is the node's, so a Kubernetes CPU limit (cgroup v2 `cpu.max`) caps it, rounded up.
  */
 export function workerCount(setting: number | 'auto', cpus = availableParallelism(), cpuMax = readCpuMax()): number {

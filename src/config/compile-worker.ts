@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import type { WorkerReply, WorkerRequest } from './compile.ts'
 import { ConfigError } from './errors.ts'
 import { parseConfig, readConfigFile } from './load.ts'
-import { kindOf, patternOf, ruleCount, type PackedRules } from '../match/packed-rules.ts'
+import { kindOf, patternBytes, ruleCount, type PackedRules } from '../match/packed-rules.ts'
 import { compileBlocklist } from '../match/rule-set.ts'
 import { Trie } from '../match/trie.ts'
 
@@ -30,6 +30,6 @@ parentPort?.postMessage(reply)
 /** Where each previous rule (same kind, same pattern) is in the new trie, or -1. */
 function mapRules(from: PackedRules, to: Trie): Int32Array {
   const map = new Int32Array(ruleCount(from))
-  for (let i = 0; i < map.length; i++) map[i] = to.find(kindOf(from, i), Buffer.from(patternOf(from, i), 'utf8'))
+  for (let i = 0; i < map.length; i++) map[i] = to.find(kindOf(from, i), patternBytes(from, i))
   return map
 }

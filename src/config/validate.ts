@@ -81,6 +81,9 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
     receive: receive(c, top.receive),
     warnings: [],
   }
+  if (config.receive.mode === 'dgram' && typeof config.workers === 'number' && config.workers > 1) {
+    c.problem(['workers'], "must be 1 with receive.mode dgram (Node's dgram socket is read by one thread only)")
+  }
   return config
 }
 
@@ -96,7 +99,7 @@ export const RUST_KEYS = [
 /** statsd-filter-proxy-rs' JSON config, so its users can swap the image without touching their ConfigMap. */
 export function validateRustJson(root: unknown, c: Checker, file: string): Config {
   const top = object(c, [], root, RUST_KEYS) ?? {}
-  // Its multi-threaded runtime uses every core: here that is one worker process per core.
+  // Its multi-threaded runtime uses every core: here that is one reader thread per core.
   const multiThread = top.multi_thread === undefined ? false : boolean(c, ['multi_thread'], top.multi_thread)
   return {
     file,

@@ -1,13 +1,14 @@
 import type { Blocklist, Rule, RuleKind, RuleSpec } from './rules.ts'
 
 /**
- * A rule table as one string and a few typed arrays: patterns joined by `\n` (a metric name never contains one,
- * and validation rejects it in a pattern), prefixes first. Crossing from the loader thread as one string costs
- * a copy, where a million rule objects would cost seconds of deserialization on the event loop.
+ * A rule table as typed arrays only: the patterns' UTF-8 bytes, each followed by `\n` (a metric name never
+ * contains one, and validation rejects it in a pattern), prefixes first. Typed arrays cross threads as a copy of
+ * their bytes, or not at all when they live in shared memory, where a million rule objects would cost seconds
+ * of deserialization on the event loop.
  */
 export interface PackedRules {
-  text: string
-  /** Pattern i is text[starts[i], starts[i + 1] - 1). */
+  /** Pattern i is patterns[starts[i], starts[i + 1] - 1). */
+  patterns: Uint8Array
   starts: Int32Array
   prefixCount: number
   dryRun: Uint8Array
@@ -17,21 +18,17 @@ export function packRules(blocklist: Blocklist): PackedRules {
   const all = [...blocklist.prefixes, ...blocklist.names].map((e) =>
     typeof e === 'string' ? { pattern: e, dryRun: false } : e,
   )
+  const patterns = Buffer.from(all.map((r) => `${r.pattern}\n`).join(''), 'utf8')
   const starts = new Int32Array(all.length + 1)
   const dryRun = new Uint8Array(all.length)
   let at = 0
   all.forEach((rule: RuleSpec, i) => {
     starts[i] = at
-    at += rule.pattern.length + 1
+    at += Buffer.byteLength(rule.pattern, 'utf8') + 1
     dryRun[i] = rule.dryRun ? 1 : 0
   })
   starts[all.length] = at
-  return {
-    text: all.map((r) => r.pattern).join('\n') + (all.length > 0 ? '\n' : ''),
-    starts,
-    prefixCount: blocklist.prefixes.length,
-    dryRun,
-  }
+  return { patterns: new Uint8Array(patterns), starts, prefixCount: blocklist.prefixes.length, dryRun }
 }
 
 export function ruleCount(rules: PackedRules): number {
@@ -47,8 +44,18 @@ export function kindOf(rules: PackedRules, index: number): RuleKind {
   return index < rules.prefixCount ? 'prefix' : 'name'
 }
 
+/** Pattern `index`'s bytes, without a copy. */
+export function patternBytes(rules: PackedRules, index: number): Uint8Array {
+  return rules.patterns.subarray(rules.starts[index], rules.starts[index + 1] - 1)
+}
+
 export function patternOf(rules: PackedRules, index: number): string {
-  return rules.text.slice(rules.starts[index], rules.starts[index + 1] - 1)
+  const { patterns } = rules
+  return Buffer.from(patterns.buffer, patterns.byteOffset, patterns.length).toString(
+    'utf8',
+    rules.starts[index],
+    rules.starts[index + 1] - 1,
+  )
 }
 
 export function unpackRules(rules: PackedRules): Rule[] {

@@ -16,10 +16,34 @@ export function compileBlocklist(blocklist: Blocklist): { rules: PackedRules; tr
   return { rules: packRules(blocklist), trie: compileTrie(rulesFromBlocklist(blocklist)) }
 }
 
+/** A copy in shared memory: reader threads then use the one copy, and nothing is serialized to them. */
+function shared<T extends Int32Array | Uint8Array>(array: T, make: (buffer: SharedArrayBuffer) => T): T {
+  const copy = make(new SharedArrayBuffer(array.byteLength))
+  copy.set(array)
+  return copy
+}
+
+/** The rule table and trie with every array in shared memory (for `workers: N`, whose readers are threads). */
+export function shareRules(rules: PackedRules, trie: Trie): { rules: PackedRules; trie: Trie } {
+  const bytes = (a: Uint8Array): Uint8Array => shared(a, (b) => new Uint8Array(b))
+  const ints = (a: Int32Array): Int32Array => shared(a, (b) => new Int32Array(b))
+  const data = trie.data()
+  return {
+    rules: { ...rules, patterns: bytes(rules.patterns), starts: ints(rules.starts), dryRun: bytes(rules.dryRun) },
+    trie: new Trie({
+      ...data,
+      base: ints(data.base),
+      check: ints(data.check),
+      prefixRule: ints(data.prefixRule),
+      exactRule: ints(data.exactRule),
+    }),
+  }
+}
+
 /**
  * A rule table with per-rule state indexed by the rule's index, so the hot path updates a typed array slot and
- * never looks anything up. What /rules and /metrics read: a worker process's RuleSet, or the primary's sum of
- * its workers' hits.
+ * never looks anything up. What /rules and /metrics read: a reader's RuleSet, or the control plane's sum of
+ * its readers' hits.
  */
 export class RuleStats implements RuleHits {
   readonly table: PackedRules

@@ -1,45 +1,71 @@
+/** The counters, in the order of their slots in `Counters.values`. */
+const FIELDS = [
+  'datagramsIn',
+  'bytesIn',
+  'linesIn',
+  'linesForwarded',
+  'linesBlocked',
+  'linesMalformed',
+  'linesDroppedBackpressure',
+  'linesWouldBlock',
+  'linesOversize',
+  'linesSendFailed',
+  'datagramsOut',
+  'bytesOut',
+  'sendErrors',
+] as const
+
 /**
- * The data path's counters: plain number fields, incremented in place by the stage that observes the event
- * (no calls, no maps on the hot path). Every line received ends in exactly one of forwarded, blocked, malformed
- * or droppedBackpressure, so `linesIn` always equals their sum; the other line counters say more about some
- * of those lines.
+ * The data path's counters, incremented in place by the stage that observes the event (no calls, no maps on the
+ * hot path). Every line received ends in exactly one of forwarded, blocked, malformed or droppedBackpressure, so
+ * `linesIn` always equals their sum; the other line counters say more about some of those lines.
+ *
+ * Each counter is a slot of one Float64Array, which may live in shared memory: a reader thread increments its
+ * own slots and the control plane reads them live, without asking. One writer per array.
  */
 export class Counters {
-  datagramsIn = 0
-  bytesIn = 0
-  linesIn = 0
-  linesForwarded = 0
-  linesBlocked = 0
-  linesMalformed = 0
-  linesDroppedBackpressure = 0
+  static readonly size = FIELDS.length
+  readonly values: Float64Array
+  declare datagramsIn: number
+  declare bytesIn: number
+  declare linesIn: number
+  declare linesForwarded: number
+  declare linesBlocked: number
+  declare linesMalformed: number
+  declare linesDroppedBackpressure: number
   /** Forwarded lines a dry-run rule matched: what enforcing would drop. */
-  linesWouldBlock = 0
+  declare linesWouldBlock: number
   /** Forwarded lines longer than maxPacketSize, each sent in a datagram of its own. */
-  linesOversize = 0
+  declare linesOversize: number
   /** Forwarded lines in datagrams whose send failed (as far as the socket reported it; see sendErrors). */
-  linesSendFailed = 0
-  datagramsOut = 0
-  bytesOut = 0
+  declare linesSendFailed: number
+  declare datagramsOut: number
+  declare bytesOut: number
   /** Failed sends plus asynchronous socket errors such as ECONNREFUSED (which no single send owns). */
-  sendErrors = 0
+  declare sendErrors: number
+
+  /** Over `values` (Counters.size slots, e.g. a view of a SharedArrayBuffer) or an array of its own. */
+  constructor(values: Float64Array = new Float64Array(Counters.size)) {
+    if (values.length !== Counters.size) throw new Error(`counters need ${Counters.size} slots, got ${values.length}`)
+    this.values = values
+  }
 
   snapshot(): CounterSnapshot {
-    return {
-      datagramsIn: this.datagramsIn,
-      bytesIn: this.bytesIn,
-      linesIn: this.linesIn,
-      linesForwarded: this.linesForwarded,
-      linesBlocked: this.linesBlocked,
-      linesMalformed: this.linesMalformed,
-      linesDroppedBackpressure: this.linesDroppedBackpressure,
-      linesWouldBlock: this.linesWouldBlock,
-      linesOversize: this.linesOversize,
-      linesSendFailed: this.linesSendFailed,
-      datagramsOut: this.datagramsOut,
-      bytesOut: this.bytesOut,
-      sendErrors: this.sendErrors,
-    }
+    const out = {} as CounterSnapshot
+    for (let i = 0; i < FIELDS.length; i++) out[FIELDS[i]] = this.values[i]
+    return out
   }
 }
 
-export type CounterSnapshot = { [K in keyof Counters as Counters[K] extends number ? K : never]: number }
+FIELDS.forEach((name, slot) => {
+  Object.defineProperty(Counters.prototype, name, {
+    get(this: Counters) {
+      return this.values[slot]
+    },
+    set(this: Counters, value: number) {
+      this.values[slot] = value
+    },
+  })
+})
+
+export type CounterSnapshot = { [K in (typeof FIELDS)[number]]: number }
