@@ -3,7 +3,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Registry } from 'prom-client'
 import t, { type Test } from 'tap'
 import { startAdmin } from '../src/admin/server.ts'
 import { loadAndCompile } from '../src/config/compile.ts'
@@ -328,7 +327,7 @@ t.test('after known traffic: probes, exact Prometheus metrics and rule hits', as
         9,
         'which add up to the lines received',
       )
-      // prom-client's default metrics are registered too.
+      // Process and Node.js metrics too (test/exposition.test.ts checks each).
       for (const name of ['process_cpu_user_seconds_total', 'nodejs_eventloop_lag_seconds']) {
         const series = promSeries(m, name)
         t.same(Object.keys(series), ['{}'], `${name} is exported`)
@@ -436,7 +435,7 @@ t.test(
       TEST_ADMIN,
       {
         ready: () => ready,
-        registry: new Registry(),
+        metrics: async () => '',
         mode: () => 'enforce',
         rules: () => rules,
         top: (n) => {

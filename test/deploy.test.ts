@@ -4,7 +4,6 @@
 // never restated here, and every check is shown to fail on a manifest that disagrees.
 import { readFileSync } from 'node:fs'
 import { posix } from 'node:path'
-import { Registry } from 'prom-client'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
 import { startAdmin } from '../src/admin/server.ts'
@@ -244,7 +243,7 @@ const CHECKS = {
       { host: '127.0.0.1', port: 0 },
       {
         ready: () => ready,
-        registry: new Registry(),
+        metrics: async () => '',
         mode: () => config.mode,
         rules: () => rules,
         top: () => null,

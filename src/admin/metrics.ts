@@ -1,4 +1,3 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import type { Settings } from '../config/config.ts'
 import type { WorkerStats } from '../data-plane.ts'
 import type { PackedRules } from '../match/packed-rules.ts'
@@ -6,10 +5,12 @@ import { countRules } from '../match/rule-set.ts'
 import type { ReloadStatus } from '../reload/reloader.ts'
 import type { Counters } from '../telemetry/counters.ts'
 import type { UdpSocketStats } from '../telemetry/kernel-drops.ts'
+import { Exposition } from './exposition.ts'
+import { addProcessMetrics } from './process-metrics.ts'
 
 const METRIC_PREFIX = 'statsd_filter_proxy_'
 
-/** What /metrics reads at scrape time; the hot path never calls into prom-client. */
+/** What /metrics reads at scrape time; the hot path never calls into the exposition. */
 export interface MetricsSource {
   counters: Counters
   /** The rule table in force (its mode is config().mode). */
@@ -25,34 +26,18 @@ export interface MetricsSource {
   workers: () => WorkerStats
 }
 
-/** A registry whose every data-path metric is filled in by a collect callback from the plain counters. */
-export function createMetricsRegistry(source: MetricsSource): Registry {
-  const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
+/** Every metric /metrics exposes, each read from `source` (the data path's plain counters) at scrape time. */
+export function createMetrics(source: MetricsSource): Exposition {
+  const exposition = new Exposition()
+  addProcessMetrics(exposition)
   const { counters: c } = source
-  const counter = (name: string, help: string, read: () => number): void => {
-    new Counter({
-      name: METRIC_PREFIX + name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(read())
-      },
-    })
-  }
-  /** A gauge with one label, set from `read()`: label value -> value. */
-  const labelled = (name: string, help: string, label: string, read: () => Record<string, number>): void => {
-    new Gauge({
-      name: METRIC_PREFIX + name,
-      help,
-      labelNames: [label],
-      registers: [registry],
-      collect() {
-        for (const [value, n] of Object.entries(read())) this.set({ [label]: value }, n)
-      },
-    })
-  }
+  const counter = (name: string, help: string, read: () => number): void =>
+    exposition.counter(METRIC_PREFIX + name, help, read)
+  /** A gauge with one label, read from `read()`: label value -> value. */
+  const labelled = (name: string, help: string, label: string, read: () => Record<string, number>): void =>
+    exposition.gauge(METRIC_PREFIX + name, help, () =>
+      Object.entries(read()).map(([value, n]) => [{ [label]: value }, n]),
+    )
   counter('datagrams_received_total', 'Datagrams read from the listen socket.', () => c.datagramsIn)
   counter('bytes_received_total', 'Bytes read from the listen socket.', () => c.bytesIn)
   counter('lines_received_total', 'Non-empty lines received.', () => c.linesIn)
@@ -70,72 +55,46 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   counter('datagrams_sent_total', 'Datagrams sent to the forward target.', () => c.datagramsOut)
   counter('bytes_sent_total', 'Bytes sent to the forward target.', () => c.bytesOut)
   counter('send_errors_total', 'Failed sends and asynchronous socket errors (e.g. ECONNREFUSED).', () => c.sendErrors)
-  new Counter({
-    name: METRIC_PREFIX + 'lines_dropped_total',
-    help: 'Lines not delivered, by reason. send_error lines were also counted as forwarded.',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect() {
-      this.reset()
-      this.inc({ reason: 'blocked' }, c.linesBlocked)
-      this.inc({ reason: 'malformed' }, c.linesMalformed)
-      this.inc({ reason: 'backpressure' }, c.linesDroppedBackpressure)
-      this.inc({ reason: 'send_error' }, c.linesSendFailed)
-    },
-  })
-  new Gauge({
-    name: METRIC_PREFIX + 'rules',
-    help: 'Rules loaded, by kind and by whether a match drops (enforce) or only counts (dry_run).',
-    labelNames: ['kind', 'action'],
-    registers: [registry],
-    collect() {
+  exposition.counter(
+    METRIC_PREFIX + 'lines_dropped_total',
+    'Lines not delivered, by reason. send_error lines were also counted as forwarded.',
+    () => [
+      [{ reason: 'blocked' }, c.linesBlocked],
+      [{ reason: 'malformed' }, c.linesMalformed],
+      [{ reason: 'backpressure' }, c.linesDroppedBackpressure],
+      [{ reason: 'send_error' }, c.linesSendFailed],
+    ],
+  )
+  exposition.gauge(
+    METRIC_PREFIX + 'rules',
+    'Rules loaded, by kind and by whether a match drops (enforce) or only counts (dry_run).',
+    () => {
       const rules = source.rules()
       const { mode } = source.config()
-      this.reset()
-      for (const kind of ['prefix', 'name'] as const) {
-        this.set({ kind, action: 'enforce' }, countRules(rules, mode, kind, false))
-        this.set({ kind, action: 'dry_run' }, countRules(rules, mode, kind, true))
-      }
+      return (['prefix', 'name'] as const).flatMap((kind) => [
+        [{ kind, action: 'enforce' }, countRules(rules, mode, kind, false)] as const,
+        [{ kind, action: 'dry_run' }, countRules(rules, mode, kind, true)] as const,
+      ])
     },
+  )
+  exposition.gauge(METRIC_PREFIX + 'config_info', 'The config in force: file hash, mode and format (value 1).', () => {
+    const config = source.config()
+    return [[{ hash: source.reload.hash ?? 'none', mode: config.mode, format: config.format }, 1]]
   })
-  new Gauge({
-    name: METRIC_PREFIX + 'config_info',
-    help: 'The config in force: file hash, mode and format (value 1).',
-    labelNames: ['hash', 'mode', 'format'],
-    registers: [registry],
-    collect() {
-      const config = source.config()
-      this.reset()
-      this.set({ hash: source.reload.hash ?? 'none', mode: config.mode, format: config.format }, 1)
-    },
-  })
-  new Counter({
-    name: METRIC_PREFIX + 'config_reloads_total',
-    help: 'Config reloads, by result.',
-    labelNames: ['result'],
-    registers: [registry],
-    collect() {
-      this.reset()
-      this.inc({ result: 'success' }, source.reload.successes)
-      this.inc({ result: 'failure' }, source.reload.failures)
-    },
-  })
-  new Gauge({
-    name: METRIC_PREFIX + 'config_last_reload_timestamp_seconds',
-    help: 'When the last reload attempt ended (0: none yet).',
-    registers: [registry],
-    collect() {
-      this.set((source.reload.lastAttemptMs ?? 0) / 1000)
-    },
-  })
-  new Gauge({
-    name: METRIC_PREFIX + 'config_last_reload_success',
-    help: '1 if the last reload attempt succeeded, 0 if it failed (1 before any).',
-    registers: [registry],
-    collect() {
-      this.set(source.reload.lastOk === false ? 0 : 1)
-    },
-  })
+  exposition.counter(METRIC_PREFIX + 'config_reloads_total', 'Config reloads, by result.', () => [
+    [{ result: 'success' }, source.reload.successes],
+    [{ result: 'failure' }, source.reload.failures],
+  ])
+  exposition.gauge(
+    METRIC_PREFIX + 'config_last_reload_timestamp_seconds',
+    'When the last reload attempt ended (0: none yet).',
+    () => (source.reload.lastAttemptMs ?? 0) / 1000,
+  )
+  exposition.gauge(
+    METRIC_PREFIX + 'config_last_reload_success',
+    '1 if the last reload attempt succeeded, 0 if it failed (1 before any).',
+    () => (source.reload.lastOk === false ? 0 : 1),
+  )
   labelled(
     'receive_buffer_bytes',
     'SO_RCVBUF of the listen socket: requested in the config and granted by the kernel.',
@@ -145,23 +104,16 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       granted: source.recvBuffer.granted,
     }),
   )
-  new Counter({
-    name: METRIC_PREFIX + 'kernel_receive_drops_total',
-    help: 'Datagrams the kernel dropped for the listen socket before the proxy read them (receive buffer full).',
-    registers: [registry],
-    collect() {
-      this.reset()
-      this.inc(source.kernel()?.drops ?? 0)
-    },
-  })
-  new Gauge({
-    name: METRIC_PREFIX + 'receive_queue_bytes',
-    help: "Bytes waiting in the listen socket's kernel receive queue.",
-    registers: [registry],
-    collect() {
-      this.set(source.kernel()?.rxQueue ?? 0)
-    },
-  })
+  counter(
+    'kernel_receive_drops_total',
+    'Datagrams the kernel dropped for the listen socket before the proxy read them (receive buffer full).',
+    () => source.kernel()?.drops ?? 0,
+  )
+  exposition.gauge(
+    METRIC_PREFIX + 'receive_queue_bytes',
+    "Bytes waiting in the listen socket's kernel receive queue.",
+    () => source.kernel()?.rxQueue ?? 0,
+  )
   labelled(
     'send_pool_buffers',
     'Output buffers: the pool size and how many hold datagrams being assembled or in flight.',
@@ -184,15 +136,10 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
     const workers = source.workers()
     return { configured: workers.configured, running: workers.running }
   })
-  new Counter({
-    name: METRIC_PREFIX + 'worker_lines_received_total',
-    help: 'Lines received per worker: how evenly the kernel spreads the traffic.',
-    labelNames: ['worker'],
-    registers: [registry],
-    collect() {
-      this.reset()
-      source.workers().linesIn.forEach((lines, worker) => this.inc({ worker: String(worker) }, lines))
-    },
-  })
-  return registry
+  exposition.counter(
+    METRIC_PREFIX + 'worker_lines_received_total',
+    'Lines received per worker: how evenly the kernel spreads the traffic.',
+    () => source.workers().linesIn.map((lines, worker) => [{ worker: String(worker) }, lines] as const),
+  )
+  return exposition
 }

@@ -1,16 +1,17 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { Registry } from 'prom-client'
 import type { Endpoint } from '../config/config.ts'
 import type { Mode, RuleStats } from '../match/rule-set.ts'
 import type { ReloadResult } from '../reload/reloader.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { TopReport } from '../telemetry/top-talkers.ts'
+import { CONTENT_TYPE } from './exposition.ts'
 
 export interface AdminHandlers {
   /** The listen socket is bound and a valid config is in force (false once shutdown starts). */
   ready(): boolean
-  registry: Registry
-  /** Brings what the registry reads up to date before a scrape (with workers, asks each for its counters). */
+  /** The Prometheus text of every metric, read now. */
+  metrics(): Promise<string>
+  /** Brings what metrics() reads up to date before a scrape (with workers, asks each for its counters). */
   refresh?(): Promise<void>
   /** The mode in force, which /rules reports with the rules. */
   mode(): Mode
@@ -67,8 +68,8 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
     case '/metrics': {
       if (!get) return methodNotAllowed(res, 'GET')
       await h.refresh?.()
-      const body = await h.registry.metrics()
-      res.writeHead(200, { 'content-type': h.registry.contentType })
+      const body = await h.metrics()
+      res.writeHead(200, { 'content-type': CONTENT_TYPE })
       res.end(body)
       return
     }
