@@ -7,7 +7,7 @@ import { formatProblem } from './config/errors.ts'
 import { startLocalPlane, type DataPlane, type RulesInForce, type WorkerStats } from './data-plane.ts'
 import type { PackedRules } from './match/packed-rules.ts'
 import { shareRules, type RuleStats } from './match/rule-set.ts'
-import type { Trie } from './match/trie.ts'
+import { Trie } from './match/trie.ts'
 import type { ResolvedAddress } from './net/address.ts'
 import { startOperations, type Operations } from './operations.ts'
 import type { ListenInfo } from './receive/listener.ts'
@@ -60,9 +60,12 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
   const settings = compiled.config
   for (const warning of settings.warnings) log.warn(formatProblem(settings.file, warning))
   const count = workerCount(settings.workers)
-  // Reader threads share one copy of the rules; the copy on the heap is then garbage.
-  const inMemory = (rules: PackedRules, trie: Trie): { rules: PackedRules; trie: Trie } =>
-    count > 1 ? shareRules(rules, trie) : { rules, trie }
+  // Reader threads share one copy of the rules (a rule set from the loader thread is there already).
+  const inMemory = (rules: PackedRules, trie: Trie): { rules: PackedRules; trie: Trie } => {
+    if (count === 1) return { rules, trie }
+    const inShared = shareRules(rules, trie.data())
+    return { rules: inShared.rules, trie: new Trie(inShared.trie) }
+  }
   let inForce: RulesInForce = { generation: 0, settings, ...inMemory(compiled.rules, compiled.trie), inherit: null }
   const planeOptions = { settings, rules: inForce, log, dnsIntervalMs: options.dnsIntervalMs, resolve: options.resolve }
   const plane: DataPlane =

@@ -29,6 +29,23 @@ t.test('a worker thread loads and compiles the same rules as the event loop woul
   t.equal(match(trie, 'app.requests.old'), 2)
 })
 
+t.test('with workers > 1 the compiled arrays arrive in shared memory; with one reader, as copies', async (t) => {
+  const text = 'blocklist:\n  prefixes: [legacy.]\n  names: [app.old]\n'
+  const dir = t.testdir({ 'one.yaml': text, 'two.yaml': `workers: 2\n${text}` })
+  for (const [name, shared] of [
+    ['one.yaml', false],
+    ['two.yaml', true],
+  ] as const) {
+    const { rules, trie } = await loadAndCompile(join(dir, name))
+    const { base, check, prefixRule, exactRule } = trie.data()
+    for (const array of [rules.patterns, rules.starts, rules.dryRun, base, check, prefixRule, exactRule]) {
+      t.equal(array.buffer instanceof SharedArrayBuffer, shared, `${name}: ${array.constructor.name}`)
+    }
+    t.equal(match(trie, 'legacy.x'), 0)
+    t.equal(match(trie, 'app.old'), 1)
+  }
+})
+
 t.test('a worker thread reports config problems like loadConfig', async (t) => {
   const dir = t.testdir({ 'bad.yaml': 'forward: { port: 0 }\n' })
   const file = join(dir, 'bad.yaml')

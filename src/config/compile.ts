@@ -28,6 +28,8 @@ export function compileConfig(config: Config): Compiled {
 export type WorkerRequest = { file: string; previous: PackedRules | null }
 
 export type WorkerReply =
+  /** Asks for the shared buffers the compiled arrays go into (this thread allocates them). */
+  | { ok: 'sizes'; sizes: number[] }
   | { ok: true; config: Settings; rules: PackedRules; trie: TrieData; hash: string; inherit: Int32Array | null }
   | { ok: false; problems: ConfigProblem[] }
   | { ok: false; error: string }
@@ -35,8 +37,10 @@ export type WorkerReply =
 /**
  * Reads, validates and compiles a config file on a worker thread. A list of 100,000 rules takes a YAML
  * document of some hundred MB and a second or more to build: off the event loop it stalls nothing, and the
- * worker's heap is returned to the system when it exits, so the proxy keeps only the compiled arrays. What
- * crosses back is one string and typed arrays (a million rule objects would take seconds to deserialize).
+ * worker's heap is returned to the system when it exits, so the proxy keeps only the compiled arrays. They
+ * come back as copies of typed arrays (a million rule objects would take seconds to deserialize), or with
+ * `workers` > 1 in SharedArrayBuffers this thread allocates at the worker's request (shareRules): a reference
+ * each, nothing to deserialize.
  * With `previous`, the worker also maps the previous rule set's rules onto the new one, so hit counts of the
  * rules that stay survive a reload without work on the event loop.
  */
@@ -44,8 +48,9 @@ export function loadAndCompile(file: string, previous: PackedRules | null = null
   const workerData: WorkerRequest = { file, previous }
   const worker = new Worker(siblingModule(import.meta.url, 'compile-worker'), { workerData })
   return new Promise((resolve, reject) => {
-    worker.once('message', (reply: WorkerReply) => {
-      if (reply.ok) {
+    worker.on('message', (reply: WorkerReply) => {
+      if (reply.ok === 'sizes') worker.postMessage(reply.sizes.map((size) => new SharedArrayBuffer(size)))
+      else if (reply.ok) {
         const inherit = previous !== null && reply.inherit !== null ? { from: previous, to: reply.inherit } : null
         resolve({ config: reply.config, rules: reply.rules, trie: new Trie(reply.trie), hash: reply.hash, inherit })
       } else if ('problems' in reply) reject(new ConfigError(file, reply.problems))
