@@ -179,7 +179,7 @@ async function main(): Promise<void> {
   const prefixes = (n: number): string =>
     `{ prefixes: Array.from({ length: ${n} }, (_, i) => 'legacy.team' + i + '.metric.'), names: [] }`
   const arrays = (rules: string, trie: string): string =>
-    `${rules}.text.length + ${rules}.starts.byteLength + ${rules}.dryRun.byteLength + ` +
+    `${rules}.patterns.byteLength + ${rules}.starts.byteLength + ${rules}.dryRun.byteLength + ` +
     `${trie}.base.byteLength + ${trie}.check.byteLength + ${trie}.prefixRule.byteLength + ${trie}.exactRule.byteLength`
   const structures: [string, string, string, string][] = [1000, 100_000].flatMap(
     (n): [string, string, string, string][] => [
