@@ -18,7 +18,7 @@ try {
   const { blocklist, ...settings } = parseConfig(file, bytes.toString('utf8'))
   const compiled = compileBlocklist(blocklist)
   // With reader threads, into shared memory the event loop's thread allocates: it receives a reference, not a
-  // copy to deserialize (1,000,000 prefixes: the reload paused it 36 ms, against 234 ms when it copied them
+  // copy to deserialize (1,000,000 prefixes: the reload paused it 30-64 ms, against 234 ms when it copied them
   // into shared memory itself). Allocated here, that memory would pin this thread's malloc arena after the
   // thread exits (100,000 prefixes idled at 80 MB RSS, against 70 MB). With one reader the copy is kept:
   // garbage old rules in shared memory were released later (RSS after a reload of 1,000,000 prefixes

@@ -29,8 +29,8 @@ export function sharedSizes(rules: PackedRules, trie: TrieData): number[] {
 /**
  * The rule table and compiled trie with every array in shared memory: reader threads (`workers: N`) then use
  * one copy, and a rule set crosses from the loader thread and to the readers as a reference, never copied or
- * deserialized on the event loop (1,000,000 prefixes: receiving them as copies paused the loop 63 ms; copying
- * them into shared memory there, 234 ms). An array already in shared memory stays; the others are copied into
+ * deserialized on the event loop (1,000,000 prefixes with two readers: the reload paused the loop 30-64 ms;
+ * copying them into shared memory there, 234 ms). An array already in shared memory stays; the others are copied into
  * `buffers` (sized by sharedSizes) or into new ones.
  */
 export function shareRules(
