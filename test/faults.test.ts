@@ -573,8 +573,13 @@ t.test(
             `${who}: record ${i + 1}: suppressed = every malformed line since the previous record but this one`,
           )
         }
+        // At most 80 bytes of the line, each shown as at most 4 printable characters (\xNN), then the count of
+        // the rest: a bound on the length whatever the random bytes were.
+        const sample = ws[0].sample
         t.ok(
-          typeof ws[0].sample === 'string' && (ws[0].sample as string).length <= 80 + 20,
+          typeof sample === 'string' &&
+            sample.length <= 80 * 4 + '...(+65535 bytes)'.length &&
+            /^[\x20-\x7e]*$/.test(sample),
           `${who}: the sample is short and escaped`,
         )
       }

@@ -71,7 +71,10 @@ async function main(): Promise<void> {
   }
   // Messages are handled one after the other, so a snapshot never sees a rule set half applied.
   let queue = Promise.resolve()
+  let stopped = false
   const handle = async (message: ToReader): Promise<void> => {
+    // A request that crossed the shutdown finds nothing to ask: the control plane's wait for it times out.
+    if (stopped) return
     switch (message.type) {
       case 'rules': {
         log.level = message.rules.settings.log.level
@@ -81,6 +84,7 @@ async function main(): Promise<void> {
       case 'snapshot':
         return snapshot(plane, message)
       case 'shutdown':
+        stopped = true
         await plane.close()
         send({ type: 'stopped' })
         port.close()

@@ -42,6 +42,8 @@ class ConnectedUdpTarget implements Target {
   }
 
   queue(): SendQueue {
+    // Closed, nothing is queued; and Node 24 throws for a closed socket's queue (Node 20 said 0).
+    if (this.closed) return { count: 0, bytes: 0 }
     return { count: this.socket.getSendQueueCount(), bytes: this.socket.getSendQueueSize() }
   }
 
