@@ -53,7 +53,5 @@ export type FromReader =
   | { type: 'applied'; generation: number; pauseMs: number }
   /** A log line of the reader's logger (JSON), for the control plane's logger to write. */
   | { type: 'log'; line: string }
-  /** The data path drained and closed. */
-  | { type: 'stopped' }
   /** The data path could not start (the forward host unknown). */
   | { type: 'failed'; error: string }

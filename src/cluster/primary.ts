@@ -162,8 +162,6 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
                 return reader.onSnapshot(message)
               case 'applied':
                 return reader.onApplied(message.generation, message.pauseMs)
-              case 'stopped':
-                return
             }
           })
           reader.worker.on('error', (err) => (reader.ready ? failed(reader, err) : reject(err)))

@@ -14,9 +14,12 @@ const port: MessagePort = parentPort
 const data = workerData as ReaderData
 const send = (message: FromReader): void => port.postMessage(message)
 
-/** Records go to the control plane's logger as JSON lines: one log stream, in the order they happen. */
+/**
+ * Records go to the control plane's logger as JSON lines (one log stream, in the order they happen), which adds
+ * the time, pid, name and `worker`: none of them here, or they would appear twice.
+ */
 const log: Logger = pino(
-  { level: data.rules.settings.log.level, base: { worker: data.index }, timestamp: false },
+  { level: data.rules.settings.log.level, base: null, timestamp: false },
   { write: (line: string) => send({ type: 'log', line }) },
 )
 
@@ -71,10 +74,7 @@ async function main(): Promise<void> {
   }
   // Messages are handled one after the other, so a snapshot never sees a rule set half applied.
   let queue = Promise.resolve()
-  let stopped = false
   const handle = async (message: ToReader): Promise<void> => {
-    // A request that crossed the shutdown finds nothing to ask: the control plane's wait for it times out.
-    if (stopped) return
     switch (message.type) {
       case 'rules': {
         log.level = message.rules.settings.log.level
@@ -84,9 +84,8 @@ async function main(): Promise<void> {
       case 'snapshot':
         return snapshot(plane, message)
       case 'shutdown':
-        stopped = true
+        // The thread ends with the port; the control plane waits for its exit.
         await plane.close()
-        send({ type: 'stopped' })
         port.close()
     }
   }

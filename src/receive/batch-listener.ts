@@ -1,4 +1,3 @@
-import { isIPv4 } from 'node:net'
 import { resolveHost } from '../net/address.ts'
 import {
   AF_INET,
@@ -76,13 +75,13 @@ export async function listenBatch(
 async function openSocket(libc: Libc, options: ListenOptions): Promise<SharedSocket> {
   const { address, family } = await resolveHost(options.host)
   const fd = libc.socket(family === 6 ? AF_INET6 : AF_INET, SOCKET_TYPE, 0)
-  if (fd < 0) throw socketError(libc, 'socket', address, options.port)
+  if (fd < 0) throw errnoError(libc, 'socket', `${address}:${options.port}`)
   try {
     const size = Int32Array.of(Math.min(options.recvBufferSize, 2 ** 31 - 1))
     // As Node does: a refused size is not fatal; what was granted is reported.
     libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4)
     const addr = sockaddr(libc, family, address, options.port)
-    if (libc.bind(fd, addr, addr.length) !== 0) throw socketError(libc, 'bind', address, options.port)
+    if (libc.bind(fd, addr, addr.length) !== 0) throw errnoError(libc, 'bind', `${address}:${options.port}`)
     const bound = Buffer.alloc(SOCKADDR_SIZE)
     libc.getsockname(fd, bound, [SOCKADDR_SIZE])
     const granted = new Int32Array(1)
@@ -95,17 +94,14 @@ async function openSocket(libc: Libc, options: ListenOptions): Promise<SharedSoc
   }
 }
 
+/** sockaddr_in (family, port, address at 4) or sockaddr_in6 (family, port, flowinfo, address at 8, scope id). */
 function sockaddr(libc: Libc, family: 4 | 6, address: string, port: number): Buffer {
-  const addr = Buffer.alloc(SOCKADDR_SIZE)
-  addr.writeUInt16LE(family === 6 ? AF_INET6 : AF_INET, 0)
+  const addr = Buffer.alloc(family === 6 ? SOCKADDR_SIZE : 16)
+  const af = family === 6 ? AF_INET6 : AF_INET
+  addr.writeUInt16LE(af, 0)
   addr.writeUInt16BE(port, 2)
-  if (family === 4 && isIPv4(address)) {
-    addr.set(address.split('.').map(Number), 4)
-    return addr.subarray(0, 16)
-  }
-  // sockaddr_in6: flowinfo at 4, the address at 8, scope id at 24.
-  if (libc.inet_pton(AF_INET6, address, addr.subarray(8, 24)) !== 1) {
-    throw Object.assign(new Error(`bind EINVAL ${address}:${port} (not an IPv6 address this listener can bind)`), {
+  if (libc.inet_pton(af, address, family === 6 ? addr.subarray(8, 24) : addr.subarray(4, 8)) !== 1) {
+    throw Object.assign(new Error(`bind EINVAL ${address}:${port} (not an address this listener can bind)`), {
       code: 'EINVAL',
       syscall: 'bind',
     })
@@ -113,17 +109,12 @@ function sockaddr(libc: Libc, family: 4 | 6, address: string, port: number): Buf
   return addr
 }
 
-/** An error shaped as Node's socket errors are (`bind EADDRINUSE 0.0.0.0:8125`, with code and syscall). */
-function socketError(libc: Libc, syscall: string, address: string, port: number): Error {
+/** The last call's errno as Node shapes socket errors (`bind EADDRINUSE 0.0.0.0:8125`, with code and syscall). */
+function errnoError(libc: Libc, syscall: string, where?: string): Error & { code: string } {
   const errno = libc.errno()
   const code = libc.errnoName(errno)
-  return Object.assign(new Error(`${syscall} ${code} ${address}:${port}`), {
-    code,
-    errno: -errno,
-    syscall,
-    address,
-    port,
-  })
+  const message = where === undefined ? `${syscall} ${code}` : `${syscall} ${code} ${where}`
+  return Object.assign(new Error(message), { code, errno: -errno, syscall })
 }
 
 class BatchReceiver {
@@ -133,18 +124,19 @@ class BatchReceiver {
   private readonly onError: ListenOptions['onError']
   /** Wakes the poll at close. */
   private readonly wakeFd: number
-  /** One native area: two pollfds, VLEN mmsghdrs, VLEN iovecs, then VLEN slots of datagram bytes. */
+  /** One native area: two pollfds (at its start), VLEN mmsghdrs, VLEN iovecs, then VLEN slots of datagram bytes. */
   private readonly memory: Pointer
-  private readonly pollFds: Pointer
   private readonly headers: Pointer
   /** msg_len of header i at lengths[i * stride]. */
   private readonly lengths: Uint32Array
   private readonly lengthStride: number
   private readonly data: Buffer
-  /** One timer per whole millisecond of delay, made on first use and re-armed with refresh(): a tick allocates nothing. */
+  /**
+   * One timer per whole millisecond of delay, made on first use and re-armed with refresh(): a tick allocates
+   * nothing. At most one is armed (a tick arms the next); close clears them all.
+   */
   private readonly timers: (NodeJS.Timeout | null)[]
   private readonly maxDelay: number
-  private armed: NodeJS.Timeout | null = null
   private polling = false
   private emptyTicks = 0
   /** Datagrams per millisecond, smoothed over ticks. */
@@ -157,8 +149,7 @@ class BatchReceiver {
 
   constructor(libc: Libc, fd: number, options: ListenOptions & ReceiveOptions) {
     const wakeFd = libc.eventfd(0, EVENTFD_FLAGS)
-    if (wakeFd < 0)
-      throw new Error(`eventfd ${libc.errnoName(libc.errno())}: the receive tick cannot be woken at close`)
+    if (wakeFd < 0) throw errnoError(libc, 'eventfd')
     this.libc = libc
     this.fd = fd
     this.wakeFd = wakeFd
@@ -192,7 +183,6 @@ class BatchReceiver {
       bytes.setBigUint64(vector, base + BigInt(dataAt + i * SLOT), true)
       bytes.setBigUint64(vector + 8, BigInt(SLOT), true)
     }
-    this.pollFds = this.memory
     this.headers = base + BigInt(headersAt)
     this.lengths = new Uint32Array(area, headersAt + msgLen, ((VLEN - 1) * mmsghdr) / 4 + 1)
     this.lengthStride = mmsghdr / 4
@@ -208,8 +198,6 @@ class BatchReceiver {
   close(): Promise<void> {
     this.closed ??= new Promise<void>((resolve) => {
       this.finishClose = resolve
-      if (this.armed !== null) clearTimeout(this.armed)
-      this.armed = null
       if (this.polling) {
         // Wakes the poll on the pool thread; its callback releases everything.
         this.libc.write(this.wakeFd, WAKE, 8)
@@ -219,8 +207,6 @@ class BatchReceiver {
   }
 
   private read(): void {
-    this.armed = null
-    if (this.closed !== null) return
     const libc = this.libc
     const lengths = this.lengths
     const stride = this.lengthStride
@@ -255,27 +241,25 @@ class BatchReceiver {
       return this.arm(this.maxDelay)
     }
     this.emptyTicks = 0
-    this.arm(this.rate > 0 ? Math.min(this.maxDelay, Math.max(1, Math.floor(TARGET_BATCH / this.rate))) : this.maxDelay)
+    // total > 0, so rate > 0.
+    this.arm(Math.min(this.maxDelay, Math.max(1, Math.floor(TARGET_BATCH / this.rate))))
   }
 
   private readError(): void {
     const errno = this.libc.errno()
-    if (errno === EAGAIN || errno === EINTR) return
-    const code = this.libc.errnoName(errno)
-    this.onError(Object.assign(new Error(`recvmmsg ${code}`), { code, errno: -errno, syscall: 'recvmmsg' }))
+    if (errno !== EAGAIN && errno !== EINTR) this.onError(errnoError(this.libc, 'recvmmsg'))
   }
 
   private arm(delay: number): void {
-    let timer = this.timers[delay]
-    if (timer === null) timer = this.timers[delay] = setTimeout(this.tick, delay)
+    const timer = this.timers[delay]
+    if (timer === null) this.timers[delay] = setTimeout(this.tick, delay)
     else timer.refresh()
-    this.armed = timer
   }
 
   private idle(): void {
     this.emptyTicks = 0
     this.polling = true
-    this.libc.pollAsync(this.pollFds, 2, -1, this.ready)
+    this.libc.pollAsync(this.memory, 2, -1, this.ready)
   }
 
   private wake(err: unknown): void {
