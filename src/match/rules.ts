@@ -18,8 +18,12 @@ export interface RuleSpec {
 
 /** A blocklist: each entry a pattern, or a pattern with options. */
 export interface Blocklist {
-  readonly prefixes: readonly (string | RuleSpec)[]
-  readonly names: readonly (string | RuleSpec)[]
+  readonly prefixes: readonly (string | TagRuleSpec)[]
+  readonly names: readonly (string | TagRuleSpec)[]
+  /** Name patterns: `*` one or more bytes other than `.`, `**` one or more bytes. */
+  readonly globs?: readonly (string | TagRuleSpec)[]
+  /** Drop any metric line carrying one of these tags (`k:v`) or keys (`k`). */
+  readonly tags?: readonly (string | RuleSpec)[]
 }
 
 /** The rule table of a blocklist: prefixes first, then names, each in the order the config gives them. */
@@ -32,4 +36,55 @@ export function rulesFromBlocklist(blocklist: Blocklist): Rule[] {
   for (const entry of blocklist.prefixes) add('prefix', entry)
   for (const entry of blocklist.names) add('name', entry)
   return rules
+}
+
+/** A tag condition, a blocklist.tags entry, a strip key: compared byte for byte with a line's tags. */
+export interface TagRuleSpec extends RuleSpec {
+  /** A block rule's tag condition: the rule applies only to lines carrying this tag (`k:v`) or key (`k`). */
+  readonly tag?: string
+}
+
+/** The metric types a strip rule may limit itself to (the first field after the value). */
+export const METRIC_TYPES = ['c', 'g', 'ms', 'h', 's', 'd'] as const
+export type MetricType = (typeof METRIC_TYPES)[number]
+
+/** Which metric names a strip rule (or an allowlist) selects: a name matching any entry. */
+export interface Selector {
+  readonly prefixes: readonly string[]
+  readonly names: readonly string[]
+  readonly globs: readonly string[]
+}
+
+/** When present, a metric line whose name matches no entry is dropped (reason not_allowed). */
+export interface Allowlist extends Selector {
+  /** Count what would be dropped, forward it. */
+  readonly dryRun: boolean
+}
+
+/** Per-metric tag stripping; exactly one of `keys` and `keepOnly` is set. */
+export interface StripRule {
+  readonly metrics: Selector
+  /** Remove every tag with one of these keys. */
+  readonly keys: readonly string[] | null
+  /** Remove every tag whose key is not listed (the agent's instruction keys excepted). */
+  readonly keepOnly: readonly string[] | null
+  readonly dryRun: boolean
+  /** Only lines of these types; null = every type, unknown ones included. */
+  readonly types: readonly MetricType[] | null
+}
+
+/** Hygiene guards; a metric line over one is dropped (reason over_limit). null = no limit. */
+export interface Limits {
+  readonly maxNameLength: number | null
+  readonly maxTags: number | null
+  readonly maxTagLength: number | null
+  readonly dryRun: boolean
+}
+
+/** Every rule of a config: what the loader thread compiles and a reload swaps whole. */
+export interface FilterRules {
+  readonly blocklist: Blocklist
+  readonly allowlist: Allowlist | null
+  readonly stripTags: readonly StripRule[]
+  readonly limits: Limits
 }
