@@ -8,12 +8,8 @@
 import fc from 'fast-check'
 import { parseArgs } from 'node:util'
 import { int } from './lib/table.ts'
-import {
-  checkAgainstReference,
-  referenceProperty,
-  type Blocklist,
-  type ReferenceCheck,
-} from '../test/fixtures/reference.ts'
+import type { FilterRules } from '../src/match/rules.ts'
+import { checkAgainstReference, referenceProperty, type Mode, type ReferenceCheck } from '../test/fixtures/reference.ts'
 
 /** fast-check runs per batch: each batch is one fc.check with its own seed, so a failure replays on its own. */
 const RUNS_PER_BATCH = 5000
@@ -34,7 +30,20 @@ const maxMinutes = Number(flags['max-minutes'])
 if (!(maxMinutes > 0 && maxMinutes <= 240))
   throw new Error(`--max-minutes: expected a number in (0, 240], got ${flags['max-minutes']}`)
 
-const totals = { runs: 0, datagrams: 0, bytes: 0, lines: 0, forwarded: 0, blocked: 0, malformed: 0, datagramsOut: 0 }
+const totals = {
+  runs: 0,
+  datagrams: 0,
+  bytes: 0,
+  lines: 0,
+  forwarded: 0,
+  blocked: 0,
+  malformed: 0,
+  notAllowed: 0,
+  overLimit: 0,
+  linesStripped: 0,
+  tagsStripped: 0,
+  datagramsOut: 0,
+}
 const count = (datagrams: Buffer[], check: ReferenceCheck): void => {
   const c = check.actual.counters
   totals.runs++
@@ -44,6 +53,10 @@ const count = (datagrams: Buffer[], check: ReferenceCheck): void => {
   totals.forwarded += c.linesForwarded
   totals.blocked += c.linesBlocked
   totals.malformed += c.linesMalformed
+  totals.notAllowed += check.expected.notAllowed
+  totals.overLimit += check.expected.overLimit
+  totals.linesStripped += check.expected.linesTagsStripped
+  totals.tagsStripped += check.expected.tagsStripped
   totals.datagramsOut += c.datagramsOut
 }
 // A failing batch's shrinking runs the property again and again: only runs of batches that passed are counted.
@@ -55,8 +68,9 @@ const elapsedS = (): number => Number(process.hrtime.bigint() - started) / 1e9
 const summary = (): string =>
   [
     `datagrams ${int(totals.datagrams)} (${int(totals.bytes)} bytes) in ${int(totals.runs)} runs of the property`,
-    `lines ${int(totals.lines)}: forwarded ${int(totals.forwarded)}, blocked ${int(totals.blocked)}, malformed ${int(totals.malformed)} ` +
-      `(forwarded in ${int(totals.datagramsOut)} datagrams)`,
+    `lines ${int(totals.lines)}: forwarded ${int(totals.forwarded)}, blocked ${int(totals.blocked)}, malformed ${int(totals.malformed)}, ` +
+      `not allowed ${int(totals.notAllowed)}, over limit ${int(totals.overLimit)} (forwarded in ${int(totals.datagramsOut)} datagrams)`,
+    `tags stripped ${int(totals.tagsStripped)} from ${int(totals.linesStripped)} lines`,
     `time ${elapsedS().toFixed(1)} s (${int(totals.datagrams / elapsedS())} datagrams/s)`,
     `seed ${baseSeed} (batches of ${int(RUNS_PER_BATCH)} runs, seeds ${baseSeed} + batch number); replay: node dist/bench/fuzz.js ${wanted} --seed ${baseSeed}`,
   ].join('\n')
@@ -92,19 +106,17 @@ function main(): number {
 }
 
 /** What the reference kept and what the proxy forwarded for the shrunk counterexample, side by side. */
-function describe(blocklist: Blocklist, datagrams: Buffer[], size: number): void {
-  console.log(`blocklist: ${JSON.stringify(blocklist)}, maxPacketSize: ${size}`)
+function describe(rules: FilterRules, mode: Mode, datagrams: Buffer[], size: number): void {
+  console.log(`rules: ${JSON.stringify(rules)}, mode: ${mode}, maxPacketSize: ${size}`)
   console.log(`datagrams (latin1): ${JSON.stringify(datagrams.map((d) => d.toString('latin1')))}`)
   try {
-    const { expected, actual } = checkAgainstReference(blocklist, datagrams, size)
-    const c = actual.counters
+    const { expected, actual, mismatches } = checkAgainstReference(rules, datagrams, size, mode)
+    const { kept, ...counts } = expected
+    console.log(`reference kept: ${JSON.stringify(kept)}; ${JSON.stringify(counts)}`)
     console.log(
-      `reference kept: ${JSON.stringify(expected.kept)}; blocked ${expected.blocked}, malformed ${expected.malformed}`,
+      `proxy forwarded: ${JSON.stringify(actual.lines)}; counters: ${JSON.stringify(actual.counters.snapshot())}`,
     )
-    console.log(
-      `proxy forwarded: ${JSON.stringify(actual.lines)}; counters: in ${c.linesIn}, forwarded ${c.linesForwarded}, ` +
-        `blocked ${c.linesBlocked}, malformed ${c.linesMalformed}, dropped ${c.linesDroppedBackpressure}`,
-    )
+    console.log(`mismatches: ${mismatches.join('; ')}`)
   } catch (err) {
     console.log(`the proxy path threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
   }
