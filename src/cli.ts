@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { compileConfig, loadAndCompile, type Compiled } from './config/compile.ts'
 import { configPath, loadConfig } from './config/load.ts'
 import { ConfigError, formatProblem } from './config/errors.ts'
-import { ruleKinds } from './match/packed-rules.ts'
+import { ruleKinds } from './match/rule-set.ts'
 import { startProxy, WATCH, type Proxy } from './proxy.ts'
 import { createLogger } from './telemetry/logger.ts'
 
@@ -73,8 +73,12 @@ async function main(argv: string[]): Promise<number> {
   const { config } = compiled
   if (args.check) {
     for (const w of config.warnings) process.stdout.write(`warning: ${formatProblem(file, w)}\n`)
-    const { prefixes, names } = ruleKinds(compiled.rules)
-    process.stdout.write(`${file}: OK (${config.format}, ${prefixes} prefixes, ${names} names)\n`)
+    const { prefixes, names, ...tagRules } = ruleKinds(compiled)
+    const more = Object.entries(tagRules)
+      .filter(([, n]) => n > 0)
+      .map(([kind, n]) => `, ${n} ${kind}`)
+      .join('')
+    process.stdout.write(`${file}: OK (${config.format}, ${prefixes} prefixes, ${names} names${more})\n`)
     return 0
   }
 

@@ -1,6 +1,7 @@
 import { DEFAULTS, type Settings } from './config/config.ts'
 import type { PackedRules } from './match/packed-rules.ts'
 import { RuleSet, type RuleStats } from './match/rule-set.ts'
+import type { TagRulesData } from './match/tag-rules.ts'
 import type { Trie } from './match/trie.ts'
 import { isLoopback, type ResolvedAddress } from './net/address.ts'
 import { createPipeline, type Pipeline } from './pipeline.ts'
@@ -22,6 +23,7 @@ export interface RulesInForce {
   settings: Settings
   rules: PackedRules
   trie: Trie
+  tags: TagRulesData | null
   /** Maps generation - 1's rules onto these, so hits of the rules that stay carry over; null at start. */
   inherit: Int32Array | null
 }
@@ -80,7 +82,7 @@ export interface LocalPlane extends DataPlane {
   readonly socket: SharedSocket | null
 }
 
-const ruleSet = (next: RulesInForce): RuleSet => new RuleSet(next.rules, next.trie, next.settings.mode, next.generation)
+const ruleSet = (next: RulesInForce): RuleSet => new RuleSet(next, next.settings.mode, next.generation)
 
 /** The data plane in this process: the listen socket, the pipeline with the rules in force, the forward socket. */
 export async function startLocalPlane(options: LocalPlaneOptions): Promise<LocalPlane> {

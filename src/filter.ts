@@ -1,8 +1,10 @@
 import type { Assembler } from './batch/assembler.ts'
 import type { RuleSet } from './match/rule-set.ts'
+import { ALLOW, BLOCK, STRIP, tablePriority, type TagRules } from './match/tag-rules.ts'
 import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
-import type { Counters } from './telemetry/counters.ts'
+import { keyEnd, nextPipe, TagCursor, typeSlot } from './scan/tags.ts'
+import { Counters } from './telemetry/counters.ts'
 import type { WarningGate } from './telemetry/rate-limit.ts'
 import type { Insights } from './telemetry/top-talkers.ts'
 
@@ -19,10 +21,13 @@ export interface LineFilterOptions {
   insights: Insights | null
 }
 
+/** Lower than any rule's precedence. */
+const NO_PRIORITY = -(2 ** 31)
+
 /**
  * The per-datagram path: scan the lines in place, match each metric name against the rules in force, hand
- * survivors to the assembler. Every line ends up counted in exactly one of forwarded, blocked, malformed,
- * dropped (a dry-run match is forwarded, and also counted as would-block).
+ * survivors to the assembler. Every line ends up counted in exactly one of forwarded, blocked, not allowed, over
+ * a limit, malformed, dropped (a dry-run match is forwarded, and also counted as would-block / would-drop).
  */
 export class LineFilter implements LineSink {
   private ruleSet: RuleSet
@@ -33,6 +38,8 @@ export class LineFilter implements LineSink {
   private readonly insights: Insights | null
   /** The time stamped on rule hits: read from the clock once a second by tick(), never per line. */
   private nowMs = Date.now()
+  /** Walks a line's tags; one for every line, reset per use. */
+  private readonly cursor = new TagCursor()
 
   constructor(options: LineFilterOptions) {
     this.ruleSet = options.rules
@@ -66,6 +73,10 @@ export class LineFilter implements LineSink {
 
   metric(buf: Buffer, start: number, nameEnd: number, end: number): void {
     const rs = this.ruleSet
+    if (rs.tagMatcher !== null) {
+      this.tagged(rs, rs.tagMatcher, buf, start, nameEnd, end)
+      return
+    }
     const rule = rs.trie.match(buf, start, nameEnd)
     const insights = this.insights
     if (rule === -1) {
@@ -84,6 +95,219 @@ export class LineFilter implements LineSink {
     } else {
       this.counters.linesBlocked++
       if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
+    }
+  }
+
+  /**
+   * A metric line under tag rules: limits, then the block rules (name and tag), then the allowlist, then tag
+   * stripping (see README, "Tag rules"). Only what the rules in force need is walked.
+   */
+  private tagged(rs: RuleSet, tr: TagRules, buf: Buffer, start: number, nameEnd: number, end: number): void {
+    const counters = this.counters
+    const insights = this.insights
+    const typeStart = nextPipe(buf, nameEnd + 1, end) + 1
+    const typeEnd = nextPipe(buf, typeStart, end)
+    if (
+      (tr.maxNameLength > 0 && nameEnd - start > tr.maxNameLength) ||
+      (tr.tagLimits && this.overTagLimits(tr, buf, typeEnd, end))
+    ) {
+      if (!tr.limitsDryRun) {
+        counters.linesOverLimit++
+        if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
+        return
+      }
+      counters.linesWouldOverLimit++
+    }
+
+    let block = rs.trie.match(buf, start, nameEnd)
+    let blockPriority = block === -1 ? NO_PRIORITY : tablePriority(rs.table, block)
+    let allow = -1
+    let allowPriority = NO_PRIORITY
+    let strips = 0
+    let slot = -1
+    const first = tr.firstIndex
+    const found = tr.found
+    const n = tr.candidates(buf, start, nameEnd)
+    tr.beginLine()
+    for (let k = 0; k < n; k++) {
+      const r = found[k]
+      const action = tr.action[r]
+      const index = first + r
+      if (action === BLOCK) {
+        const p = tr.priority[r]
+        if (
+          (p > blockPriority || (p === blockPriority && index < block)) &&
+          (!tr.conditional(r) || this.carries(tr, r, buf, typeEnd, end))
+        ) {
+          block = index
+          blockPriority = p
+        }
+      } else if (action === ALLOW) {
+        const p = tr.priority[r]
+        if (p > allowPriority || (p === allowPriority && index < allow)) {
+          allow = index
+          allowPriority = p
+        }
+      } else if (action === STRIP) {
+        if (slot === -1) slot = typeSlot(buf, typeStart, typeEnd)
+        if (tr.appliesToType(r, slot) && tr.firstTime(r)) tr.applying[strips++] = r
+      }
+    }
+    if (block === -1 && tr.blockTags) block = this.tagBlock(tr, buf, typeEnd, end)
+    if (block !== -1) {
+      this.hit(rs, block)
+      if (rs.dryRun[block] === 1) counters.linesWouldBlock++
+      else {
+        counters.linesBlocked++
+        if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
+        return
+      }
+    }
+    if (tr.allowlist) {
+      if (allow !== -1) this.hit(rs, allow)
+      else if (tr.allowlistDryRun) counters.linesWouldNotAllow++
+      else {
+        counters.linesNotAllowed++
+        if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
+        return
+      }
+    }
+    if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
+    if (strips === 0) this.assembler.append(buf, start, end)
+    else this.strip(rs, tr, strips, buf, start, end, typeEnd, slot)
+  }
+
+  private hit(rs: RuleSet, index: number): void {
+    if (this.insights === null) return
+    rs.hits[index]++
+    rs.lastHitMs[index] = this.nowMs
+  }
+
+  private overTagLimits(tr: TagRules, buf: Buffer, typeEnd: number, end: number): boolean {
+    const cursor = this.cursor
+    const maxTags = tr.maxTags
+    const maxTagLength = tr.maxTagLength
+    let count = 0
+    cursor.reset(buf, typeEnd, end)
+    while (cursor.next()) {
+      if (maxTags > 0 && ++count > maxTags) return true
+      if (maxTagLength > 0 && cursor.end - cursor.start > maxTagLength) return true
+    }
+    return false
+  }
+
+  /** Whether the line carries the tag (or key) that rule r's condition names. */
+  private carries(tr: TagRules, r: number, buf: Buffer, typeEnd: number, end: number): boolean {
+    const cursor = this.cursor
+    cursor.reset(buf, typeEnd, end)
+    while (cursor.next()) {
+      if (tr.satisfies(r, buf, cursor.start, keyEnd(buf, cursor.start, cursor.end), cursor.end)) return true
+    }
+    return false
+  }
+
+  /** The blocklist.tags rule of the line's first tag that has one, or -1. */
+  private tagBlock(tr: TagRules, buf: Buffer, typeEnd: number, end: number): number {
+    const cursor = this.cursor
+    cursor.reset(buf, typeEnd, end)
+    while (cursor.next()) {
+      const r = tr.tagRule(buf, cursor.start, cursor.end)
+      if (r !== -1) return tr.firstIndex + r
+    }
+    return -1
+  }
+
+  /**
+   * Forwards the line without the tags that the applying strip rules (tr.applying[0, strips)) remove, copying the
+   * kept bytes straight into the output datagram. A kept tag after the first kept one of its field comes with
+   * the comma before it, so every byte written is a byte of the line; a field left without tags goes whole.
+   */
+  private strip(
+    rs: RuleSet,
+    tr: TagRules,
+    strips: number,
+    buf: Buffer,
+    start: number,
+    end: number,
+    typeEnd: number,
+    slot: number,
+  ): void {
+    const assembler = this.assembler
+    const counters = this.counters
+    const cursor = this.cursor
+    const applying = tr.applying
+    const ruleTags = tr.ruleTags
+    const first = tr.firstIndex
+    const dryRun = rs.dryRun
+    for (let i = 0; i < strips; i++) {
+      ruleTags[i] = 0
+      this.hit(rs, first + applying[i])
+    }
+    if (!assembler.beginLine(end - start)) return
+    let run = start
+    let removed = 0
+    let wouldRemove = 0
+    let kept = 0
+    let fieldStart = -1
+    let fieldEnd = -1
+    cursor.reset(buf, typeEnd, end)
+    while (cursor.next()) {
+      const tagStart = cursor.start
+      const tagEnd = cursor.end
+      if (cursor.first) {
+        if (fieldStart !== -1 && kept === 0) {
+          assembler.appendPart(buf, run, fieldStart)
+          run = fieldEnd
+        }
+        fieldStart = cursor.fieldStart
+        fieldEnd = cursor.fieldEnd
+        kept = 0
+      }
+      const key = tr.keyId(buf, tagStart, keyEnd(buf, tagStart, tagEnd))
+      let enforced = false
+      let dry = false
+      for (let i = 0; i < strips; i++) {
+        const r = applying[i]
+        if (!tr.removes(r, key)) continue
+        ruleTags[i]++
+        if (dryRun[first + r] === 1) dry = true
+        else enforced = true
+      }
+      if (enforced) {
+        removed++
+        if (kept > 0) {
+          assembler.appendPart(buf, run, tagStart - 1)
+          run = tagEnd
+        }
+      } else {
+        if (dry) wouldRemove++
+        if (kept === 0 && tagStart > fieldStart + 2) {
+          assembler.appendPart(buf, run, fieldStart + 2)
+          run = tagStart
+        }
+        kept++
+      }
+    }
+    if (fieldStart !== -1 && kept === 0) {
+      assembler.appendPart(buf, run, fieldStart)
+      run = fieldEnd
+    }
+    assembler.appendPart(buf, run, end)
+    if (!assembler.endLine()) return
+    for (let i = 0; i < strips; i++) {
+      if (ruleTags[i] === 0) continue
+      const r = applying[i]
+      rs.linesStripped[r]++
+      rs.tagsStripped[r] += ruleTags[i]
+    }
+    if (removed > 0) {
+      counters.linesTagsStripped++
+      counters.tagsStripped += removed
+      counters.values[Counters.strippedByTypeSlot + slot]++
+    }
+    if (wouldRemove > 0) {
+      counters.linesTagsWouldStrip++
+      counters.tagsWouldStrip += wouldRemove
     }
   }
 

@@ -1,7 +1,7 @@
 import type { AdminServer } from './admin/server.ts'
 import type { Settings } from './config/config.ts'
 import type { DataPlane, RulesInForce } from './data-plane.ts'
-import { ruleKinds } from './match/packed-rules.ts'
+import { ruleKinds } from './match/rule-set.ts'
 import type { Reloader } from './reload/reloader.ts'
 import { KernelDrops } from './telemetry/kernel-drops.ts'
 import type { Logger } from './telemetry/logger.ts'
@@ -62,7 +62,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
     ])
     const metrics = createMetrics({
       counters: plane.counters,
-      rules: () => options.rules().rules,
+      rules: () => options.rules(),
       config: () => options.rules().settings,
       reload: reloader.status,
       recvBuffer: { requested: settings.recvBufferSize, granted: listen.recvBufferGranted },
@@ -109,7 +109,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
     stopped.push(() => self.close())
   }
 
-  const { rules, trie } = options.rules()
+  const inForce = options.rules()
   log.info(
     {
       config: settings.file,
@@ -120,7 +120,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       forward: `${settings.forward.host}:${settings.forward.port}`,
       admin: admin === null ? null : `${settings.admin?.host}:${admin.port}`,
       forwardAddress: plane.forwardAddress,
-      rules: { ...ruleKinds(rules), trieNodes: trie.nodeCount },
+      rules: { ...ruleKinds(inForce), trieNodes: inForce.trie.nodeCount },
       maxPacketSize: plane.maxPacketSize,
       sendPool: plane.sendPoolSize,
       workers: plane.workers().configured,

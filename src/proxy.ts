@@ -5,8 +5,7 @@ import { compileConfig, type Compiled } from './config/compile.ts'
 import type { Config, Settings } from './config/config.ts'
 import { formatProblem } from './config/errors.ts'
 import { startLocalPlane, type DataPlane, type RulesInForce, type WorkerStats } from './data-plane.ts'
-import type { PackedRules } from './match/packed-rules.ts'
-import { shareRules, type RuleStats } from './match/rule-set.ts'
+import { shareRules, type RuleStats, type RunnableRules } from './match/rule-set.ts'
 import { Trie } from './match/trie.ts'
 import type { ResolvedAddress } from './net/address.ts'
 import { startOperations, type Operations } from './operations.ts'
@@ -61,12 +60,12 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
   for (const warning of settings.warnings) log.warn(formatProblem(settings.file, warning))
   const count = workerCount(settings.workers)
   // Reader threads share one copy of the rules (a rule set from the loader thread is there already).
-  const inMemory = (rules: PackedRules, trie: Trie): { rules: PackedRules; trie: Trie } => {
-    if (count === 1) return { rules, trie }
-    const inShared = shareRules(rules, trie.data())
-    return { rules: inShared.rules, trie: new Trie(inShared.trie) }
+  const inMemory = ({ rules, trie, tags }: RunnableRules): RunnableRules => {
+    if (count === 1) return { rules, trie, tags }
+    const inShared = shareRules({ rules, trie: trie.data(), tags })
+    return { ...inShared, trie: new Trie(inShared.trie) }
   }
-  let inForce: RulesInForce = { generation: 0, settings, ...inMemory(compiled.rules, compiled.trie), inherit: null }
+  let inForce: RulesInForce = { generation: 0, settings, ...inMemory(compiled), inherit: null }
   const planeOptions = { settings, rules: inForce, log, dnsIntervalMs: options.dnsIntervalMs, resolve: options.resolve }
   const plane: DataPlane =
     count > 1 ? await startWorkerPlane({ ...planeOptions, count }) : await startLocalPlane(planeOptions)
@@ -74,7 +73,7 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
   const reloader = new Reloader({
     file: settings.file,
     settings: () => inForce.settings,
-    rules: () => inForce.rules,
+    rules: () => inForce,
     hash: compiled.hash,
     log,
     watch: options.watch ?? null,
@@ -83,7 +82,7 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
       inForce = {
         generation: inForce.generation + 1,
         settings: next.config,
-        ...inMemory(next.rules, next.trie),
+        ...inMemory(next),
         inherit,
       }
       log.level = next.config.log.level

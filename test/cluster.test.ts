@@ -106,14 +106,14 @@ t.test('shareRules: the same table and trie in shared memory, crossing to a thre
       'blocklist:\n  prefixes: [legacy., { prefix: canary.é., dryRun: true }]\n  names: [app.old]\n',
     ),
   )
-  const placed = shareRules(compiled.rules, compiled.trie.data())
+  const placed = shareRules({ rules: compiled.rules, trie: compiled.trie.data(), tags: compiled.tags })
   const { rules } = placed
   const trie = new Trie(placed.trie)
   const { base, check, prefixRule, exactRule } = placed.trie
   for (const array of [rules.patterns, rules.starts, rules.dryRun, base, check, prefixRule, exactRule]) {
     t.ok(array.buffer instanceof SharedArrayBuffer, `${array.constructor.name} of ${array.length} is shared`)
   }
-  t.equal(shareRules(rules, placed.trie).rules.patterns, rules.patterns, 'an array already shared stays')
+  t.equal(shareRules(placed).rules.patterns, rules.patterns, 'an array already shared stays')
   t.same([...rules.patterns], [...compiled.rules.patterns])
   t.same([...rules.dryRun], [...compiled.rules.dryRun])
   for (const name of ['legacy.x', 'canary.é.y', 'app.old', 'app.old.x', 'other']) {

@@ -236,7 +236,7 @@ const CHECKS = {
     const c = proxyContainer(m)
     const config = proxyConfig(m)
     const compiled = compileConfig(config)
-    const rules = new RuleSet(compiled.rules, compiled.trie, config.mode)
+    const rules = new RuleSet(compiled, config.mode)
     let ready = false
     // The real admin server with this config's rules, on a free loopback port.
     const admin = await startAdmin(

@@ -588,6 +588,7 @@ eachTopology(t, async (t, topology) => {
           ...config,
           ...configKeys(topology),
           blocklist: {
+            ...config.blocklist,
             prefixes: config.blocklist.prefixes,
             names: [
               { pattern: 'x', dryRun: false },

@@ -2,8 +2,10 @@ import type { Settings } from '../config/config.ts'
 import type { WorkerStats } from '../data-plane.ts'
 import type { PackedRules } from '../match/packed-rules.ts'
 import { countRules } from '../match/rule-set.ts'
+import type { TagRulesData } from '../match/tag-rules.ts'
 import type { ReloadStatus } from '../reload/reloader.ts'
-import type { Counters } from '../telemetry/counters.ts'
+import { METRIC_TYPE_SLOTS } from '../scan/tags.ts'
+import { Counters } from '../telemetry/counters.ts'
 import type { UdpSocketStats } from '../telemetry/kernel-drops.ts'
 import { Exposition } from './exposition.ts'
 import { addProcessMetrics } from './process-metrics.ts'
@@ -14,7 +16,7 @@ const METRIC_PREFIX = 'statsd_filter_proxy_'
 export interface MetricsSource {
   counters: Counters
   /** The rule table in force (its mode is config().mode). */
-  rules: () => PackedRules
+  rules: () => { rules: PackedRules; tags: TagRulesData | null }
   config: () => Settings
   reload: ReloadStatus
   recvBuffer: { requested: number; granted: number }
@@ -51,6 +53,26 @@ export function createMetrics(source: MetricsSource): Exposition {
     'Forwarded lines a dry-run rule (or mode: dry-run) matched.',
     () => c.linesWouldBlock,
   )
+  exposition.counter(
+    METRIC_PREFIX + 'lines_would_drop_total',
+    'Forwarded lines that a dry-run allowlist (not_allowed) or dry-run limits (over_limit) would drop.',
+    () => [
+      [{ reason: 'not_allowed' }, c.linesWouldNotAllow],
+      [{ reason: 'over_limit' }, c.linesWouldOverLimit],
+    ],
+  )
+  exposition.counter(
+    METRIC_PREFIX + 'lines_tags_stripped_total',
+    'Forwarded lines from which stripTags removed at least one tag, by metric type.',
+    () => METRIC_TYPE_SLOTS.map((type, i) => [{ type }, c.values[Counters.strippedByTypeSlot + i]] as const),
+  )
+  counter('tags_stripped_total', 'Tags stripTags removed from forwarded lines.', () => c.tagsStripped)
+  counter(
+    'lines_tags_would_strip_total',
+    'Forwarded lines with tags that only dry-run stripTags rules remove (forwarded unchanged).',
+    () => c.linesTagsWouldStrip,
+  )
+  counter('tags_would_strip_total', 'Tags that only dry-run stripTags rules remove.', () => c.tagsWouldStrip)
   counter('lines_oversize_total', 'Forwarded lines longer than maxPacketSize, each sent alone.', () => c.linesOversize)
   counter('datagrams_sent_total', 'Datagrams sent to the forward target.', () => c.datagramsOut)
   counter('bytes_sent_total', 'Bytes sent to the forward target.', () => c.bytesOut)
@@ -60,6 +82,8 @@ export function createMetrics(source: MetricsSource): Exposition {
     'Lines not delivered, by reason. send_error lines were also counted as forwarded.',
     () => [
       [{ reason: 'blocked' }, c.linesBlocked],
+      [{ reason: 'not_allowed' }, c.linesNotAllowed],
+      [{ reason: 'over_limit' }, c.linesOverLimit],
       [{ reason: 'malformed' }, c.linesMalformed],
       [{ reason: 'backpressure' }, c.linesDroppedBackpressure],
       [{ reason: 'send_error' }, c.linesSendFailed],
@@ -68,14 +92,11 @@ export function createMetrics(source: MetricsSource): Exposition {
   exposition.gauge(
     METRIC_PREFIX + 'rules',
     'Rules loaded, by kind and by whether a match drops (enforce) or only counts (dry_run).',
-    () => {
-      const rules = source.rules()
-      const { mode } = source.config()
-      return (['prefix', 'name'] as const).flatMap((kind) => [
-        [{ kind, action: 'enforce' }, countRules(rules, mode, kind, false)] as const,
-        [{ kind, action: 'dry_run' }, countRules(rules, mode, kind, true)] as const,
-      ])
-    },
+    () =>
+      [...countRules(source.rules(), source.config().mode)].flatMap(([kind, n]) => [
+        [{ kind, action: 'enforce' }, n.enforce] as const,
+        [{ kind, action: 'dry_run' }, n.dryRun] as const,
+      ]),
   )
   exposition.gauge(METRIC_PREFIX + 'config_info', 'The config in force: file hash, mode and format (value 1).', () => {
     const config = source.config()

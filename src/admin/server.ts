@@ -77,21 +77,32 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
       if (!get) return methodNotAllowed(res, 'GET')
       const rules = await h.rules()
       const unusedOnly = url.searchParams.get('unused') === '1'
-      const list = []
+      const list: Record<string, unknown>[] = []
+      const stats = (index: number): { dryRun: boolean; hits: number; lastHit: string | null } => {
+        const last = rules.lastHitMs[index]
+        return {
+          dryRun: rules.dryRun[index] === 1,
+          hits: rules.hits[index],
+          lastHit: last === 0 ? null : new Date(last).toISOString(),
+        }
+      }
       // Built here, not kept: a million-rule table is one string until someone asks for it.
       for (const rule of rules.rules) {
-        const hits = rules.hits[rule.index]
-        if (unusedOnly && hits > 0) continue
-        const last = rules.lastHitMs[rule.index]
-        list.push({
-          index: rule.index,
-          kind: rule.kind,
-          pattern: rule.pattern,
-          dryRun: rules.dryRun[rule.index] === 1,
-          hits,
-          lastHit: last === 0 ? null : new Date(last).toISOString(),
-        })
+        if (unusedOnly && rules.hits[rule.index] > 0) continue
+        list.push({ index: rule.index, action: 'block', kind: rule.kind, pattern: rule.pattern, ...stats(rule.index) })
       }
+      const first = rules.firstTagRule
+      rules.tagRules.forEach((info, i) => {
+        const index = first + i
+        if (unusedOnly && rules.hits[index] > 0) return
+        const entry: Record<string, unknown> = { index, action: info.action, kind: info.kind }
+        for (const key of ['pattern', 'tag', 'metrics', 'keys', 'keepOnly', 'types'] as const)
+          if (info[key] !== null) entry[key] = info[key]
+        Object.assign(entry, stats(index))
+        if (info.action === 'strip')
+          Object.assign(entry, { linesStripped: rules.linesStripped[i], tagsStripped: rules.tagsStripped[i] })
+        list.push(entry)
+      })
       return send(res, 200, { mode: h.mode(), count: list.length, rules: list })
     }
     case '/top': {

@@ -3,6 +3,7 @@ import type { SendDone, Target } from '../send/target.ts'
 import type { Counters } from '../telemetry/counters.ts'
 
 const LF = 0x0a
+const EMPTY = Buffer.alloc(0)
 
 export interface AssemblerOptions {
   /** Its buffer size is the largest datagram sent. */
@@ -40,6 +41,9 @@ export class Assembler {
   private readonly slotDone: SendDone[] = []
   private readonly oversizeDone: SendDone
   private readonly flushAtTurnEnd: () => void
+  /** Where beginLine's line is written (the datagram being assembled, or an oversize line's own buffer). */
+  private partBuf: Buffer = EMPTY
+  private partLen = 0
 
   constructor({ pool, target, counters, onSendError }: AssemblerOptions) {
     this.pool = pool
@@ -78,6 +82,61 @@ export class Assembler {
     // A byte loop, not Buffer#copy: on Node 20 copy() allocates a Uint8Array view of the source per call.
     for (let i = start; i < end; i++) buf[at++] = src[i]
     this.len = at
+    this.lines++
+    this.counters.linesForwarded++
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(this.flushAtTurnEnd)
+    }
+    return true
+  }
+
+  /**
+   * Starts a line of at most `maxLength` bytes that the caller writes in parts (the bytes it keeps of a received
+   * line, straight from the receive buffer: no intermediate copy), then ends with endLine(). Returns false if it
+   * was dropped because no buffer is free. Room is made for `maxLength`, so a line that shrinks may start a
+   * datagram earlier than append() would. A line over maxPacketSize is written to a buffer of its own first
+   * (rare by definition) and then appended whole, oversize or not.
+   */
+  beginLine(maxLength: number): boolean {
+    if (maxLength > this.maxPacketSize) {
+      this.partBuf = Buffer.allocUnsafe(maxLength)
+      this.partLen = 0
+      return true
+    }
+    if (this.buf !== null && this.len + 1 + maxLength > this.maxPacketSize) this.flush()
+    let buf = this.buf
+    if (buf === null) {
+      const slot = this.pool.acquire()
+      if (slot === -1) {
+        this.counters.linesDroppedBackpressure++
+        return false
+      }
+      this.slot = slot
+      buf = this.buf = this.pool.buffer(slot)
+      this.len = 0
+      this.lines = 0
+    }
+    this.partBuf = buf
+    this.partLen = this.len > 0 ? this.len + 1 : 0
+    if (this.len > 0) buf[this.len] = LF
+    return true
+  }
+
+  /** Appends `src[start, end)` to the line begun by beginLine. */
+  appendPart(src: Buffer, start: number, end: number): void {
+    const buf = this.partBuf
+    let at = this.partLen
+    for (let i = start; i < end; i++) buf[at++] = src[i]
+    this.partLen = at
+  }
+
+  /** Ends the line begun by beginLine. Returns false if it was dropped (an oversize line with no send free). */
+  endLine(): boolean {
+    const part = this.partBuf
+    this.partBuf = EMPTY
+    if (part !== this.buf) return this.append(part, 0, this.partLen)
+    this.len = this.partLen
     this.lines++
     this.counters.linesForwarded++
     if (!this.flushScheduled) {

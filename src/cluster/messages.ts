@@ -2,6 +2,8 @@
 // counters' arrays live in SharedArrayBuffers, so they cross as references, never as copies).
 import type { Settings } from '../config/config.ts'
 import type { PackedRules } from '../match/packed-rules.ts'
+import type { RuleHits } from '../match/rule-set.ts'
+import type { TagRulesData } from '../match/tag-rules.ts'
 import type { TrieData } from '../match/trie.ts'
 import type { SharedSocket } from '../receive/listener.ts'
 import type { SendQueue } from '../send/target.ts'
@@ -13,6 +15,7 @@ export interface RulesPayload {
   settings: Settings
   rules: PackedRules
   trie: TrieData
+  tags: TagRulesData | null
   inherit: Int32Array | null
 }
 
@@ -42,7 +45,7 @@ export interface ReaderSnapshot {
   generation: number
   sendPoolInUse: number
   sendQueue: SendQueue
-  hits: { hits: Float64Array; lastHitMs: Float64Array } | null
+  hits: RuleHits | null
   top: TopReport | null
 }
 

@@ -234,7 +234,7 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
       log.info({ generation: next.generation, workerPauseMs: pauses }, 'workers run the new rules')
     },
     ruleHits: async () => {
-      const stats = new RuleStats(current.rules, current.settings.mode, current.generation)
+      const stats = new RuleStats(current.rules, current.tags, current.settings.mode, current.generation)
       const own = await local.ruleHits()
       if (own.generation === current.generation) stats.inherit(own, null)
       for (const reply of await asks(true, 0)) {

@@ -52,7 +52,14 @@ async function snapshot(plane: LocalPlane, request: SnapshotRequest): Promise<vo
     generation: rules.generation,
     sendPoolInUse: plane.sendPool().inUse,
     sendQueue: plane.sendQueue(),
-    hits: request.hits ? { hits: rules.hits, lastHitMs: rules.lastHitMs } : null,
+    hits: request.hits
+      ? {
+          hits: rules.hits,
+          lastHitMs: rules.lastHitMs,
+          linesStripped: rules.linesStripped,
+          tagsStripped: rules.tagsStripped,
+        }
+      : null,
     top: request.top > 0 ? await plane.top(request.top) : null,
   })
 }

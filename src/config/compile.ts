@@ -2,16 +2,15 @@ import { Worker } from 'node:worker_threads'
 import type { Config, Settings } from './config.ts'
 import { ConfigError, type ConfigProblem } from './errors.ts'
 import type { PackedRules } from '../match/packed-rules.ts'
-import { compileBlocklist } from '../match/rule-set.ts'
-import { Trie, type TrieData } from '../match/trie.ts'
+import { compileRules, type CompiledRules, type RunnableRules } from '../match/rule-set.ts'
+import type { TagRuleInfo } from '../match/tag-rules.ts'
+import { Trie } from '../match/trie.ts'
 import { siblingModule } from '../sibling-module.ts'
 
 /** A config with its rules compiled: what the proxy runs on. */
-export interface Compiled {
-  /** Everything but the rule lists, which live in `rules` (packed) and `trie` (compiled). */
+export interface Compiled extends RunnableRules {
+  /** Everything but the rules, which live in `rules` (packed), `trie` (compiled) and `tags`. */
   config: Settings
-  rules: PackedRules
-  trie: Trie
   /** Of the file's bytes (first 16 hex digits of SHA-256); null for a config built in memory. */
   hash: string | null
   /** For the rule set this load was asked to carry history from: its rule i is rule inherit[i] here, or -1. */
@@ -20,17 +19,20 @@ export interface Compiled {
 
 /** Compiles on the calling thread; for configs already in memory. */
 export function compileConfig(config: Config): Compiled {
-  const { blocklist, ...settings } = config
-  const { rules, trie } = compileBlocklist(blocklist)
-  return { config: settings, rules, trie: new Trie(trie), hash: null, inherit: null }
+  const { blocklist, allowlist, stripTags, limits, ...settings } = config
+  const { rules, trie, tags } = compileRules({ blocklist, allowlist, stripTags, limits })
+  return { config: settings, rules, trie: new Trie(trie), tags, hash: null, inherit: null }
 }
 
-export type WorkerRequest = { file: string; previous: PackedRules | null }
+/** The rules a reload maps hits from: the table, and the tag rules' descriptions (numbered after the table). */
+export type PreviousRules = { rules: PackedRules; tagRules: readonly TagRuleInfo[] }
+
+export type WorkerRequest = { file: string; previous: PreviousRules | null }
 
 export type WorkerReply =
   /** Asks for the shared buffers the compiled arrays go into (this thread allocates them). */
   | { ok: 'sizes'; sizes: number[] }
-  | { ok: true; config: Settings; rules: PackedRules; trie: TrieData; hash: string; inherit: Int32Array | null }
+  | ({ ok: true; config: Settings; hash: string; inherit: Int32Array | null } & CompiledRules)
   | { ok: false; problems: ConfigProblem[] }
   | { ok: false; error: string }
 
@@ -44,15 +46,16 @@ export type WorkerReply =
  * With `previous`, the worker also maps the previous rule set's rules onto the new one, so hit counts of the
  * rules that stay survive a reload without work on the event loop.
  */
-export function loadAndCompile(file: string, previous: PackedRules | null = null): Promise<Compiled> {
+export function loadAndCompile(file: string, previous: PreviousRules | null = null): Promise<Compiled> {
   const workerData: WorkerRequest = { file, previous }
   const worker = new Worker(siblingModule(import.meta.url, 'compile-worker'), { workerData })
   return new Promise((resolve, reject) => {
     worker.on('message', (reply: WorkerReply) => {
       if (reply.ok === 'sizes') worker.postMessage(reply.sizes.map((size) => new SharedArrayBuffer(size)))
       else if (reply.ok) {
-        const inherit = previous !== null && reply.inherit !== null ? { from: previous, to: reply.inherit } : null
-        resolve({ config: reply.config, rules: reply.rules, trie: new Trie(reply.trie), hash: reply.hash, inherit })
+        const inherit = previous !== null && reply.inherit !== null ? { from: previous.rules, to: reply.inherit } : null
+        const { config, rules, trie, tags, hash } = reply
+        resolve({ config, rules, trie: new Trie(trie), tags, hash, inherit })
       } else if ('problems' in reply) reject(new ConfigError(file, reply.problems))
       else reject(new Error(reply.error))
     })

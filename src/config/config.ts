@@ -1,6 +1,6 @@
 import type { LogLevel } from '../telemetry/logger.ts'
 import type { ConfigProblem } from './errors.ts'
-import type { RuleSpec } from '../match/rules.ts'
+import type { Allowlist, Blocklist, Limits, StripRule } from '../match/rules.ts'
 import type { Mode } from '../match/rule-set.ts'
 import type { ReceiveMode } from '../receive/listener.ts'
 
@@ -18,7 +18,11 @@ export interface Config {
   listen: Endpoint
   forward: Endpoint
   mode: Mode
-  blocklist: { prefixes: RuleSpec[]; names: RuleSpec[] }
+  blocklist: Required<Blocklist>
+  /** null = every metric name is allowed. */
+  allowlist: Allowlist | null
+  stripTags: StripRule[]
+  limits: Limits
   /** Largest datagram sent; null = chosen by the forward address (8192 on loopback, 1432 otherwise). */
   maxPacketSize: number | null
   recvBufferSize: number
@@ -39,8 +43,8 @@ export interface Config {
   warnings: ConfigProblem[]
 }
 
-/** A config without its rule lists (those are compiled): what a running proxy holds. */
-export type Settings = Omit<Config, 'blocklist'>
+/** A config without its rules (those are compiled): what a running proxy holds. */
+export type Settings = Omit<Config, 'blocklist' | 'allowlist' | 'stripTags' | 'limits'>
 
 export const DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8125 },
@@ -64,3 +68,5 @@ export const RECV_BUFFER_RANGE = { min: 4096, max: 2 ** 31 - 1 } as const
 export const MAX_DELAY_RANGE_MS = { min: 1, max: 100 } as const
 export const RECEIVE_MODES: readonly ReceiveMode[] = ['batch', 'dgram']
 export const WORKERS_RANGE = { min: 1, max: 64 } as const
+/** Every limit: from one byte (or tag) to the largest datagram. */
+export const LIMIT_RANGE = { min: 1, max: 65507 } as const

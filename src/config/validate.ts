@@ -1,5 +1,6 @@
 import {
   DEFAULTS,
+  LIMIT_RANGE,
   MAX_DELAY_RANGE_MS,
   PACKET_SIZE_RANGE,
   RECEIVE_MODES,
@@ -8,8 +9,18 @@ import {
   type Config,
   type Endpoint,
 } from './config.ts'
+import { globProblem } from '../match/glob.ts'
 import type { Mode } from '../match/rule-set.ts'
-import type { RuleSpec } from '../match/rules.ts'
+import { NO_TAG_RULES } from '../match/rule-set.ts'
+import {
+  METRIC_TYPES,
+  type Allowlist,
+  type Limits,
+  type MetricType,
+  type Selector,
+  type StripRule,
+  type TagRuleSpec,
+} from '../match/rules.ts'
 import type { LogLevel } from '../telemetry/logger.ts'
 
 /** A list of strings, not the logger: the compile worker thread validates without loading pino. */
@@ -30,6 +41,9 @@ const TOP_KEYS = [
   'forward',
   'mode',
   'blocklist',
+  'allowlist',
+  'stripTags',
+  'limits',
   'maxPacketSize',
   'recvBufferSize',
   'sendBufferSize',
@@ -45,7 +59,7 @@ const MODES: readonly Mode[] = ['enforce', 'dry-run']
 /** filter.yaml: every key optional, unknown keys are errors (a typo must not silently disable a rule). */
 export function validateYaml(root: unknown, c: Checker, file: string): Config {
   const top = object(c, [], root, TOP_KEYS) ?? {}
-  const blocklist = object(c, ['blocklist'], top.blocklist, ['prefixes', 'names']) ?? {}
+  const blocklist = object(c, ['blocklist'], top.blocklist, ['prefixes', 'names', 'globs', 'tags']) ?? {}
   const log = object(c, ['log'], top.log, ['level']) ?? {}
   const config: Config = {
     file,
@@ -56,7 +70,12 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
     blocklist: {
       prefixes: ruleList(c, ['blocklist', 'prefixes'], blocklist.prefixes, 'prefix'),
       names: ruleList(c, ['blocklist', 'names'], blocklist.names, 'name'),
+      globs: ruleList(c, ['blocklist', 'globs'], blocklist.globs, 'glob'),
+      tags: ruleList(c, ['blocklist', 'tags'], blocklist.tags, 'tag'),
     },
+    allowlist: allowlist(c, top.allowlist),
+    stripTags: stripTags(c, top.stripTags),
+    limits: limits(c, top.limits),
     maxPacketSize:
       top.maxPacketSize == null
         ? null
@@ -113,7 +132,14 @@ export function validateRustJson(root: unknown, c: Checker, file: string): Confi
       port: integer(c, ['target_port'], top.target_port ?? DEFAULTS.forward.port, 1, 65535, DEFAULTS.forward.port),
     },
     mode: 'enforce',
-    blocklist: { prefixes: ruleList(c, ['metric_blocklist'], top.metric_blocklist, null), names: [] },
+    blocklist: {
+      prefixes: ruleList(c, ['metric_blocklist'], top.metric_blocklist, null),
+      names: [],
+      globs: [],
+      tags: [],
+    },
+    ...NO_TAG_RULES,
+    stripTags: [],
     maxPacketSize: null,
     recvBufferSize: DEFAULTS.recvBufferSize,
     sendBufferSize: null,
@@ -164,28 +190,35 @@ function integer(c: Checker, path: Path, v: unknown, min: number, max: number, f
   return v
 }
 
+type RuleKey = 'prefix' | 'name' | 'glob' | 'tag'
+
 /**
- * A rule list: plain strings, or (where `key` is given) mappings `{ <key>: pattern, dryRun: bool }`.
- * statsd-filter-proxy-rs' list (`key` null) takes strings only.
+ * A rule list: plain strings, or (where `key` is given) mappings `{ <key>: pattern, dryRun: bool }`, which for
+ * prefixes, names and globs may add a tag condition `tag: k:v | k`. statsd-filter-proxy-rs' list (`key` null)
+ * takes strings only.
  */
-function ruleList(c: Checker, path: Path, v: unknown, key: 'prefix' | 'name' | null): RuleSpec[] {
+function ruleList(c: Checker, path: Path, v: unknown, key: RuleKey | null): TagRuleSpec[] {
   if (v === undefined || v === null) return []
-  const expected = key === null ? 'a list of strings' : `a list of strings or { ${key}: ..., dryRun: true|false }`
+  const keys = key === null ? [] : key === 'tag' ? [key, 'dryRun'] : [key, 'dryRun', 'tag']
+  const options = key === 'tag' ? '' : ', tag: k:v | k'
+  const shape = key === null ? 'a string' : `a string or { ${key}: ..., dryRun: true|false${options} }`
   if (!Array.isArray(v)) {
-    c.problem(path, `must be ${expected}`)
+    c.problem(path, `must be a list of strings${key === null ? '' : ` or { ${key}: ..., dryRun: true|false${options} }`}`)
     return []
   }
-  const out: RuleSpec[] = []
+  const out: TagRuleSpec[] = []
   const first = new Map<string, number>()
   v.forEach((item: unknown, i) => {
     const at = [...path, i]
     let pattern: unknown
     let dryRun = false
+    let tag: string | undefined
     if (typeof item === 'string') {
       pattern = item
     } else if (key !== null && typeof item === 'object' && item !== null && !Array.isArray(item)) {
-      const entry = object(c, at, item, [key, 'dryRun']) ?? {}
+      const entry = object(c, at, item, keys) ?? {}
       dryRun = boolean(c, [...at, 'dryRun'], entry.dryRun ?? false)
+      if (entry.tag !== undefined && key !== 'tag') tag = tagValue(c, [...at, 'tag'], entry.tag) ?? undefined
       if (entry[key] === undefined) {
         c.problem(at, `needs the key ${key}`)
         return
@@ -193,23 +226,188 @@ function ruleList(c: Checker, path: Path, v: unknown, key: 'prefix' | 'name' | n
       pattern = entry[key]
       at.push(key)
     } else {
-      c.problem(
-        at,
-        `must be ${key === null ? 'a string' : `a string or { ${key}: ..., dryRun: true|false }`} (got ${JSON.stringify(item)})`,
-      )
+      c.problem(at, `must be ${shape} (got ${JSON.stringify(item)})`)
       return
     }
-    if (typeof pattern !== 'string') c.problem(at, `must be a string (got ${JSON.stringify(pattern)})`)
-    else if (pattern === '') c.problem(at, 'must not be empty (an empty rule would match every metric)')
-    else if (/[\n\r]/.test(pattern)) c.problem(at, 'must not contain a line break (no metric name does)')
+    if (key === 'tag') {
+      pattern = tagValue(c, at, pattern)
+      if (pattern === null) return
+    } else if (!validPattern(c, at, pattern, key === 'glob')) return
+    const patternText = pattern as string
+    if (key !== 'glob' && key !== 'tag') warnAggregate(c, at, patternText, key === 'name')
+    const identity = tag === undefined ? patternText : `${patternText}\n${tag}`
+    const seen = first.get(identity)
+    if (seen === undefined) first.set(identity, i)
+    else c.warning(at, `duplicate of ${formatIndex(path, seen)}; ignored`)
+    out.push(tag === undefined ? { pattern: patternText, dryRun } : { pattern: patternText, dryRun, tag })
+  })
+  return out
+}
+
+/** A metric-name pattern (a prefix, a name, or with `glob` a glob). */
+function validPattern(c: Checker, path: Path, v: unknown, glob: boolean): v is string {
+  if (typeof v !== 'string') c.problem(path, `must be a string (got ${JSON.stringify(v)})`)
+  else if (v === '') c.problem(path, 'must not be empty (an empty rule would match every metric)')
+  else if (/[\n\r]/.test(v)) c.problem(path, 'must not contain a line break (no metric name does)')
+  else if (glob && globProblem(v) !== null) c.problem(path, `is not a valid glob: ${globProblem(v)}`)
+  else {
+    if (glob) warnAggregate(c, path, v, true)
+    return true
+  }
+  return false
+}
+
+/** The agent's histogram and timer aggregates: names the agent makes, which never reach it (or us) as lines. */
+const AGGREGATE_SUFFIXES = ['.avg', '.max', '.median', '.95percentile']
+
+function warnAggregate(c: Checker, path: Path, pattern: string, wholeName: boolean): void {
+  const suffix = AGGREGATE_SUFFIXES.find((s) => pattern.endsWith(s))
+  if (wholeName && suffix !== undefined)
+    c.warning(
+      path,
+      `ends in ${suffix}, an aggregate the agent computes from a histogram or timer: no line the proxy sees has this name, so the rule never matches (name the metric itself)`,
+    )
+}
+
+/** A tag (`k:v`) or a key (`k`): a non-empty key, no `,` or `|` (they separate tags and fields). */
+function tagValue(c: Checker, path: Path, v: unknown): string | null {
+  if (typeof v !== 'string' || v === '')
+    c.problem(path, `must be a tag (key:value) or a key (got ${JSON.stringify(v)})`)
+  else if (v.startsWith(':')) c.problem(path, 'must not have an empty key (nothing before the first :)')
+  else if (/[,|\n\r]/.test(v)) c.problem(path, 'must not contain , | or a line break (they separate tags and fields)')
+  else {
+    warnInternal(c, path, v.split(':')[0])
+    return v
+  }
+  return null
+}
+
+/** A tag key a strip rule names: non-empty, no `:` (a key ends at the first one), `,` or `|`. */
+function keyList(c: Checker, path: Path, v: unknown): string[] {
+  if (!Array.isArray(v) || v.length === 0) {
+    c.problem(path, 'must be a non-empty list of tag keys')
+    return []
+  }
+  const out: string[] = []
+  v.forEach((key: unknown, i) => {
+    const at = [...path, i]
+    if (typeof key !== 'string' || key === '') c.problem(at, `must be a non-empty tag key (got ${JSON.stringify(key)})`)
+    else if (/[:,|\n\r]/.test(key))
+      c.problem(at, 'must be a key alone: no : (the key is what comes before it), , | or line break')
     else {
-      const seen = first.get(pattern)
-      if (seen === undefined) first.set(pattern, i)
-      else c.warning(at, `duplicate of ${formatIndex(path, seen)}; ignored`)
-      out.push({ pattern, dryRun })
+      if (out.includes(key)) c.warning(at, 'duplicate key; ignored')
+      warnInternal(c, at, key)
+      out.push(key)
     }
   })
   return out
+}
+
+function warnInternal(c: Checker, path: Path, key: string): void {
+  if (key.startsWith('dd.internal.'))
+    c.warning(
+      path,
+      `names ${key}, an instruction to the agent (origin detection, cardinality), not a tag of the series: the agent consumes it before series are counted, so a rule on it saves nothing; keepOnly never removes these keys`,
+    )
+}
+
+function strings(c: Checker, path: Path, v: unknown, glob: boolean, wholeName: boolean): string[] {
+  if (v === undefined || v === null) return []
+  if (!Array.isArray(v)) {
+    c.problem(path, 'must be a list of strings')
+    return []
+  }
+  const out: string[] = []
+  v.forEach((item: unknown, i) => {
+    const at = [...path, i]
+    if (!validPattern(c, at, item, glob)) return
+    if (!glob) warnAggregate(c, at, item, wholeName)
+    out.push(item)
+  })
+  return out
+}
+
+const SELECTOR_KEYS = ['prefixes', 'names', 'globs']
+
+/** Which metric names a rule applies to: at least one prefix, name or glob. */
+function selector(c: Checker, path: Path, obj: Record<string, unknown>): Selector {
+  const result = {
+    prefixes: strings(c, [...path, 'prefixes'], obj.prefixes, false, false),
+    names: strings(c, [...path, 'names'], obj.names, false, true),
+    globs: strings(c, [...path, 'globs'], obj.globs, true, true),
+  }
+  if (result.prefixes.length + result.names.length + result.globs.length === 0)
+    c.problem(path, 'must list at least one prefix, name or glob')
+  return result
+}
+
+function allowlist(c: Checker, v: unknown): Allowlist | null {
+  if (v === undefined || v === null) return null
+  const obj = object(c, ['allowlist'], v, [...SELECTOR_KEYS, 'dryRun']) ?? {}
+  return { ...selector(c, ['allowlist'], obj), dryRun: boolean(c, ['allowlist', 'dryRun'], obj.dryRun ?? false) }
+}
+
+const STRIP_KEYS = ['metrics', 'keys', 'keepOnly', 'dryRun', 'types']
+
+function stripTags(c: Checker, v: unknown): StripRule[] {
+  if (v === undefined || v === null) return []
+  if (!Array.isArray(v)) {
+    c.problem(['stripTags'], 'must be a list of rules { metrics, keys | keepOnly, dryRun, types }')
+    return []
+  }
+  return v.flatMap((item: unknown, i): StripRule[] => {
+    const at = ['stripTags', i]
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      c.problem(at, `must be a mapping with the keys ${STRIP_KEYS.join(', ')}`)
+      return []
+    }
+    const obj = object(c, at, item, STRIP_KEYS) ?? {}
+    if (obj.metrics === undefined || obj.metrics === null) c.problem(at, 'needs the key metrics (which metric names)')
+    const metricsObj = object(c, [...at, 'metrics'], obj.metrics, SELECTOR_KEYS)
+    const metrics =
+      metricsObj === undefined ? { prefixes: [], names: [], globs: [] } : selector(c, [...at, 'metrics'], metricsObj)
+    const hasKeys = obj.keys !== undefined
+    const hasKeepOnly = obj.keepOnly !== undefined
+    if (hasKeys && hasKeepOnly)
+      c.problem(at, 'has both keys and keepOnly: give one (keys removes the listed keys, keepOnly every other key)')
+    else if (!hasKeys && !hasKeepOnly) c.problem(at, 'needs keys (keys to remove) or keepOnly (keys to keep)')
+    return [
+      {
+        metrics,
+        keys: hasKeys ? keyList(c, [...at, 'keys'], obj.keys) : null,
+        keepOnly: hasKeepOnly && !hasKeys ? keyList(c, [...at, 'keepOnly'], obj.keepOnly) : null,
+        dryRun: boolean(c, [...at, 'dryRun'], obj.dryRun ?? false),
+        types: obj.types === undefined ? null : types(c, [...at, 'types'], obj.types),
+      },
+    ]
+  })
+}
+
+function types(c: Checker, path: Path, v: unknown): MetricType[] {
+  const expected = `a non-empty list of metric types (${METRIC_TYPES.join(', ')})`
+  if (!Array.isArray(v) || v.length === 0) {
+    c.problem(path, `must be ${expected}`)
+    return []
+  }
+  const out: MetricType[] = []
+  v.forEach((type: unknown, i) => {
+    if (!(METRIC_TYPES as readonly unknown[]).includes(type))
+      c.problem([...path, i], `must be one of ${METRIC_TYPES.join(', ')} (got ${JSON.stringify(type)})`)
+    else if (!out.includes(type as MetricType)) out.push(type as MetricType)
+  })
+  return out
+}
+
+function limits(c: Checker, v: unknown): Limits {
+  const obj = object(c, ['limits'], v, ['maxNameLength', 'maxTags', 'maxTagLength', 'dryRun']) ?? {}
+  const limit = (key: string): number | null =>
+    obj[key] == null ? null : integer(c, ['limits', key], obj[key], LIMIT_RANGE.min, LIMIT_RANGE.max, LIMIT_RANGE.max)
+  return {
+    maxNameLength: limit('maxNameLength'),
+    maxTags: limit('maxTags'),
+    maxTagLength: limit('maxTagLength'),
+    dryRun: boolean(c, ['limits', 'dryRun'], obj.dryRun ?? false),
+  }
 }
 
 function boolean(c: Checker, path: Path, v: unknown): boolean {

@@ -1,4 +1,4 @@
-import type { Blocklist, Rule, RuleKind, RuleSpec } from './rules.ts'
+import type { Blocklist, Rule, RuleKind, RuleSpec, TagRuleSpec } from './rules.ts'
 
 /**
  * A rule table as typed arrays only: the patterns' UTF-8 bytes, each followed by `\n` (a metric name never
@@ -14,8 +14,10 @@ export interface PackedRules {
   dryRun: Uint8Array
 }
 
+/** The unconditional prefixes and names of a blocklist (rules with a tag condition are tag rules). */
 export function packRules(blocklist: Blocklist): PackedRules {
-  const all = [...blocklist.prefixes, ...blocklist.names].map((e) =>
+  const prefixes = blocklist.prefixes.filter(unconditional)
+  const all = [...prefixes, ...blocklist.names.filter(unconditional)].map((e) =>
     typeof e === 'string' ? { pattern: e, dryRun: false } : e,
   )
   const patterns = Buffer.from(all.map((r) => `${r.pattern}\n`).join(''), 'utf8')
@@ -28,7 +30,11 @@ export function packRules(blocklist: Blocklist): PackedRules {
     dryRun[i] = rule.dryRun ? 1 : 0
   })
   starts[all.length] = at
-  return { patterns: new Uint8Array(patterns), starts, prefixCount: blocklist.prefixes.length, dryRun }
+  return { patterns: new Uint8Array(patterns), starts, prefixCount: prefixes.length, dryRun }
+}
+
+export function unconditional(entry: string | TagRuleSpec): boolean {
+  return typeof entry === 'string' || entry.tag === undefined
 }
 
 export function ruleCount(rules: PackedRules): number {

@@ -1,5 +1,6 @@
-import { kindOf, packRules, ruleCount, unpackRules, type PackedRules } from './packed-rules.ts'
-import { rulesFromBlocklist, type Blocklist, type Rule, type RuleKind } from './rules.ts'
+import { kindOf, packRules, ruleCount, ruleKinds as tableKinds, unpackRules, type PackedRules } from './packed-rules.ts'
+import { rulesFromBlocklist, type Blocklist, type FilterRules, type Rule, type RuleKind } from './rules.ts'
+import { compileTagRules, hasTagRules, TagRules, type TagRuleInfo, type TagRulesData } from './tag-rules.ts'
 import { compileTrie, Trie, type TrieData } from './trie.ts'
 
 /** `enforce` drops what the rules match; `dry-run` treats every rule as `dryRun: true`. */
@@ -9,48 +10,101 @@ export type Mode = 'enforce' | 'dry-run'
 export interface RuleHits {
   readonly hits: Float64Array
   readonly lastHitMs: Float64Array
-}
-
-/** A blocklist as the proxy runs it: the packed table and its compiled trie. The one place both are built. */
-export function compileBlocklist(blocklist: Blocklist): { rules: PackedRules; trie: TrieData } {
-  return { rules: packRules(blocklist), trie: compileTrie(rulesFromBlocklist(blocklist)) }
-}
-
-/** The arrays of a compiled rule set, in the order shareRules places them. */
-function arraysOf(rules: PackedRules, trie: TrieData): (Uint8Array | Int32Array)[] {
-  return [rules.patterns, rules.starts, rules.dryRun, trie.base, trie.check, trie.prefixRule, trie.exactRule]
-}
-
-/** The byte sizes of the shared buffers shareRules needs for these arrays, in its order. */
-export function sharedSizes(rules: PackedRules, trie: TrieData): number[] {
-  return arraysOf(rules, trie).map((array) => array.byteLength)
+  /** Per tag rule (index - firstIndex): lines from which a strip rule removed (or would remove) tags, and the tags. */
+  readonly linesStripped: Float64Array
+  readonly tagsStripped: Float64Array
 }
 
 /**
- * The rule table and compiled trie with every array in shared memory: reader threads (`workers: N`) then use
- * one copy, and a rule set crosses from the loader thread and to the readers as a reference, never copied or
- * deserialized on the event loop (1,000,000 prefixes with two readers: the reload paused the loop 30-64 ms;
- * copying them into shared memory there, 234 ms). An array already in shared memory stays; the others are copied into
- * `buffers` (sized by sharedSizes) or into new ones.
+ * A config's rules compiled, as typed arrays (and the tag rules' descriptions): what the loader thread builds and
+ * posts. `rules` and `trie` hold the unconditional prefixes and names (up to millions); `tags` everything else,
+ * null when there is nothing else (the filter then keeps its fastest path).
  */
-export function shareRules(
-  rules: PackedRules,
-  trie: TrieData,
-  buffers: readonly SharedArrayBuffer[] = [],
-): { rules: PackedRules; trie: TrieData } {
-  const placed = arraysOf(rules, trie).map((array, i) => {
+export interface CompiledRules {
+  rules: PackedRules
+  trie: TrieData
+  tags: TagRulesData | null
+}
+
+/** The same, ready to match: the trie made a Trie. What a data plane puts in force. */
+export interface RunnableRules {
+  rules: PackedRules
+  trie: Trie
+  tags: TagRulesData | null
+}
+
+/** No tag rules, no allowlist, no limits: what a blocklist alone (and the Rust-JSON config) means. */
+export const NO_TAG_RULES = {
+  allowlist: null,
+  stripTags: [],
+  limits: { maxNameLength: null, maxTags: null, maxTagLength: null, dryRun: false },
+} as const satisfies Omit<FilterRules, 'blocklist'>
+
+/** The one place rules are compiled. */
+export function compileRules(filterRules: FilterRules): CompiledRules {
+  const rules = packRules(filterRules.blocklist)
+  return {
+    rules,
+    trie: compileTrie(rulesFromBlocklist(filterRules.blocklist)),
+    tags: hasTagRules(filterRules) ? compileTagRules(filterRules, ruleCount(rules)) : null,
+  }
+}
+
+/** What the start, reload and --check lines report: rules by kind (tag-conditioned ones with their kind). */
+export function ruleKinds(compiled: { rules: PackedRules; tags: TagRulesData | null }): Record<string, number> {
+  const counts: Record<string, number> = { ...tableKinds(compiled.rules), globs: 0, tags: 0, allow: 0, stripTags: 0 }
+  for (const info of compiled.tags?.info ?? []) {
+    const key =
+      info.action === 'allow'
+        ? 'allow'
+        : info.action === 'strip'
+          ? 'stripTags'
+          : ({ prefix: 'prefixes', name: 'names', glob: 'globs', tag: 'tags', metrics: 'stripTags' } as const)[
+              info.kind
+            ]
+    counts[key]++
+  }
+  return counts
+}
+
+type Shareable = Uint8Array | Int32Array
+
+/** `value` with every typed array replaced by f(array), depth first in key order (the same order every time). */
+function mapArrays<T>(value: T, f: (array: Shareable) => Shareable): T {
+  if (value instanceof Uint8Array || value instanceof Int32Array) return f(value) as T
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value
+  const out: Record<string, unknown> = {}
+  for (const [key, v] of Object.entries(value)) out[key] = mapArrays(v, f)
+  return out as T
+}
+
+/** The byte sizes of the shared buffers shareRules needs for these rules, in its order. */
+export function sharedSizes(compiled: CompiledRules): number[] {
+  const sizes: number[] = []
+  mapArrays(compiled, (array) => {
+    sizes.push(array.byteLength)
+    return array
+  })
+  return sizes
+}
+
+/**
+ * The compiled rules with every typed array in shared memory: reader threads (`workers: N`) then use one copy,
+ * and a rule set crosses from the loader thread and to the readers as a reference, never copied or deserialized
+ * on the event loop (1,000,000 prefixes with two readers: the reload paused the loop 30-64 ms; copying them into
+ * shared memory there, 234 ms). An array already in shared memory stays; the others are copied into `buffers`
+ * (sized by sharedSizes) or into new ones.
+ */
+export function shareRules(compiled: CompiledRules, buffers: readonly SharedArrayBuffer[] = []): CompiledRules {
+  let i = 0
+  return mapArrays(compiled, (array) => {
+    const buffer = buffers.at(i++)
     if (array.buffer instanceof SharedArrayBuffer) return array
-    const buffer = buffers.at(i) ?? new SharedArrayBuffer(array.byteLength)
-    const copy = array instanceof Int32Array ? new Int32Array(buffer) : new Uint8Array(buffer)
+    const shared = buffer ?? new SharedArrayBuffer(array.byteLength)
+    const copy = array instanceof Int32Array ? new Int32Array(shared) : new Uint8Array(shared)
     copy.set(array)
     return copy
   })
-  const bytes = (i: number): Uint8Array => placed[i] as Uint8Array
-  const ints = (i: number): Int32Array => placed[i] as Int32Array
-  return {
-    rules: { ...rules, patterns: bytes(0), starts: ints(1), dryRun: bytes(2) },
-    trie: { ...trie, base: ints(3), check: ints(4), prefixRule: ints(5), exactRule: ints(6) },
-  }
 }
 
 /**
@@ -60,6 +114,8 @@ export function shareRules(
  */
 export class RuleStats implements RuleHits {
   readonly table: PackedRules
+  /** The rules beyond the table's (numbered from the table's size on); null when there are none. */
+  readonly tags: TagRulesData | null
   /** Which rules in force these are: 0 at start, one more per reload. */
   readonly generation: number
   /** 1 where a match is forwarded and counted as would-block (the rule's dryRun, or mode dry-run). */
@@ -68,15 +124,28 @@ export class RuleStats implements RuleHits {
   readonly hits: Float64Array
   /** When each rule last matched, in ms since the epoch (to the second); 0 = never. */
   readonly lastHitMs: Float64Array
+  readonly linesStripped: Float64Array
+  readonly tagsStripped: Float64Array
   private unpacked: Rule[] | null = null
 
-  constructor(table: PackedRules, mode: Mode, generation = 0) {
+  constructor(table: PackedRules, tags: TagRulesData | null, mode: Mode, generation = 0) {
     this.table = table
+    this.tags = tags
     this.generation = generation
-    const n = ruleCount(table)
-    this.dryRun = mode === 'dry-run' ? new Uint8Array(n).fill(1) : table.dryRun
+    const own = ruleCount(table)
+    const extra = tags === null ? 0 : tags.info.length
+    const n = own + extra
+    if (mode === 'dry-run') this.dryRun = new Uint8Array(n).fill(1)
+    else if (tags === null) this.dryRun = table.dryRun
+    else {
+      this.dryRun = new Uint8Array(n)
+      this.dryRun.set(table.dryRun)
+      this.dryRun.set(tags.dryRun, own)
+    }
     this.hits = new Float64Array(n)
     this.lastHitMs = new Float64Array(n)
+    this.linesStripped = new Float64Array(extra)
+    this.tagsStripped = new Float64Array(extra)
   }
 
   get size(): number {
@@ -89,29 +158,58 @@ export class RuleStats implements RuleHits {
     return this.unpacked
   }
 
+  /** The rules beyond the table: rule `firstTagRule + i` is tagRules[i]. */
+  get tagRules(): readonly TagRuleInfo[] {
+    return this.tags?.info ?? []
+  }
+
+  get firstTagRule(): number {
+    return this.hits.length - this.linesStripped.length
+  }
+
   /**
    * Adds another set's history: `map[i]` is the index here of the other set's rule i, or -1 (after a reload,
    * as the loader thread worked it out: rules that survive keep their hits); null for the same table (a
    * worker's report). Typed-array work only.
    */
   inherit(previous: RuleHits, map: Int32Array | null): void {
+    const from = previous.hits.length - previous.linesStripped.length
+    const to = this.firstTagRule
     for (let i = 0; i < previous.hits.length; i++) {
       const j = map === null ? i : map[i]
       if (j === -1) continue
       this.hits[j] += previous.hits[i]
       if (previous.lastHitMs[i] > this.lastHitMs[j]) this.lastHitMs[j] = previous.lastHitMs[i]
+      if (i >= from && j >= to) {
+        this.linesStripped[j - to] += previous.linesStripped[i - from]
+        this.tagsStripped[j - to] += previous.tagsStripped[i - from]
+      }
     }
   }
 }
 
-/** Rules of a kind that only count a match (dryRun, or every rule in mode dry-run) or that drop it. */
-export function countRules(table: PackedRules, mode: Mode, kind: RuleKind, dryRun: boolean): number {
-  let n = 0
-  const want = dryRun ? 1 : 0
-  for (let i = 0; i < ruleCount(table); i++) {
-    if (kindOf(table, i) === kind && (mode === 'dry-run' ? 1 : table.dryRun[i]) === want) n++
+/** A /metrics kind label: what a rule matches, or (allow, strip_tags) what it is. */
+export type RuleLabel = RuleKind | 'glob' | 'tag' | 'allow' | 'strip_tags'
+export const RULE_LABELS: readonly RuleLabel[] = ['prefix', 'name', 'glob', 'tag', 'allow', 'strip_tags']
+
+/** Rules by label and by whether a match only counts (dryRun, or every rule in mode dry-run) or acts. */
+export function countRules(
+  compiled: { rules: PackedRules; tags: TagRulesData | null },
+  mode: Mode,
+): Map<RuleLabel, { enforce: number; dryRun: number }> {
+  const counts = new Map(RULE_LABELS.map((label) => [label, { enforce: 0, dryRun: 0 }]))
+  const count = (label: RuleLabel, dryRun: boolean): void => {
+    const c = counts.get(label) as { enforce: number; dryRun: number }
+    if (dryRun || mode === 'dry-run') c.dryRun++
+    else c.enforce++
   }
-  return n
+  const { rules, tags } = compiled
+  for (let i = 0; i < ruleCount(rules); i++) count(kindOf(rules, i), rules.dryRun[i] === 1)
+  tags?.info.forEach((info, i) => {
+    const label = info.action === 'allow' ? 'allow' : info.action === 'strip' ? 'strip_tags' : info.kind
+    count(label as RuleLabel, tags.dryRun[i] === 1)
+  })
+  return counts
 }
 
 /**
@@ -120,15 +218,22 @@ export function countRules(table: PackedRules, mode: Mode, kind: RuleKind, dryRu
  */
 export class RuleSet extends RuleStats {
   readonly trie: Trie
+  /** The matchers of the tag rules; null when there are none. */
+  readonly tagMatcher: TagRules | null
 
-  constructor(table: PackedRules, trie: Trie, mode: Mode, generation = 0) {
-    super(table, mode, generation)
-    this.trie = trie
+  constructor(compiled: RunnableRules, mode: Mode, generation = 0) {
+    super(compiled.rules, compiled.tags, mode, generation)
+    this.trie = compiled.trie
+    this.tagMatcher = compiled.tags === null ? null : new TagRules(compiled.tags, mode)
   }
 
-  /** Packs and compiles on the calling thread; for rule lists already in memory. */
+  /** Compiles on the calling thread; for rules already in memory. */
+  static fromRules(rules: FilterRules, mode: Mode): RuleSet {
+    const compiled = compileRules(rules)
+    return new RuleSet({ ...compiled, trie: new Trie(compiled.trie) }, mode)
+  }
+
   static fromBlocklist(blocklist: Blocklist, mode: Mode): RuleSet {
-    const { rules, trie } = compileBlocklist(blocklist)
-    return new RuleSet(rules, new Trie(trie), mode)
+    return RuleSet.fromRules({ blocklist, ...NO_TAG_RULES }, mode)
   }
 }

@@ -1,3 +1,4 @@
+import { unconditional } from './packed-rules.ts'
 /** How a rule compares with a metric name, byte for byte (UTF-8). */
 export type RuleKind = 'prefix' | 'name'
 
@@ -26,15 +27,15 @@ export interface Blocklist {
   readonly tags?: readonly (string | RuleSpec)[]
 }
 
-/** The rule table of a blocklist: prefixes first, then names, each in the order the config gives them. */
+/** The rule table of a blocklist's unconditional rules (as packRules numbers them): prefixes first, then names, each in the order the config gives them. */
 export function rulesFromBlocklist(blocklist: Blocklist): Rule[] {
   const rules: Rule[] = []
   const add = (kind: RuleKind, entry: string | RuleSpec): void => {
     const { pattern, dryRun } = typeof entry === 'string' ? { pattern: entry, dryRun: false } : entry
     rules.push({ index: rules.length, kind, pattern, dryRun })
   }
-  for (const entry of blocklist.prefixes) add('prefix', entry)
-  for (const entry of blocklist.names) add('name', entry)
+  for (const entry of blocklist.prefixes) if (unconditional(entry)) add('prefix', entry)
+  for (const entry of blocklist.names) if (unconditional(entry)) add('name', entry)
   return rules
 }
 

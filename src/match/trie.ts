@@ -86,6 +86,30 @@ export class Trie {
     const p = prefixRule[s]
     return p !== NONE ? p : best
   }
+
+  /**
+   * Every rule that matches the name `buf[start, end)`, into `out` from `at` on: each prefix on the name's path,
+   * shortest first, then the exact name. Returns the new end of `out`, which needs room for one more entry than
+   * the longest pattern has bytes.
+   */
+  matchAll(buf: Uint8Array, start: number, end: number, out: Int32Array, at: number): number {
+    const base = this.base
+    const check = this.check
+    const prefixRule = this.prefixRule
+    let s = 0
+    for (let i = start; i < end; i++) {
+      const p = prefixRule[s]
+      if (p !== NONE) out[at++] = p
+      const t = base[s] + buf[i]
+      if (check[t] !== s) return at
+      s = t
+    }
+    const p = prefixRule[s]
+    if (p !== NONE) out[at++] = p
+    const exact = this.exactRule[s]
+    if (exact !== NONE) out[at++] = exact
+    return at
+  }
 }
 
 export function compileTrie(rules: readonly Rule[]): TrieData {

@@ -1,5 +1,5 @@
 import type { Settings } from '../config/config.ts'
-import { ruleKinds, type PackedRules } from '../match/packed-rules.ts'
+import { ruleKinds, type RunnableRules } from '../match/rule-set.ts'
 import { loadAndCompile, type Compiled } from '../config/compile.ts'
 import { ConfigError, formatProblem } from '../config/errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -45,7 +45,7 @@ export interface ReloaderOptions {
   /** The settings in force (owned by the caller, which apply() updates). */
   settings: () => Settings
   /** The rule table in force, whose hit history a reload carries over. */
-  rules: () => PackedRules
+  rules: () => RunnableRules
   /** Of the file in force; null for a config built in memory, which cannot be reloaded. */
   hash: string | null
   log: Logger
@@ -101,7 +101,8 @@ export class Reloader {
     const { file, log } = this.options
     let compiled: Compiled
     try {
-      compiled = await loadAndCompile(file, this.options.rules())
+      const current = this.options.rules()
+      compiled = await loadAndCompile(file, { rules: current.rules, tagRules: current.tags?.info ?? [] })
     } catch (err) {
       const errors =
         err instanceof ConfigError ? err.problems.map((p) => formatProblem(file, p)) : [String((err as Error).message)]
@@ -135,10 +136,7 @@ export class Reloader {
         'config reload: these settings changed in the file but apply only after a restart',
       )
     }
-    log.info(
-      { trigger, file, hash: compiled.hash, mode: next.mode, rules: ruleKinds(compiled.rules) },
-      'config reloaded',
-    )
+    log.info({ trigger, file, hash: compiled.hash, mode: next.mode, rules: ruleKinds(compiled) }, 'config reloaded')
     return { ok: true, changed: true, restartNeeded, errors: [] }
   }
 }

@@ -8,6 +8,21 @@ const FIELDS = [
   'linesMalformed',
   'linesDroppedBackpressure',
   'linesWouldBlock',
+  'linesNotAllowed',
+  'linesOverLimit',
+  'linesWouldNotAllow',
+  'linesWouldOverLimit',
+  'linesTagsStripped',
+  'tagsStripped',
+  'linesTagsWouldStrip',
+  'tagsWouldStrip',
+  'linesStrippedC',
+  'linesStrippedG',
+  'linesStrippedMs',
+  'linesStrippedH',
+  'linesStrippedS',
+  'linesStrippedD',
+  'linesStrippedOther',
   'linesOversize',
   'linesSendFailed',
   'datagramsOut',
@@ -17,14 +32,16 @@ const FIELDS = [
 
 /**
  * The data path's counters, incremented in place by the stage that observes the event (no calls, no maps on the
- * hot path). Every line received ends in exactly one of forwarded, blocked, malformed or droppedBackpressure, so
- * `linesIn` always equals their sum; the other line counters say more about some of those lines.
+ * hot path). Every line received ends in exactly one of forwarded, blocked, notAllowed, overLimit, malformed or
+ * droppedBackpressure, so `linesIn` always equals their sum; the other line counters say more about some of those lines.
  *
  * Each counter is a slot of one Float64Array, which may live in shared memory: a reader thread increments its
  * own slots and the control plane reads them live, without asking. One writer per array.
  */
 export class Counters {
   static readonly size = FIELDS.length
+  /** The slot of linesStrippedC; the other types follow in the order of METRIC_TYPE_SLOTS (src/scan/tags.ts). */
+  static readonly strippedByTypeSlot = FIELDS.indexOf('linesStrippedC')
   readonly values: Float64Array
   declare datagramsIn: number
   declare bytesIn: number
@@ -35,6 +52,28 @@ export class Counters {
   declare linesDroppedBackpressure: number
   /** Forwarded lines a dry-run rule matched: what enforcing would drop. */
   declare linesWouldBlock: number
+  /** Metric lines whose name no allowlist entry matches. */
+  declare linesNotAllowed: number
+  /** Metric lines over one of the limits (name length, tags per line, tag length). */
+  declare linesOverLimit: number
+  /** Lines a dry-run allowlist would have dropped (they went on). */
+  declare linesWouldNotAllow: number
+  /** Lines over a dry-run limit (they went on). */
+  declare linesWouldOverLimit: number
+  /** Forwarded lines from which at least one tag was removed; by type in linesStripped<Type>. */
+  declare linesTagsStripped: number
+  declare tagsStripped: number
+  /** Forwarded lines with tags that only dry-run strip rules remove, and those tags (forwarded unchanged). */
+  declare linesTagsWouldStrip: number
+  declare tagsWouldStrip: number
+  declare linesStrippedC: number
+  declare linesStrippedG: number
+  declare linesStrippedMs: number
+  declare linesStrippedH: number
+  declare linesStrippedS: number
+  declare linesStrippedD: number
+  /** Stripped lines of a type other than c, g, ms, h, s, d. */
+  declare linesStrippedOther: number
   /** Forwarded lines longer than maxPacketSize, each sent in a datagram of its own. */
   declare linesOversize: number
   /** Forwarded lines in datagrams whose send failed (as far as the socket reported it; see sendErrors). */

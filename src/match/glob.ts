@@ -1,0 +1,395 @@
+/**
+ * Name globs: `*` matches one or more bytes other than `.`, `**` one or more bytes of any kind, every other byte
+ * of the pattern's UTF-8 is literal, and the whole name must match.
+ *
+ * The globs are compiled into one trie over tokens (a literal byte, `*`, `**`), run as an NFA whose states are the
+ * trie's nodes: from an active node, its literal child on the name's byte, its `*` child on a byte other than `.`
+ * and its `**` child on any byte become active; a `*` node stays active on a byte other than `.`, a `**` node on
+ * any byte. The globs that match are those of the nodes active after the last byte. A name costs, per byte, the
+ * active nodes' transitions: that depends on the shapes of the globs (how many wildcards can be live at once),
+ * never on their number, and no glob is ever looked at by itself.
+ */
+
+const NONE = -1
+const DOT = 0x2e
+const ASTERISK = 0x2a
+/** Tokens: the literal bytes, then `*`, then `**`; the child of slot s on token t lives at slot base(s) + t. */
+const STAR = 256
+const DOUBLE_STAR = 257
+const TOKENS = 258
+
+/** `flags` bits. The slot is a `*` node: it stays active on a byte other than `.`. */
+const LOOPS_ON_NON_DOT = 1
+/** The slot is a `**` node: it stays active on any byte. */
+const LOOPS_ON_ANY = 2
+/** The slot has a `*` child (at base + STAR): known without reading that child's check. */
+const HAS_STAR = 4
+/** The slot has a `**` child (at base + DOUBLE_STAR). */
+const HAS_DOUBLE_STAR = 8
+const FLAG_BITS = 4
+const FLAG_MASK = (1 << FLAG_BITS) - 1
+/** A base shares an int32 with the flags: 2^27 slots, some 6 million globs of 20 bytes each. */
+const MAX_SLOTS = 1 << (31 - FLAG_BITS)
+
+/** `check` of a slot no node occupies. */
+const FREE = -1
+/** `check` of the root's slot (the root is nobody's child). */
+const ROOT_CHECK = -2
+/** A transition reads slot `base + token`; this much room past the last base keeps every read in bounds. */
+const PAD = TOKENS
+
+/** Stamps go up by one per name byte; at this value they are cleared and start over at 1 (after 2^31 bytes). */
+const LAST_GENERATION = 0x7fffffff
+
+/** Why a glob is invalid (a sentence for a config error, after the entry's path), or null. */
+export function globProblem(pattern: string): string | null {
+  // `.` and `*` are ASCII and never a byte of a longer UTF-8 sequence, so the string's code units tell the bytes.
+  if (pattern === '') return 'must not be empty (a glob needs at least one byte to match)'
+  if (pattern.startsWith('.')) return 'must not start with "." (every segment between dots needs at least one byte)'
+  if (pattern.endsWith('.')) return 'must not end with "." (every segment between dots needs at least one byte)'
+  if (pattern.includes('..')) return 'must not contain ".." (every segment between dots needs at least one byte)'
+  if (pattern.includes('***')) return 'must not have three or more * in a row (* is one segment, ** any bytes)'
+  return null
+}
+
+/**
+ * A compiled set of globs as plain typed arrays, to be placed in SharedArrayBuffers and posted to threads: the
+ * token trie as a double array (as in trie.ts, over 258 tokens), two int32s per slot side by side, so that the
+ * check a transition reads and the base the next byte reads share a cache line.
+ */
+export interface GlobData {
+  /** Nodes of the trie (the root and one per distinct token prefix of the globs): the most that can be active. */
+  nodeCount: number
+  /** `slots[2s]` = base << 4 | flags, `slots[2s + 1]` = check: the parent's slot, FREE or ROOT_CHECK. Slot 0 is the root. */
+  slots: Int32Array
+  /** One entry per slot and one more: the globs ending at slot s report `ids[idStart[s], idStart[s + 1])`. */
+  idStart: Int32Array
+  ids: Int32Array
+}
+
+/** Compiles globs (each already valid); `ids[i]` is what a match of globs[i] reports. Several globs may share a pattern (each id reported). */
+export function compileGlobs(globs: readonly string[], ids: readonly number[]): GlobData {
+  if (ids.length !== globs.length) throw new Error(`compileGlobs: ${globs.length} globs but ${ids.length} ids`)
+  for (const glob of globs) {
+    const problem = globProblem(glob)
+    if (problem !== null) throw new Error(`compileGlobs: glob ${JSON.stringify(glob)} ${problem}`)
+  }
+  const { tokens, starts } = tokenize(globs)
+  const tree = buildTree(tokens, starts)
+  return layOut(tree, ids)
+}
+
+/** Every glob's tokens in one array: glob k is tokens[starts[k], starts[k + 1]). */
+function tokenize(globs: readonly string[]): { tokens: Int32Array; starts: Int32Array } {
+  // One buffer for all the UTF-8, as in trie.ts: no Buffer per pattern.
+  const byteStarts = new Int32Array(globs.length + 1)
+  for (let k = 0; k < globs.length; k++) byteStarts[k + 1] = byteStarts[k] + Buffer.byteLength(globs[k], 'utf8')
+  const text = Buffer.allocUnsafe(byteStarts[globs.length])
+  for (let k = 0; k < globs.length; k++) text.write(globs[k], byteStarts[k], 'utf8')
+  // A glob has at most as many tokens as bytes.
+  const tokens = new Int32Array(text.length)
+  const starts = new Int32Array(globs.length + 1)
+  let n = 0
+  for (let k = 0; k < globs.length; k++) {
+    const end = byteStarts[k + 1]
+    for (let i = byteStarts[k]; i < end; i++) {
+      if (text[i] !== ASTERISK) tokens[n++] = text[i]
+      else if (i + 1 < end && text[i + 1] === ASTERISK) {
+        tokens[n++] = DOUBLE_STAR
+        i++ // validity: never a third
+      } else tokens[n++] = STAR
+    }
+    starts[k + 1] = n
+  }
+  return { tokens, starts }
+}
+
+/** The globs as a plain tree of tokens, children as sibling lists in token order; `terminal[k]` is glob k's node. */
+interface Tree {
+  nodeCount: number
+  token: Int32Array
+  firstChild: Int32Array
+  nextSibling: Int32Array
+  terminal: Int32Array
+}
+
+/**
+ * As in trie.ts: inserted in token order, a new child always sorts after its existing siblings, so the builder
+ * only ever compares with a node's last child. Sorting by tokens, not bytes: `*` and `**` share their first
+ * byte, and byte order would interleave a `*` child's globs with a `**` child's.
+ */
+function buildTree(tokens: Int32Array, starts: Int32Array): Tree {
+  const globCount = starts.length - 1
+  const order = new Int32Array(globCount)
+  for (let k = 0; k < globCount; k++) order[k] = k
+  order.sort((a, b) => compareTokens(tokens, starts[a], starts[a + 1], starts[b], starts[b + 1]))
+
+  // The exact node count first, so every array is allocated once.
+  let capacity = 1
+  for (let k = 0; k < globCount; k++) {
+    const a = order[k]
+    const length = starts[a + 1] - starts[a]
+    capacity +=
+      k === 0
+        ? length
+        : length - commonPrefix(tokens, starts[order[k - 1]], starts[order[k - 1] + 1], starts[a], starts[a + 1])
+  }
+  const token = new Int32Array(capacity)
+  const firstChild = new Int32Array(capacity).fill(NONE)
+  const lastChild = new Int32Array(capacity).fill(NONE)
+  const nextSibling = new Int32Array(capacity).fill(NONE)
+  const terminal = new Int32Array(globCount)
+  let nodeCount = 1 // the root
+
+  for (let k = 0; k < globCount; k++) {
+    const g = order[k]
+    let node = 0
+    for (let i = starts[g]; i < starts[g + 1]; i++) {
+      const last = lastChild[node]
+      if (last !== NONE && token[last] === tokens[i]) {
+        node = last
+        continue
+      }
+      const child = nodeCount++
+      token[child] = tokens[i]
+      if (last === NONE) firstChild[node] = child
+      else nextSibling[last] = child
+      lastChild[node] = child
+      node = child
+    }
+    terminal[g] = node
+  }
+  return { nodeCount, token, firstChild, nextSibling, terminal }
+}
+
+function compareTokens(tokens: Int32Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart)
+  for (let i = 0; i < n; i++) {
+    const d = tokens[aStart + i] - tokens[bStart + i]
+    if (d !== 0) return d
+  }
+  return aEnd - aStart - (bEnd - bStart)
+}
+
+function commonPrefix(tokens: Int32Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart)
+  let i = 0
+  while (i < n && tokens[aStart + i] === tokens[bStart + i]) i++
+  return i
+}
+
+/** After this many failed fits a free slot stops being tried as a first child's slot (it may still hold others). */
+const MAX_FAILS = 16
+const END = -1
+
+/**
+ * Places the tree breadth first, as trie.ts does: each node gets the lowest base at which every one of its
+ * children's slots is free, the candidates coming from a linked list of free slots; a slot that keeps failing
+ * leaves the list. Then packs base, flags and check into `slots` and groups the ids by slot.
+ */
+function layOut(tree: Tree, ids: readonly number[]): GlobData {
+  let size = 0
+  let base = new Int32Array(0)
+  let check = new Int32Array(0)
+  let flags = new Uint8Array(0)
+  let nextFree = new Int32Array(0)
+  let prevFree = new Int32Array(0)
+  let inList = new Uint8Array(0)
+  let fails = new Uint8Array(0)
+  let head = END
+  let tail = END
+  const ensure = (needed: number): void => {
+    if (needed <= size) return
+    let bigger = Math.max(size, 1024)
+    while (bigger < needed) bigger = Math.ceil(bigger * 1.25)
+    base = grow(base, bigger, 0)
+    check = grow(check, bigger, FREE)
+    flags = grow(flags, bigger, 0)
+    nextFree = grow(nextFree, bigger, 0)
+    prevFree = grow(prevFree, bigger, 0)
+    inList = grow(inList, bigger, 0)
+    fails = grow(fails, bigger, 0)
+    for (let pos = Math.max(size, 1); pos < bigger; pos++) {
+      prevFree[pos] = tail
+      nextFree[pos] = END
+      if (tail === END) head = pos
+      else nextFree[tail] = pos
+      tail = pos
+      inList[pos] = 1
+    }
+    size = bigger
+  }
+  const unlink = (pos: number): void => {
+    if (inList[pos] === 0) return
+    inList[pos] = 0
+    const prev = prevFree[pos]
+    const next = nextFree[pos]
+    if (prev === END) head = next
+    else nextFree[prev] = next
+    if (next === END) tail = prev
+    else prevFree[next] = prev
+  }
+
+  ensure(Math.ceil(tree.nodeCount * 1.05) + 2 * PAD + 1024)
+  check[0] = ROOT_CHECK
+  const slotOf = new Int32Array(tree.nodeCount)
+  const queue = new Int32Array(tree.nodeCount)
+  let qHead = 0
+  let qTail = 0
+  queue[qTail++] = 0
+  let maxSlot = 0
+  const tokens: number[] = []
+  while (qHead < qTail) {
+    const node = queue[qHead++]
+    const slot = slotOf[node]
+    tokens.length = 0
+    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) tokens.push(tree.token[c])
+    if (tokens.length === 0) continue // a leaf: base 0 leads to slots whose check is never this slot
+    let b: number
+    let pos = head
+    for (;;) {
+      if (pos === END) {
+        pos = size
+        ensure(size + 1)
+      }
+      b = pos - tokens[0]
+      if (b >= 1) {
+        ensure(b + TOKENS + PAD)
+        let fits = true
+        for (let k = 1; k < tokens.length && fits; k++) fits = check[b + tokens[k]] === FREE
+        if (fits) break
+        if (++fails[pos] >= MAX_FAILS) {
+          const next = nextFree[pos]
+          unlink(pos)
+          pos = next
+          continue
+        }
+      }
+      pos = nextFree[pos]
+    }
+    base[slot] = b
+    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) {
+      const token = tree.token[c]
+      const t = b + token
+      check[t] = slot
+      if (token === STAR) {
+        flags[slot] |= HAS_STAR
+        flags[t] |= LOOPS_ON_NON_DOT
+      } else if (token === DOUBLE_STAR) {
+        flags[slot] |= HAS_DOUBLE_STAR
+        flags[t] |= LOOPS_ON_ANY
+      }
+      unlink(t)
+      slotOf[c] = t
+      queue[qTail++] = c
+      if (t > maxSlot) maxSlot = t
+    }
+  }
+  const length = maxSlot + PAD + 1
+  if (length > MAX_SLOTS) throw new Error(`compileGlobs: ${length} slots, over the ${MAX_SLOTS} a base can address`)
+  const slots = new Int32Array(2 * length)
+  for (let s = 0; s < length; s++) {
+    slots[2 * s] = (base[s] << FLAG_BITS) | flags[s]
+    slots[2 * s + 1] = check[s]
+  }
+
+  const idStart = new Int32Array(length + 1)
+  for (let g = 0; g < ids.length; g++) idStart[slotOf[tree.terminal[g]] + 1]++
+  for (let s = 0; s < length; s++) idStart[s + 1] += idStart[s]
+  const fill = idStart.slice(0, length)
+  const grouped = new Int32Array(ids.length)
+  for (let g = 0; g < ids.length; g++) grouped[fill[slotOf[tree.terminal[g]]]++] = ids[g]
+  return { nodeCount: tree.nodeCount, slots, idStart, ids: grouped }
+}
+
+function grow<T extends Uint8Array | Int32Array>(a: T, capacity: number, fill: number): T {
+  const bigger = new (a.constructor as new (n: number) => T)(capacity)
+  bigger.set(a)
+  if (fill !== 0) bigger.fill(fill, a.length)
+  return bigger
+}
+
+export class GlobMatcher {
+  /** Number of glob ids; the capacity `out` needs. */
+  readonly idCount: number
+  private readonly slots: Int32Array
+  private readonly idStart: Int32Array
+  private readonly ids: Int32Array
+  /** The active slots before and after a byte, swapped per byte: a node is in a set at most once. */
+  private readonly current: Int32Array
+  private readonly next: Int32Array
+  /** stamp[s] === generation: the `*` or `**` slot s is already in the set being built. */
+  private readonly stamp: Int32Array
+  private generation = 0
+
+  constructor(data: GlobData) {
+    this.idCount = data.ids.length
+    this.slots = data.slots
+    this.idStart = data.idStart
+    this.ids = data.ids
+    this.current = new Int32Array(data.nodeCount)
+    this.next = new Int32Array(data.nodeCount)
+    this.stamp = new Int32Array(data.idStart.length - 1)
+  }
+
+  /** Writes the id of every glob matching the name `buf[start, end)` into `out` (any order, each once); returns how many. Allocates nothing. */
+  match(buf: Uint8Array, start: number, end: number, out: Int32Array): number {
+    const slots = this.slots
+    const stamp = this.stamp
+    let current = this.current
+    let next = this.next
+    let generation = this.generation
+    current[0] = 0
+    let count = 1
+    for (let i = start; i < end; i++) {
+      const byte = buf[i]
+      const dot = byte === DOT
+      if (++generation === LAST_GENERATION) {
+        stamp.fill(0)
+        generation = 1
+      }
+      let added = 0
+      for (let k = 0; k < count; k++) {
+        const s = current[k]
+        const word = slots[2 * s]
+        const b = word >> FLAG_BITS
+        const f = word & FLAG_MASK
+        // Only a `*` or `**` slot can be reached twice (from its parent and from itself), so only those are
+        // stamped; a literal slot has one parent, which is in `current` once.
+        if (f !== 0) {
+          if ((f & HAS_DOUBLE_STAR) !== 0 && stamp[b + DOUBLE_STAR] !== generation) {
+            stamp[b + DOUBLE_STAR] = generation
+            next[added++] = b + DOUBLE_STAR
+          }
+          if ((f & HAS_STAR) !== 0 && !dot && stamp[b + STAR] !== generation) {
+            stamp[b + STAR] = generation
+            next[added++] = b + STAR
+          }
+          if (((f & LOOPS_ON_ANY) !== 0 || ((f & LOOPS_ON_NON_DOT) !== 0 && !dot)) && stamp[s] !== generation) {
+            stamp[s] = generation
+            next[added++] = s
+          }
+        }
+        const t = b + byte
+        if (slots[2 * t + 1] === s) next[added++] = t
+      }
+      if (added === 0) {
+        this.generation = generation
+        return 0
+      }
+      const swap = current
+      current = next
+      next = swap
+      count = added
+    }
+    this.generation = generation
+    const idStart = this.idStart
+    const ids = this.ids
+    let written = 0
+    for (let k = 0; k < count; k++) {
+      const s = current[k]
+      for (let j = idStart[s]; j < idStart[s + 1]; j++) out[written++] = ids[j]
+    }
+    return written
+  }
+}
