@@ -12,6 +12,7 @@ import {
 import { globProblem } from '../match/glob.ts'
 import type { Mode } from '../match/rule-set.ts'
 import { NO_TAG_RULES } from '../match/rule-set.ts'
+import { PROTECTED_KEYS } from '../match/tag-rules.ts'
 import {
   METRIC_TYPES,
   type Allowlist,
@@ -203,7 +204,10 @@ function ruleList(c: Checker, path: Path, v: unknown, key: RuleKey | null): TagR
   const options = key === 'tag' ? '' : ', tag: k:v | k'
   const shape = key === null ? 'a string' : `a string or { ${key}: ..., dryRun: true|false${options} }`
   if (!Array.isArray(v)) {
-    c.problem(path, `must be a list of strings${key === null ? '' : ` or { ${key}: ..., dryRun: true|false${options} }`}`)
+    c.problem(
+      path,
+      `must be a list of strings${key === null ? '' : ` or { ${key}: ..., dryRun: true|false${options} }`}`,
+    )
     return []
   }
   const out: TagRuleSpec[] = []
@@ -274,7 +278,8 @@ function tagValue(c: Checker, path: Path, v: unknown): string | null {
   if (typeof v !== 'string' || v === '')
     c.problem(path, `must be a tag (key:value) or a key (got ${JSON.stringify(v)})`)
   else if (v.startsWith(':')) c.problem(path, 'must not have an empty key (nothing before the first :)')
-  else if (/[,|\n\r]/.test(v)) c.problem(path, 'must not contain , | or a line break (they separate tags and fields)')
+  else if (/[,|\n\r]/.test(v))
+    c.problem(path, 'must not contain "," or "|" (they separate tags and fields) or a line break')
   else {
     warnInternal(c, path, v.split(':')[0])
     return v
@@ -293,7 +298,10 @@ function keyList(c: Checker, path: Path, v: unknown): string[] {
     const at = [...path, i]
     if (typeof key !== 'string' || key === '') c.problem(at, `must be a non-empty tag key (got ${JSON.stringify(key)})`)
     else if (/[:,|\n\r]/.test(key))
-      c.problem(at, 'must be a key alone: no : (the key is what comes before it), , | or line break')
+      c.problem(
+        at,
+        'must be a tag key alone, without ":" (a key ends at the first one), "," or "|" (they separate tags and fields) or a line break',
+      )
     else {
       if (out.includes(key)) c.warning(at, 'duplicate key; ignored')
       warnInternal(c, at, key)
@@ -307,9 +315,14 @@ function warnInternal(c: Checker, path: Path, key: string): void {
   if (key.startsWith('dd.internal.'))
     c.warning(
       path,
-      `names ${key}, an instruction to the agent (origin detection, cardinality), not a tag of the series: the agent consumes it before series are counted, so a rule on it saves nothing; keepOnly never removes these keys`,
+      `names ${key}, an instruction to the agent (origin detection, cardinality), not a tag of the series: the agent consumes it before series are counted, so a rule on it saves nothing; keepOnly never removes ${AGENT_INSTRUCTION_KEYS}`,
     )
 }
+
+/** The dd.internal. keys keepOnly keeps unlisted (not every dd.internal. key: a warning must not say it of others). */
+const AGENT_INSTRUCTION_KEYS = PROTECTED_KEYS.filter((k) => k.startsWith('dd.internal.'))
+  .join(', ')
+  .replace(/, ([^,]*)$/, ' or $1')
 
 function strings(c: Checker, path: Path, v: unknown, glob: boolean, wholeName: boolean): string[] {
   if (v === undefined || v === null) return []
@@ -336,14 +349,17 @@ function selector(c: Checker, path: Path, obj: Record<string, unknown>): Selecto
     names: strings(c, [...path, 'names'], obj.names, false, true),
     globs: strings(c, [...path, 'globs'], obj.globs, true, true),
   }
-  if (result.prefixes.length + result.names.length + result.globs.length === 0)
-    c.problem(path, 'must list at least one prefix, name or glob')
+  // Entries given but each invalid have their own problems: this one is for a selector that lists nothing.
+  const listed = SELECTOR_KEYS.some((key) => obj[key] != null && !(Array.isArray(obj[key]) && obj[key].length === 0))
+  if (!listed) c.problem(path, 'must list at least one prefix, name or glob')
   return result
 }
 
 function allowlist(c: Checker, v: unknown): Allowlist | null {
   if (v === undefined || v === null) return null
-  const obj = object(c, ['allowlist'], v, [...SELECTOR_KEYS, 'dryRun']) ?? {}
+  const obj = object(c, ['allowlist'], v, [...SELECTOR_KEYS, 'dryRun'])
+  // Not a mapping: that one problem says it all (the selector would add that it lists nothing).
+  if (obj === undefined) return null
   return { ...selector(c, ['allowlist'], obj), dryRun: boolean(c, ['allowlist', 'dryRun'], obj.dryRun ?? false) }
 }
 
