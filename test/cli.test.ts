@@ -96,7 +96,7 @@ t.test('--check', async (t) => {
 
   const badErrors = [
     `${bad}:2:9: listen.port: must be an integer from 0 to 65535 (got 70000)`,
-    `${bad}:4:3: blocklist.prefix: unknown key (expected one of: prefixes, names)`,
+    `${bad}:4:3: blocklist.prefix: unknown key (expected one of: prefixes, names, globs, tags)`,
   ]
   const ok = (file: string, summary: string): Exit => ({
     code: 0,
@@ -143,6 +143,47 @@ t.test('--check', async (t) => {
     if (errors === undefined) t.same(r, expected, name)
     else t.same({ ...r, stderr: sortedLines(r.stderr) }, { ...expected, stderr: errors }, name)
   }
+})
+
+t.test('--check with tag rules: the count of each kind, and the warnings with file:line:column', async (t) => {
+  const dir = t.testdir({
+    'tags.yaml': [
+      'blocklist:', //                                                     1
+      "  prefixes: [legacy., { prefix: http., tag: 'env:staging' }]", //   2
+      '  names: [app.latency.avg]', //                                     3
+      "  globs: ['*.debug.**', 'tmp.*.count']", //                         4
+      "  tags: ['env:dev', synthetic]", //                                 5
+      'allowlist:', //                                                     6
+      '  prefixes: [app., payments.]', //                                  7
+      '  names: [up]', //                                                  8
+      'stripTags:', //                                                     9
+      '  - metrics: { prefixes: [api.request.] }', //                     10
+      '    keys: [user_id, dd.internal.entity_id]', //                    11
+      "  - metrics: { globs: ['payments.**'] }", //                       12
+      '    keepOnly: [env, service, status]', //                          13
+      '    dryRun: true', //                                              14
+      'limits: { maxTags: 100 }', //                                      15
+      '',
+    ].join('\n'),
+    'strip-only.yaml': 'stripTags:\n  - metrics: { names: [a.b] }\n    keys: [user_id]\n',
+  })
+  const file = join(dir, 'tags.yaml')
+  const stripOnly = join(dir, 'strip-only.yaml')
+  const [tags, strip] = await Promise.all([run(['--check', '--config', file]), run(['--check', '-c', stripOnly])])
+  t.same(tags, {
+    code: 0,
+    signal: null,
+    stdout:
+      `warning: ${file}:3:11: blocklist.names[0]: ends in .avg, an aggregate the agent computes from a histogram or timer: no line the proxy sees has this name, so the rule never matches (name the metric itself)\n` +
+      `warning: ${file}:11:21: stripTags[0].keys[1]: names dd.internal.entity_id, an instruction to the agent (origin detection, cardinality), not a tag of the series: the agent consumes it before series are counted, so a rule on it saves nothing; keepOnly never removes dd.internal.entity_id, dd.internal.card or dd.internal.jmx_check_name\n` +
+      `${file}: OK (yaml, 2 prefixes, 1 names, 2 globs, 2 tags, 3 allow, 2 stripTags)\n`,
+    stderr: '',
+  })
+  t.same(
+    strip,
+    { code: 0, signal: null, stdout: `${stripOnly}: OK (yaml, 0 prefixes, 0 names, 1 stripTags)\n`, stderr: '' },
+    'only the kinds present are counted',
+  )
 })
 
 t.test('without flag or variable: ./filter.yaml', async (t) => {

@@ -4,14 +4,14 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { DEFAULTS, type Config } from '../src/config/config.ts'
-import type { RuleSpec } from '../src/match/rules.ts'
+import type { FilterRules, RuleSpec } from '../src/match/rules.ts'
 import { ConfigError, formatProblem, type ConfigProblem } from '../src/config/errors.ts'
 import { configPath, loadConfig, parseConfig } from '../src/config/load.ts'
 import { startProxy, type Proxy } from '../src/proxy.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
 const TOP =
-  'unknown key (expected one of: listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive)'
+  'unknown key (expected one of: listen, forward, mode, blocklist, allowlist, stripTags, limits, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive)'
 const RUST =
   'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
 const LEVELS = 'must be one of fatal, error, warn, info, debug, trace, silent'
@@ -32,6 +32,11 @@ function problemsOf(text: string, file = 'filter.yaml'): ConfigProblem[] {
 /** Rule entries as the validator returns them for plain strings. */
 function specs(...patterns: string[]): RuleSpec[] {
   return patterns.map((pattern) => ({ pattern, dryRun: false }))
+}
+
+/** A parsed blocklist: the lists not given are empty. */
+function blocks(lists: Partial<Config['blocklist']>): Config['blocklist'] {
+  return { prefixes: [], names: [], globs: [], tags: [], ...lists }
 }
 
 function defaults(file: string, overrides: Partial<Config> = {}): Config {
@@ -72,7 +77,7 @@ t.test('defaults when keys are absent', async (t) => {
       ...defaults('partial.yaml'),
       listen: { host: '0.0.0.0', port: 9125 },
       forward: { host: 'agent', port: 8127 },
-      blocklist: { prefixes: [], names: specs('a') },
+      blocklist: blocks({ prefixes: [], names: specs('a') }),
     },
     'each missing key of a mapping takes its default',
   )
@@ -102,7 +107,7 @@ t.test('every key set', async (t) => {
     ...defaults('all.yaml'),
     listen: { host: '127.0.0.1', port: 0 },
     forward: { host: '::1', port: 65535 },
-    blocklist: { prefixes: specs('a.', 'b c', 'é.'), names: specs('x.y') },
+    blocklist: blocks({ prefixes: specs('a.', 'b c', 'é.'), names: specs('x.y') }),
     maxPacketSize: 512,
     recvBufferSize: 4096,
     log: { level: 'silent' },
@@ -120,7 +125,7 @@ t.test('every key set', async (t) => {
     {
       ...defaults('json.yaml'),
       listen: { host: '0.0.0.0', port: 1 },
-      blocklist: { prefixes: specs('p.'), names: [] },
+      blocklist: blocks({ prefixes: specs('p.'), names: [] }),
     },
     'our format written as JSON',
   )
@@ -130,10 +135,10 @@ t.test('the bundled filter.yaml parses; the values it sets are the defaults', as
   const file = fileURLToPath(new URL('../filter.yaml', import.meta.url))
   t.same(loadConfig(file), {
     ...defaults(file),
-    blocklist: {
+    blocklist: blocks({
       prefixes: [...specs('legacy.', 'debug.tmp'), { pattern: 'canary.tmp.', dryRun: true }],
       names: specs('app.requests.old'),
-    },
+    }),
   })
 })
 
@@ -143,7 +148,14 @@ t.test('unknown keys are errors, at the key', async (t) => {
   ])
   t.same(
     problemsOf('blocklist:\n  prefix:\n    - a.\n'),
-    [{ path: 'blocklist.prefix', line: 2, column: 3, message: 'unknown key (expected one of: prefixes, names)' }],
+    [
+      {
+        path: 'blocklist.prefix',
+        line: 2,
+        column: 3,
+        message: 'unknown key (expected one of: prefixes, names, globs, tags)',
+      },
+    ],
     'a typo in a nested key does not silently disable the rules',
   )
   t.same(problemsOf('listen:\n  host: 127.0.0.1\n  prot: 1\nlog: { level: info, format: json }\n'), [
@@ -165,7 +177,7 @@ t.test('wrong types', async (t) => {
         path: 'blocklist.prefixes',
         line: 2,
         column: 13,
-        message: 'must be a list of strings or { prefix: ..., dryRun: true|false }',
+        message: 'must be a list of strings or { prefix: ..., dryRun: true|false, tag: k:v | k }',
       },
     ],
     'prefixes not a list',
@@ -177,13 +189,13 @@ t.test('wrong types', async (t) => {
         path: 'blocklist.prefixes[1]',
         line: 4,
         column: 7,
-        message: 'must be a string or { prefix: ..., dryRun: true|false } (got 42)',
+        message: 'must be a string or { prefix: ..., dryRun: true|false, tag: k:v | k } (got 42)',
       },
       {
         path: 'blocklist.names[1]',
         line: 5,
         column: 14,
-        message: 'must be a string or { name: ..., dryRun: true|false } (got true)',
+        message: 'must be a string or { name: ..., dryRun: true|false, tag: k:v | k } (got true)',
       },
     ],
     'non-strings inside the lists',
@@ -192,7 +204,7 @@ t.test('wrong types', async (t) => {
     { path: 'listen', line: 1, column: 9, message: 'must be a mapping with the keys host, port' },
   ])
   t.same(problemsOf('blocklist: [a.]\n'), [
-    { path: 'blocklist', line: 1, column: 12, message: 'must be a mapping with the keys prefixes, names' },
+    { path: 'blocklist', line: 1, column: 12, message: 'must be a mapping with the keys prefixes, names, globs, tags' },
   ])
   t.same(problemsOf('forward: { host: 12 }\n'), [{ path: 'forward.host', line: 1, column: 18, message: HOST }])
   t.same(problemsOf('maxPacketSize: 1000.5\n'), [
@@ -206,7 +218,7 @@ t.test('wrong types', async (t) => {
         line: 1,
         column: 1,
         message:
-          'must be a mapping with the keys listen, forward, mode, blocklist, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive',
+          'must be a mapping with the keys listen, forward, mode, blocklist, allowlist, stripTags, limits, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive',
       },
     ],
     'a document that is not a mapping',
@@ -450,7 +462,7 @@ t.test('duplicate rules are warnings, located at the repeat', async (t) => {
   const config = parseConfig('d.yaml', 'blocklist:\n  prefixes: [a., b., a.]\n  names:\n    - x\n    - a.\n    - x\n')
   t.same(
     config.blocklist,
-    { prefixes: specs('a.', 'b.', 'a.'), names: specs('x', 'a.', 'x') },
+    blocks({ prefixes: specs('a.', 'b.', 'a.'), names: specs('x', 'a.', 'x') }),
     'a prefix and a name may share a pattern',
   )
   t.same(config.warnings, [
@@ -467,7 +479,7 @@ t.test('statsd-filter-proxy-rs JSON config', async (t) => {
     {
       ...defaults('config.json'),
       format: 'rust-json',
-      blocklist: { prefixes: specs('a.', 'b.'), names: [] },
+      blocklist: blocks({ prefixes: specs('a.', 'b.'), names: [] }),
       workers: 'auto',
     },
     'multi_thread: true (its runtime on every core) is workers: auto',
@@ -516,6 +528,536 @@ t.test('statsd-filter-proxy-rs JSON config', async (t) => {
   )
   t.same(problemsOf('{"metric_blocklist":"a."}', 'c.json'), [
     { path: 'metric_blocklist', line: 1, column: 21, message: 'must be a list of strings' },
+  ])
+})
+
+/** The problem of a glob, after `is not a valid glob: `. */
+const SEGMENT = 'every segment between dots needs at least one byte'
+const NO_KEYS = 'must be a non-empty list of tag keys'
+const NOTHING_SELECTED = 'must list at least one prefix, name or glob'
+const LIMIT = (got: string): string => `must be an integer from 1 to 65507 (got ${got})`
+const AGGREGATE = (suffix: string): string =>
+  `ends in ${suffix}, an aggregate the agent computes from a histogram or timer: no line the proxy sees has this name, so the rule never matches (name the metric itself)`
+const INTERNAL = (key: string): string =>
+  `names ${key}, an instruction to the agent (origin detection, cardinality), not a tag of the series: the agent consumes it before series are counted, so a rule on it saves nothing; keepOnly never removes dd.internal.entity_id, dd.internal.card or dd.internal.jmx_check_name`
+const SEPARATORS = 'must not contain "," or "|" (they separate tags and fields) or a line break'
+const KEY_ALONE =
+  'must be a tag key alone, without ":" (a key ends at the first one), "," or "|" (they separate tags and fields) or a line break'
+
+t.test('tag rules: the example of issue 10 parses to its rules', async (t) => {
+  const text = [
+    'blocklist:',
+    "  prefixes: [legacy., { prefix: http., tag: 'env:staging' }]",
+    '  names: [app.requests.old]',
+    "  globs: ['*.debug.**', 'tmp.*.count']",
+    "  tags: ['env:dev', synthetic]",
+    'allowlist:',
+    '  prefixes: [app., payments.]',
+    '  names: [up]',
+    '  globs: []',
+    'stripTags:',
+    '  - metrics: { prefixes: [api.request.], names: [], globs: [] }',
+    '    keys: [user_id, request_id]',
+    "  - metrics: { globs: ['payments.**'] }",
+    '    keepOnly: [env, service, status]',
+    '    dryRun: true',
+    'limits:',
+    '  maxNameLength: 200',
+    '  maxTags: 100',
+    '  maxTagLength: 200',
+  ].join('\n')
+  const rules: FilterRules = {
+    blocklist: {
+      prefixes: [
+        { pattern: 'legacy.', dryRun: false },
+        { pattern: 'http.', dryRun: false, tag: 'env:staging' },
+      ],
+      names: specs('app.requests.old'),
+      globs: specs('*.debug.**', 'tmp.*.count'),
+      tags: specs('env:dev', 'synthetic'),
+    },
+    allowlist: { prefixes: ['app.', 'payments.'], names: ['up'], globs: [], dryRun: false },
+    stripTags: [
+      {
+        metrics: { prefixes: ['api.request.'], names: [], globs: [] },
+        keys: ['user_id', 'request_id'],
+        keepOnly: null,
+        dryRun: false,
+        types: null,
+      },
+      {
+        metrics: { prefixes: [], names: [], globs: ['payments.**'] },
+        keys: null,
+        keepOnly: ['env', 'service', 'status'],
+        dryRun: true,
+        types: null,
+      },
+    ],
+    limits: { maxNameLength: 200, maxTags: 100, maxTagLength: 200, dryRun: false },
+  }
+  t.same(parseConfig('issue.yaml', text), { ...defaults('issue.yaml'), ...rules }, 'no warning: tmp.*.count is not one')
+
+  const options = [
+    'blocklist:',
+    '  names: [{ name: a.b, tag: k, dryRun: true }]',
+    "  globs: [{ glob: 'c.*', tag: 'k:v' }]",
+    '  tags: [{ tag: synthetic, dryRun: true }]',
+    'allowlist: { globs: [a.**], dryRun: true }',
+    'stripTags:',
+    '  - metrics: { names: [a.b] }',
+    '    keys: [user_id]',
+    '    types: [c, d, h, ms, c]',
+    'limits: { maxTags: 1, maxTagLength: 65507, dryRun: true }',
+  ].join('\n')
+  t.same(
+    parseConfig('o.yaml', options),
+    {
+      ...defaults('o.yaml'),
+      blocklist: blocks({
+        names: [{ pattern: 'a.b', dryRun: true, tag: 'k' }],
+        globs: [{ pattern: 'c.*', dryRun: false, tag: 'k:v' }],
+        tags: [{ pattern: 'synthetic', dryRun: true }],
+      }),
+      allowlist: { prefixes: [], names: [], globs: ['a.**'], dryRun: true },
+      stripTags: [
+        {
+          metrics: { prefixes: [], names: ['a.b'], globs: [] },
+          keys: ['user_id'],
+          keepOnly: null,
+          dryRun: false,
+          types: ['c', 'd', 'h', 'ms'],
+        },
+      ],
+      limits: { maxNameLength: null, maxTags: 1, maxTagLength: 65507, dryRun: true },
+    },
+    'rule objects with dryRun and tag conditions, types (each once), limit bounds included, dry-run allowlist and limits',
+  )
+  t.equal(parseConfig('n.yaml', 'allowlist:\nstripTags:\nlimits:\n').allowlist, null, 'a null allowlist is none')
+})
+
+t.test('tag rules: unknown keys inside the new sections, at the key', async (t) => {
+  const text = [
+    'blocklist:', //                                   1
+    '  glob: [a.*]', //                                 2
+    '  prefixes:', //                                   3
+    '    - { prefix: a., tags: x }', //                 4
+    '  tags:', //                                       5
+    '    - { tag: x, dryRun: true, prefix: y }', //     6
+    'allowlist:', //                                    7
+    '  prefixes: [app.]', //                            8
+    '  dryrun: true', //                                9
+    'stripTags:', //                                   10
+    '  - metrics:', //                                 11
+    '      prefixes: [api.]', //                       12
+    '      name: [x]', //                              13
+    '    keys: [user_id]', //                          14
+    '    type: [c]', //                                15
+    'limits:', //                                      16
+    '  maxTagsPerLine: 10', //                         17
+  ].join('\n')
+  t.same(problemsOf(text), [
+    {
+      path: 'blocklist.glob',
+      line: 2,
+      column: 3,
+      message: 'unknown key (expected one of: prefixes, names, globs, tags)',
+    },
+    {
+      path: 'blocklist.prefixes[0].tags',
+      line: 4,
+      column: 21,
+      message: 'unknown key (expected one of: prefix, dryRun, tag)',
+    },
+    { path: 'blocklist.tags[0].prefix', line: 6, column: 31, message: 'unknown key (expected one of: tag, dryRun)' },
+    {
+      path: 'allowlist.dryrun',
+      line: 9,
+      column: 3,
+      message: 'unknown key (expected one of: prefixes, names, globs, dryRun)',
+    },
+    {
+      path: 'stripTags[0].metrics.name',
+      line: 13,
+      column: 7,
+      message: 'unknown key (expected one of: prefixes, names, globs)',
+    },
+    {
+      path: 'stripTags[0].type',
+      line: 15,
+      column: 5,
+      message: 'unknown key (expected one of: metrics, keys, keepOnly, dryRun, types)',
+    },
+    {
+      path: 'limits.maxTagsPerLine',
+      line: 17,
+      column: 3,
+      message: 'unknown key (expected one of: maxNameLength, maxTags, maxTagLength, dryRun)',
+    },
+  ])
+})
+
+t.test('tag rules: keys or keepOnly, and selectors that select something', async (t) => {
+  const text = [
+    'stripTags:', //                                             1
+    '  - metrics: { names: [a] }', //                            2
+    '    keys: [x]', //                                          3
+    '    keepOnly: [y]', //                                      4
+    '  - metrics: { names: [a] }', //                            5
+    '    dryRun: true', //                                       6
+    '  - metrics: {}', //                                        7
+    '    keys: [x]', //                                          8
+    '  - metrics: { prefixes: [], names: [], globs: [] }', //    9
+    '    keys: [x]', //                                         10
+    '  - keys: [x]', //                                         11
+    '  - metrics: api.', //                                     12
+    '    keys: [x]', //                                         13
+    '  - [metrics]', //                                         14
+  ].join('\n')
+  t.same(problemsOf(text), [
+    {
+      path: 'stripTags[0]',
+      line: 2,
+      column: 5,
+      message: 'has both keys and keepOnly: give one (keys removes the listed keys, keepOnly every other key)',
+    },
+    {
+      path: 'stripTags[1]',
+      line: 5,
+      column: 5,
+      message: 'needs keys (keys to remove) or keepOnly (keys to keep)',
+    },
+    { path: 'stripTags[2].metrics', line: 7, column: 14, message: NOTHING_SELECTED },
+    { path: 'stripTags[3].metrics', line: 9, column: 14, message: NOTHING_SELECTED },
+    { path: 'stripTags[4]', line: 11, column: 5, message: 'needs the key metrics (which metric names)' },
+    {
+      path: 'stripTags[5].metrics',
+      line: 12,
+      column: 14,
+      message: 'must be a mapping with the keys prefixes, names, globs',
+    },
+    {
+      path: 'stripTags[6]',
+      line: 14,
+      column: 5,
+      message: 'must be a mapping with the keys metrics, keys, keepOnly, dryRun, types',
+    },
+  ])
+  t.same(problemsOf('stripTags: { metrics: { names: [a] }, keys: [x] }\n'), [
+    {
+      path: 'stripTags',
+      line: 1,
+      column: 12,
+      message: 'must be a list of rules { metrics, keys | keepOnly, dryRun, types }',
+    },
+  ])
+  t.throws(
+    () => parseConfig('conf/f.yaml', 'stripTags:\n  - metrics: { globs: [a.*] }\n    keys: [x]\n    keepOnly: [y]\n'),
+    {
+      name: 'ConfigError',
+      message:
+        'conf/f.yaml:2:5: stripTags[0]: has both keys and keepOnly: give one (keys removes the listed keys, keepOnly every other key)',
+    },
+    'formatted file:line:column: path: message',
+  )
+
+  t.same(problemsOf('allowlist: {}\n'), [{ path: 'allowlist', line: 1, column: 12, message: NOTHING_SELECTED }])
+  t.same(
+    problemsOf('allowlist:\n  prefixes: []\n  names: []\n  dryRun: true\n'),
+    [{ path: 'allowlist', line: 2, column: 3, message: NOTHING_SELECTED }],
+    'an empty allowlist would drop every metric line',
+  )
+  t.same(
+    problemsOf('allowlist: [app.]\n'),
+    [
+      {
+        path: 'allowlist',
+        line: 1,
+        column: 12,
+        message: 'must be a mapping with the keys prefixes, names, globs, dryRun',
+      },
+    ],
+    'not a mapping: one problem',
+  )
+  t.same(
+    problemsOf('allowlist: { prefixes: [""], names: x }\n'),
+    [
+      { path: 'allowlist.prefixes[0]', line: 1, column: 25, message: EMPTY_RULE },
+      { path: 'allowlist.names', line: 1, column: 37, message: 'must be a list of strings' },
+    ],
+    'entries given, each invalid: their problems, not that the allowlist lists nothing',
+  )
+})
+
+t.test('tag rules: invalid globs, wherever a glob goes', async (t) => {
+  const text = [
+    'blocklist:', //                                 1
+    '  globs:', //                                   2
+    '    - a..b', //                                 3
+    '    - .a', //                                   4
+    '    - a.', //                                   5
+    "    - '***'", //                                6
+    "    - ''", //                                   7
+    '    - { glob: "*.x..y", tag: k }', //           8
+    "    - 'a.****.b'", //                           9
+    'allowlist:', //                                10
+    "  globs: ['**.', a.b]", //                     11
+    'stripTags:', //                                12
+    "  - metrics: { globs: ['', '.**'] }", //       13
+    '    keys: [x]', //                             14
+  ].join('\n')
+  t.same(problemsOf(text), [
+    {
+      path: 'blocklist.globs[0]',
+      line: 3,
+      column: 7,
+      message: `is not a valid glob: must not contain ".." (${SEGMENT})`,
+    },
+    {
+      path: 'blocklist.globs[1]',
+      line: 4,
+      column: 7,
+      message: `is not a valid glob: must not start with "." (${SEGMENT})`,
+    },
+    {
+      path: 'blocklist.globs[2]',
+      line: 5,
+      column: 7,
+      message: `is not a valid glob: must not end with "." (${SEGMENT})`,
+    },
+    {
+      path: 'blocklist.globs[3]',
+      line: 6,
+      column: 7,
+      message: 'is not a valid glob: must not have three or more * in a row (* is one segment, ** any bytes)',
+    },
+    { path: 'blocklist.globs[4]', line: 7, column: 7, message: EMPTY_RULE },
+    {
+      path: 'blocklist.globs[5].glob',
+      line: 8,
+      column: 15,
+      message: `is not a valid glob: must not contain ".." (${SEGMENT})`,
+    },
+    {
+      path: 'blocklist.globs[6]',
+      line: 9,
+      column: 7,
+      message: 'is not a valid glob: must not have three or more * in a row (* is one segment, ** any bytes)',
+    },
+    {
+      path: 'allowlist.globs[0]',
+      line: 11,
+      column: 11,
+      message: `is not a valid glob: must not end with "." (${SEGMENT})`,
+    },
+    { path: 'stripTags[0].metrics.globs[0]', line: 13, column: 24, message: EMPTY_RULE },
+    {
+      path: 'stripTags[0].metrics.globs[1]',
+      line: 13,
+      column: 28,
+      message: `is not a valid glob: must not start with "." (${SEGMENT})`,
+    },
+  ])
+})
+
+t.test('tag rules: tags, tag conditions, strip keys, types and limits', async (t) => {
+  const text = [
+    'blocklist:', //                                         1
+    '  prefixes:', //                                        2
+    "    - { prefix: http., tag: ':x' }", //                 3
+    "    - { prefix: http., tag: '' }", //                   4
+    '  names:', //                                           5
+    "    - { name: a.b, tag: 'env:dev,env:prod' }", //       6
+    '  globs:', //                                           7
+    "    - { glob: a.*, tag: 'env|dev' }", //                8
+    "  tags: [':dev', '', 'a,b', 'k|v']", //                 9
+    'stripTags:', //                                        10
+    '  - metrics: { names: [a] }', //                       11
+    "    keys: ['user:id', 'a,b', '']", //                  12
+    '  - metrics: { names: [a] }', //                       13
+    '    keepOnly: []', //                                  14
+    '  - metrics: { names: [a] }', //                       15
+    '    keys: [a]', //                                     16
+    '    types: [x, c, C]', //                              17
+    '  - metrics: { names: [a] }', //                       18
+    '    keys: [a]', //                                     19
+    '    types: []', //                                     20
+  ].join('\n')
+  const emptyKey = 'must not have an empty key (nothing before the first :)'
+  t.same(problemsOf(text), [
+    { path: 'blocklist.prefixes[0].tag', line: 3, column: 29, message: emptyKey },
+    {
+      path: 'blocklist.prefixes[1].tag',
+      line: 4,
+      column: 29,
+      message: 'must be a tag (key:value) or a key (got "")',
+    },
+    { path: 'blocklist.names[0].tag', line: 6, column: 25, message: SEPARATORS },
+    { path: 'blocklist.globs[0].tag', line: 8, column: 25, message: SEPARATORS },
+    { path: 'blocklist.tags[0]', line: 9, column: 10, message: emptyKey },
+    { path: 'blocklist.tags[1]', line: 9, column: 18, message: 'must be a tag (key:value) or a key (got "")' },
+    { path: 'blocklist.tags[2]', line: 9, column: 22, message: SEPARATORS },
+    { path: 'blocklist.tags[3]', line: 9, column: 29, message: SEPARATORS },
+    { path: 'stripTags[0].keys[0]', line: 12, column: 12, message: KEY_ALONE },
+    { path: 'stripTags[0].keys[1]', line: 12, column: 23, message: KEY_ALONE },
+    { path: 'stripTags[0].keys[2]', line: 12, column: 30, message: 'must be a non-empty tag key (got "")' },
+    { path: 'stripTags[1].keepOnly', line: 14, column: 15, message: NO_KEYS },
+    { path: 'stripTags[2].types[0]', line: 17, column: 13, message: 'must be one of c, g, ms, h, s, d (got "x")' },
+    { path: 'stripTags[2].types[2]', line: 17, column: 19, message: 'must be one of c, g, ms, h, s, d (got "C")' },
+    {
+      path: 'stripTags[3].types',
+      line: 20,
+      column: 12,
+      message: 'must be a non-empty list of metric types (c, g, ms, h, s, d)',
+    },
+  ])
+  t.same(problemsOf('stripTags:\n  - metrics: { names: [a] }\n    keys: []\n'), [
+    { path: 'stripTags[0].keys', line: 3, column: 11, message: NO_KEYS },
+  ])
+  t.same(problemsOf('blocklist:\n  tags: [{ tag: 42 }]\n'), [
+    { path: 'blocklist.tags[0].tag', line: 2, column: 17, message: 'must be a tag (key:value) or a key (got 42)' },
+  ])
+
+  const limits = [
+    'limits:', //                  1
+    '  maxNameLength: 0', //       2
+    '  maxTags: 2.5', //           3
+    '  maxTagLength: "200"', //    4
+    '  dryRun: 1', //              5
+  ].join('\n')
+  t.same(problemsOf(limits), [
+    { path: 'limits.maxNameLength', line: 2, column: 18, message: LIMIT('0') },
+    { path: 'limits.maxTags', line: 3, column: 12, message: LIMIT('2.5') },
+    { path: 'limits.maxTagLength', line: 4, column: 17, message: LIMIT('"200"') },
+    { path: 'limits.dryRun', line: 5, column: 11, message: 'must be true or false' },
+  ])
+  t.same(problemsOf('limits: { maxTags: 65508, maxTagLength: -1 }\n'), [
+    { path: 'limits.maxTags', line: 1, column: 20, message: LIMIT('65508') },
+    { path: 'limits.maxTagLength', line: 1, column: 41, message: LIMIT('-1') },
+  ])
+  t.same(problemsOf('limits: 200\n'), [
+    {
+      path: 'limits',
+      line: 1,
+      column: 9,
+      message: 'must be a mapping with the keys maxNameLength, maxTags, maxTagLength, dryRun',
+    },
+  ])
+})
+
+t.test('tag rules: warnings for names the agent makes, located; the config still loads', async (t) => {
+  const text = [
+    'blocklist:', //                                                                          1
+    '  names: [a.avg, a.max, a.median, a.95percentile, a.count, a.maximum]', //                2
+    '  prefixes: [a.avg, { prefix: b.max, dryRun: true }]', //                                  3
+    "  globs: ['*.avg', { glob: 'b.**.max', tag: k }, '*.count', 'x.*']", //                   4
+    'allowlist:', //                                                                          5
+    '  names: [up.median]', //                                                                6
+    '  prefixes: [up.avg]', //                                                                7
+    'stripTags:', //                                                                          8
+    '  - metrics: { names: [c.95percentile], prefixes: [c.max], globs: ["**.avg"] }', //       9
+    '    keys: [a]', //                                                                      10
+  ].join('\n')
+  const config = parseConfig('w.yaml', text)
+  t.same(config.warnings, [
+    { path: 'blocklist.names[0]', line: 2, column: 11, message: AGGREGATE('.avg') },
+    { path: 'blocklist.names[1]', line: 2, column: 18, message: AGGREGATE('.max') },
+    { path: 'blocklist.names[2]', line: 2, column: 25, message: AGGREGATE('.median') },
+    { path: 'blocklist.names[3]', line: 2, column: 35, message: AGGREGATE('.95percentile') },
+    { path: 'blocklist.globs[0]', line: 4, column: 11, message: AGGREGATE('.avg') },
+    { path: 'blocklist.globs[1].glob', line: 4, column: 28, message: AGGREGATE('.max') },
+    { path: 'allowlist.names[0]', line: 6, column: 11, message: AGGREGATE('.median') },
+    { path: 'stripTags[0].metrics.names[0]', line: 9, column: 24, message: AGGREGATE('.95percentile') },
+    { path: 'stripTags[0].metrics.globs[0]', line: 9, column: 68, message: AGGREGATE('.avg') },
+  ])
+  t.same(
+    config.blocklist.names,
+    specs('a.avg', 'a.max', 'a.median', 'a.95percentile', 'a.count', 'a.maximum'),
+    'the rules stay',
+  )
+  t.same(
+    parseConfig('c.yaml', "blocklist:\n  names: [a.count, a.p95]\n  globs: ['*.count']\n  prefixes: [a.avg]\n")
+      .warnings,
+    [],
+    'no warning for .count, nor for a prefix (a.avg. is a real prefix)',
+  )
+})
+
+t.test('tag rules: warnings for dd.internal. keys, located', async (t) => {
+  const text = [
+    'blocklist:', //                                                                1
+    "  tags: [dd.internal.card, 'dd.internal.entity_id:abc', dd.internalx]", //      2
+    "  prefixes: [{ prefix: app., tag: 'dd.internal.card:high' }]", //               3
+    'stripTags:', //                                                                4
+    '  - metrics: { prefixes: [app.] }', //                                         5
+    '    keys: [dd.internal.entity_id, user_id]', //                                6
+    '  - metrics: { prefixes: [app.] }', //                                         7
+    '    keepOnly: [env, dd.internal.jmx_check_name]', //                           8
+  ].join('\n')
+  t.same(parseConfig('i.yaml', text).warnings, [
+    { path: 'blocklist.tags[0]', line: 2, column: 10, message: INTERNAL('dd.internal.card') },
+    { path: 'blocklist.tags[1]', line: 2, column: 28, message: INTERNAL('dd.internal.entity_id') },
+    { path: 'blocklist.prefixes[0].tag', line: 3, column: 35, message: INTERNAL('dd.internal.card') },
+    { path: 'stripTags[0].keys[0]', line: 6, column: 12, message: INTERNAL('dd.internal.entity_id') },
+    { path: 'stripTags[1].keepOnly[1]', line: 8, column: 21, message: INTERNAL('dd.internal.jmx_check_name') },
+  ])
+  t.same(
+    parseConfig(
+      'v.yaml',
+      "blocklist:\n  tags: ['env:dd.internal.card', host]\n  prefixes: [{ prefix: a., tag: 'x:dd.internal.card' }]\n",
+    ).warnings,
+    [],
+    'dd.internal. in a value, and host, are no instruction keys',
+  )
+})
+
+t.test('tag rules: a duplicate is the same pattern with the same tag condition', async (t) => {
+  const text = [
+    'blocklist:', //                                                1
+    '  prefixes:', //                                               2
+    "    - { prefix: http., tag: 'env:dev' }", //                   3
+    "    - { prefix: http., tag: 'env:prod' }", //                  4
+    '    - http.', //                                               5
+    "    - { prefix: http., tag: 'env:dev', dryRun: true }", //     6
+    '    - http.', //                                               7
+    '  globs:', //                                                  8
+    "    - { glob: 'a.*', tag: k }", //                             9
+    "    - { glob: 'a.*', tag: 'k:v' }", //                        10
+    "    - { glob: 'a.*', tag: k }", //                            11
+    '  names: [a.*]', //                                           12
+    '  tags: [k, "k:v", { tag: k, dryRun: true }]', //             13
+  ].join('\n')
+  const config = parseConfig('d.yaml', text)
+  t.same(config.warnings, [
+    { path: 'blocklist.prefixes[3].prefix', line: 6, column: 17, message: 'duplicate of prefixes[0]; ignored' },
+    { path: 'blocklist.prefixes[4]', line: 7, column: 7, message: 'duplicate of prefixes[2]; ignored' },
+    { path: 'blocklist.globs[2].glob', line: 11, column: 15, message: 'duplicate of globs[0]; ignored' },
+    { path: 'blocklist.tags[2].tag', line: 13, column: 27, message: 'duplicate of tags[0]; ignored' },
+  ])
+  t.equal(config.blocklist.prefixes.length, 5, 'the config still loads')
+})
+
+t.test('tag rules: the Rust JSON config has none and takes none', async (t) => {
+  const config = parseConfig('config.json', '{"listen_port":8125,"metric_blocklist":["a.avg","b."]}')
+  t.same(
+    {
+      blocklist: config.blocklist,
+      allowlist: config.allowlist,
+      stripTags: config.stripTags,
+      limits: config.limits,
+    } satisfies FilterRules,
+    {
+      blocklist: blocks({ prefixes: specs('a.avg', 'b.') }),
+      allowlist: null,
+      stripTags: [],
+      limits: { maxNameLength: null, maxTags: null, maxTagLength: null, dryRun: false },
+    },
+  )
+  t.same(config.warnings, [], 'its entries are prefixes: no aggregate warning')
+  t.same(problemsOf('{"listen_port":8125,"stripTags":[]}', 'c.json'), [
+    { path: 'stripTags', line: 1, column: 21, message: RUST },
+  ])
+  t.same(problemsOf('{"metric_blocklist":[{"prefix":"a.","tag":"k"}]}', 'c.json'), [
+    { path: 'metric_blocklist[0]', line: 1, column: 22, message: 'must be a string (got {"prefix":"a.","tag":"k"})' },
   ])
 })
 
