@@ -3,7 +3,7 @@ import type { RuleSet } from './match/rule-set.ts'
 import { ALLOW, BLOCK, STRIP, tablePriority, type TagRules } from './match/tag-rules.ts'
 import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
-import { keyEnd, nextPipe, TagCursor, typeSlot } from './scan/tags.ts'
+import { nextPipe, TagCursor, typeSlot } from './scan/tags.ts'
 import { Counters } from './telemetry/counters.ts'
 import type { WarningGate } from './telemetry/rate-limit.ts'
 import type { Insights } from './telemetry/top-talkers.ts'
@@ -21,6 +21,10 @@ export interface LineFilterOptions {
   insights: Insights | null
 }
 
+const PIPE = 0x7c
+const HASH = 0x23
+const COMMA = 0x2c
+const COLON = 0x3a
 /** Lower than any rule's precedence. */
 const NO_PRIORITY = -(2 ** 31)
 
@@ -120,6 +124,13 @@ export class LineFilter implements LineSink {
     }
 
     let block = rs.trie.match(buf, start, nameEnd)
+    if (block !== -1 && !tr.blockRules && rs.dryRun[block] === 0) {
+      // Nothing can outrank a table rule: blocked whatever else would match.
+      this.hit(rs, block)
+      counters.linesBlocked++
+      if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
+      return
+    }
     let blockPriority = block === -1 ? NO_PRIORITY : tablePriority(rs.table, block)
     let allow = -1
     let allowPriority = NO_PRIORITY
@@ -201,7 +212,7 @@ export class LineFilter implements LineSink {
     const cursor = this.cursor
     cursor.reset(buf, typeEnd, end)
     while (cursor.next()) {
-      if (tr.satisfies(r, buf, cursor.start, keyEnd(buf, cursor.start, cursor.end), cursor.end)) return true
+      if (tr.satisfies(r, buf, cursor.start, cursor.keyEnd, cursor.end)) return true
     }
     return false
   }
@@ -218,9 +229,11 @@ export class LineFilter implements LineSink {
   }
 
   /**
-   * Forwards the line without the tags that the applying strip rules (tr.applying[0, strips)) remove, copying the
-   * kept bytes straight into the output datagram. A kept tag after the first kept one of its field comes with
-   * the comma before it, so every byte written is a byte of the line; a field left without tags goes whole.
+   * Forwards the line without the tags that the applying strip rules (tr.applying[0, strips)) remove, in one pass
+   * that copies the line straight into the output datagram while it finds the tags: a removed tag is taken back by
+   * moving the write position back to where it began (with the comma written before it), and a tag field left
+   * without tags goes whole, `|#` included. Every other byte leaves as it came. One pass instead of a walk and a
+   * copy: the walk alone cost as much as the copy.
    */
   private strip(
     rs: RuleSet,
@@ -234,7 +247,6 @@ export class LineFilter implements LineSink {
   ): void {
     const assembler = this.assembler
     const counters = this.counters
-    const cursor = this.cursor
     const applying = tr.applying
     const ruleTags = tr.ruleTags
     const first = tr.firstIndex
@@ -243,62 +255,65 @@ export class LineFilter implements LineSink {
       ruleTags[i] = 0
       this.hit(rs, first + applying[i])
     }
-    if (!assembler.beginLine(end - start)) return
-    let run = start
+    let at = assembler.beginLine(end - start)
+    if (at === -1) return
+    const out = assembler.lineBuffer
     let removed = 0
     let wouldRemove = 0
-    let kept = 0
-    let fieldStart = -1
-    let fieldEnd = -1
-    cursor.reset(buf, typeEnd, end)
-    while (cursor.next()) {
-      const tagStart = cursor.start
-      const tagEnd = cursor.end
-      if (cursor.first) {
-        if (fieldStart !== -1 && kept === 0) {
-          assembler.appendPart(buf, run, fieldStart)
-          run = fieldEnd
-        }
-        fieldStart = cursor.fieldStart
-        fieldEnd = cursor.fieldEnd
-        kept = 0
+    let i = start
+    while (i < typeEnd) out[at++] = buf[i++]
+    // buf[i] is a field's `|` (or i is the end).
+    while (i < end) {
+      const fieldAt = at
+      out[at++] = PIPE
+      i++
+      if (i + 1 >= end || buf[i] !== HASH || buf[i + 1] === PIPE) {
+        // Not a tag field, or an empty one (no tags): as it came.
+        while (i < end && buf[i] !== PIPE) out[at++] = buf[i++]
+        continue
       }
-      const key = tr.keyId(buf, tagStart, keyEnd(buf, tagStart, tagEnd))
-      let enforced = false
-      let dry = false
-      for (let i = 0; i < strips; i++) {
-        const r = applying[i]
-        if (!tr.removes(r, key)) continue
-        ruleTags[i]++
-        if (dryRun[first + r] === 1) dry = true
-        else enforced = true
-      }
-      if (enforced) {
-        removed++
-        if (kept > 0) {
-          assembler.appendPart(buf, run, tagStart - 1)
-          run = tagEnd
+      out[at++] = HASH
+      i++
+      let kept = 0
+      for (;;) {
+        const tagAt = at
+        if (kept > 0) out[at++] = COMMA
+        const tagStart = i
+        let keyEnd = -1
+        let b = 0
+        while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) {
+          if (b === COLON && keyEnd === -1) keyEnd = i
+          out[at++] = b
+          i++
         }
-      } else {
-        if (dry) wouldRemove++
-        if (kept === 0 && tagStart > fieldStart + 2) {
-          assembler.appendPart(buf, run, fieldStart + 2)
-          run = tagStart
+        const key = tr.keyId(buf, tagStart, keyEnd === -1 ? i : keyEnd)
+        let enforced = false
+        let dry = false
+        for (let k = 0; k < strips; k++) {
+          const r = applying[k]
+          if (!tr.removes(r, key)) continue
+          ruleTags[k]++
+          if (dryRun[first + r] === 1) dry = true
+          else enforced = true
         }
-        kept++
+        if (enforced) {
+          removed++
+          at = tagAt
+        } else {
+          if (dry) wouldRemove++
+          kept++
+        }
+        if (i < end && b === COMMA) i++
+        else break
       }
+      if (kept === 0) at = fieldAt
     }
-    if (fieldStart !== -1 && kept === 0) {
-      assembler.appendPart(buf, run, fieldStart)
-      run = fieldEnd
-    }
-    assembler.appendPart(buf, run, end)
-    if (!assembler.endLine()) return
-    for (let i = 0; i < strips; i++) {
-      if (ruleTags[i] === 0) continue
-      const r = applying[i]
+    if (!assembler.endLine(at)) return
+    for (let k = 0; k < strips; k++) {
+      if (ruleTags[k] === 0) continue
+      const r = applying[k]
       rs.linesStripped[r]++
-      rs.tagsStripped[r] += ruleTags[i]
+      rs.tagsStripped[r] += ruleTags[k]
     }
     if (removed > 0) {
       counters.linesTagsStripped++

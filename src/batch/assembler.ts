@@ -43,7 +43,7 @@ export class Assembler {
   private readonly flushAtTurnEnd: () => void
   /** Where beginLine's line is written (the datagram being assembled, or an oversize line's own buffer). */
   private partBuf: Buffer = EMPTY
-  private partLen = 0
+  private partStart = 0
 
   constructor({ pool, target, counters, onSendError }: AssemblerOptions) {
     this.pool = pool
@@ -92,17 +92,17 @@ export class Assembler {
   }
 
   /**
-   * Starts a line of at most `maxLength` bytes that the caller writes in parts (the bytes it keeps of a received
-   * line, straight from the receive buffer: no intermediate copy), then ends with endLine(). Returns false if it
-   * was dropped because no buffer is free. Room is made for `maxLength`, so a line that shrinks may start a
-   * datagram earlier than append() would. A line over maxPacketSize is written to a buffer of its own first
-   * (rare by definition) and then appended whole, oversize or not.
+   * Starts a line of at most `maxLength` bytes that the caller writes itself into `lineBuffer`, from the offset
+   * returned on (the bytes it keeps of a received line, straight from the receive buffer: no intermediate copy),
+   * then ends with endLine(). Returns -1 if it was dropped because no buffer is free. Room is made for
+   * `maxLength`, so a line that shrinks may start a datagram earlier than append() would. A line over
+   * maxPacketSize is written to a buffer of its own first (rare by definition), then appended whole.
    */
-  beginLine(maxLength: number): boolean {
+  beginLine(maxLength: number): number {
     if (maxLength > this.maxPacketSize) {
       this.partBuf = Buffer.allocUnsafe(maxLength)
-      this.partLen = 0
-      return true
+      this.partStart = 0
+      return 0
     }
     if (this.buf !== null && this.len + 1 + maxLength > this.maxPacketSize) this.flush()
     let buf = this.buf
@@ -110,7 +110,7 @@ export class Assembler {
       const slot = this.pool.acquire()
       if (slot === -1) {
         this.counters.linesDroppedBackpressure++
-        return false
+        return -1
       }
       this.slot = slot
       buf = this.buf = this.pool.buffer(slot)
@@ -118,25 +118,24 @@ export class Assembler {
       this.lines = 0
     }
     this.partBuf = buf
-    this.partLen = this.len > 0 ? this.len + 1 : 0
     if (this.len > 0) buf[this.len] = LF
-    return true
+    return (this.partStart = this.len > 0 ? this.len + 1 : 0)
   }
 
-  /** Appends `src[start, end)` to the line begun by beginLine. */
-  appendPart(src: Buffer, start: number, end: number): void {
-    const buf = this.partBuf
-    let at = this.partLen
-    for (let i = start; i < end; i++) buf[at++] = src[i]
-    this.partLen = at
+  /** Where the line begun by beginLine is written. */
+  get lineBuffer(): Buffer {
+    return this.partBuf
   }
 
-  /** Ends the line begun by beginLine. Returns false if it was dropped (an oversize line with no send free). */
-  endLine(): boolean {
+  /**
+   * Ends the line begun by beginLine, written up to `end` in lineBuffer. Returns false if it was dropped (an
+   * oversize line with no send free).
+   */
+  endLine(end: number): boolean {
     const part = this.partBuf
     this.partBuf = EMPTY
-    if (part !== this.buf) return this.append(part, 0, this.partLen)
-    this.len = this.partLen
+    if (part !== this.buf) return this.append(part, this.partStart, end)
+    this.len = end
     this.lines++
     this.counters.linesForwarded++
     if (!this.flushScheduled) {

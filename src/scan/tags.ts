@@ -23,13 +23,6 @@ export function nextPipe(buf: Uint8Array, from: number, end: number): number {
   return i
 }
 
-/** The end of a tag's key: its first `:`, or the tag's end. */
-export function keyEnd(buf: Uint8Array, start: number, end: number): number {
-  let i = start
-  while (i < end && buf[i] !== COLON) i++
-  return i
-}
-
 /** The slot in METRIC_TYPE_SLOTS of the type `buf[start, end)`. */
 export function typeSlot(buf: Uint8Array, start: number, end: number): number {
   const n = end - start
@@ -47,12 +40,14 @@ export function typeSlot(buf: Uint8Array, start: number, end: number): number {
 /**
  * Steps through the tags of a metric line: every `,`-separated item of every field that starts with `#` (the
  * type field excepted). An empty field (`|#` alone) has no tags; otherwise each item is a tag, empty ones too
- * (`a,,b` is three). After next() returns true, `start`/`end` bound the tag, `fieldStart` is its field's `|`,
+ * (`a,,b` is three). After next() returns true, `start`/`end` bound the tag, `keyEnd` is where its key ends (its
+ * first `:`, or `end`: found in the same pass as the tag's end), `fieldStart` is its field's `|`,
  * `fieldEnd` is where that field ends (a `|` or the line's end) and `first` says it is the field's first tag.
  */
 export class TagCursor {
   start = 0
   end = 0
+  keyEnd = 0
   fieldStart = 0
   fieldEnd = 0
   first = false
@@ -74,13 +69,8 @@ export class TagCursor {
     const buf = this.buf
     if (this.end < this.fieldEnd) {
       // Another tag in this field: after the comma that ended the last one.
-      const start = this.end + 1
-      let i = start
-      const fieldEnd = this.fieldEnd
-      while (i < fieldEnd && buf[i] !== COMMA) i++
-      this.start = start
-      this.end = i
       this.first = false
+      this.tag(buf, this.end + 1, this.fieldEnd)
       return true
     }
     const lineEnd = this.lineEnd
@@ -89,15 +79,11 @@ export class TagCursor {
       // buf[at] is a field's `|`.
       const fieldEnd = nextPipe(buf, at + 1, lineEnd)
       if (buf[at + 1] === HASH && fieldEnd > at + 2) {
-        const start = at + 2
-        let i = start
-        while (i < fieldEnd && buf[i] !== COMMA) i++
         this.fieldStart = at
         this.fieldEnd = fieldEnd
         this.nextField = fieldEnd
-        this.start = start
-        this.end = i
         this.first = true
+        this.tag(buf, at + 2, fieldEnd)
         return true
       }
       at = fieldEnd
@@ -106,5 +92,16 @@ export class TagCursor {
     this.fieldEnd = lineEnd
     this.end = lineEnd
     return false
+  }
+
+  /** The tag starting at `start` in a field that ends at `fieldEnd`: up to the next `,`, its key up to a `:`. */
+  private tag(buf: Uint8Array, start: number, fieldEnd: number): void {
+    let i = start
+    let b = 0
+    while (i < fieldEnd && (b = buf[i]) !== COMMA && b !== COLON) i++
+    this.keyEnd = i
+    if (b === COLON && i < fieldEnd) while (i < fieldEnd && buf[i] !== COMMA) i++
+    this.start = start
+    this.end = i
   }
 }
