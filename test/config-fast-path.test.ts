@@ -296,6 +296,8 @@ t.test('the common shape is read line by line', async (t) => {
       dryRun: false,
     })),
     names: [{ pattern: 'exact.metric.name', dryRun: false }],
+    globs: [],
+    tags: [],
   })
   t.equal(parsedBy(text.replace(/\n/g, '\r\n')), 'rule-lines', 'CRLF line endings')
   t.equal(
