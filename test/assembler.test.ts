@@ -333,3 +333,209 @@ t.test('inFlight() counts pooled and oversize sends handed to the target and not
   t.equal(assembler.inFlight(), 0)
   t.equal(pool.inUse, 0)
 })
+
+/**
+ * Writes `text` as one line in place, as the filter does: beginLine (room for `maxLength`), then the bytes straight
+ * into lineBuffer from the offset it returned, with `junk` written and taken back (the write position moved back)
+ * after each offset in `takeBack`, then endLine at the final position.
+ */
+function inPlace(assembler: Assembler, text: string, takeBack: number[] = [], maxLength = text.length): boolean {
+  // The bytes come out of a received buffer, between other bytes.
+  const src = Buffer.from(`<<${text}>>`, 'latin1')
+  let at = assembler.beginLine(maxLength)
+  if (at === -1) return false
+  const out = assembler.lineBuffer
+  for (let i = 0; i < text.length; i++) {
+    out[at++] = src[2 + i]
+    if (takeBack.includes(i)) {
+      const mark = at
+      for (const b of Buffer.from(',gone')) if (at < out.length) out[at++] = b
+      at = mark
+    }
+  }
+  return assembler.endLine(at)
+}
+
+t.test('beginLine, lineBuffer, endLine: the same datagrams and counts as append for the same bytes', async (t) => {
+  const lines = Array.from({ length: 60 }, (_, i) => lineOf(`m${i}`, 8 + ((i * 37) % 90)))
+  const byAppend = rig(64, 256)
+  for (const l of lines) byAppend.line(l)
+  byAppend.assembler.flush()
+  const inLine = rig(64, 256)
+  lines.forEach((l, i) => t.equal(inPlace(inLine.assembler, l, i % 2 === 0 ? [] : [0, 3, l.length - 1]), true))
+  inLine.assembler.flush()
+  t.ok(byAppend.target.sent.length > 5, 'several datagrams')
+  t.same(inLine.target.texts(), byAppend.target.texts())
+  const counts = (c: Counters): number[] => [
+    c.linesForwarded,
+    c.datagramsOut,
+    c.bytesOut,
+    c.linesOversize,
+    c.linesDroppedBackpressure,
+  ]
+  t.same(counts(inLine.counters), counts(byAppend.counters))
+  t.equal(inLine.counters.linesForwarded, 60)
+})
+
+t.test(
+  'beginLine returns where the line goes: 0 in a new datagram, after the \\n that follows the last line',
+  async (t) => {
+    const { line, assembler, pool, target, counters } = rig(4, 512)
+    line('a:1|c')
+    const at = assembler.beginLine(30)
+    t.equal(at, 6, "a:1|c and the \\n before the line's first byte")
+    const out = assembler.lineBuffer
+    t.ok(Array.from({ length: pool.size }, (_, slot) => pool.buffer(slot)).includes(out), 'the pending datagram')
+    t.equal(out[5], 0x0a)
+    // A line kept in pieces, with bytes left out between them (as stripping tags does).
+    const src = Buffer.from('b:1|c|#x,drop,y|@1', 'latin1')
+    let w = at
+    for (let i = 0; i < 8; i++) out[w++] = src[i] // b:1|c|#x
+    for (let i = 8; i < 13; i++) out[w++] = src[i] // ,drop: written, then taken back
+    w -= 5
+    for (let i = 13; i < src.length; i++) out[w++] = src[i] // ,y|@1
+    src.fill(0x3f)
+    t.equal(assembler.endLine(w), true)
+    line('c:1|c')
+    t.equal(inPlace(assembler, 'd:1|c', [2]), true)
+    assembler.flush()
+    t.same(target.texts(), ['a:1|c\nb:1|c|#x,y|@1\nc:1|c\nd:1|c'])
+    t.equal(counters.linesForwarded, 4)
+    t.equal(counters.bytesOut, target.sent[0].length)
+    t.equal(assembler.beginLine(10), 0, 'after a flush: a new datagram')
+    t.equal(assembler.endLine(0), true, 'an empty line')
+  },
+)
+
+t.test('a line written in place leaves at the end of the turn like any other', async (t) => {
+  const { assembler, target } = rig(4, 512)
+  inPlace(assembler, 'a:1|c', [1])
+  t.equal(target.sent.length, 0)
+  await turnEnd()
+  t.same(target.texts(), ['a:1|c'])
+})
+
+t.test('beginLine makes room for maxLength: a line that may not fit starts a new datagram', async (t) => {
+  t.test('maxLength does not fit after what is pending: a new datagram, even if the line shrinks', async (t) => {
+    const { line, assembler, target, counters } = rig(4, 512)
+    const a = lineOf('a', 255)
+    line(a)
+    // 255 + 1 + 257 = 513 bytes: no room for maxLength, though the 20 bytes written would fit.
+    t.equal(inPlace(assembler, lineOf('b', 20), [], 257), true)
+    assembler.flush()
+    t.same(target.texts(), [a, lineOf('b', 20)])
+    t.equal(counters.datagramsOut, 2)
+  })
+
+  t.test('maxLength fits exactly: the same datagram', async (t) => {
+    const { line, assembler, target } = rig(4, 512)
+    const a = lineOf('a', 255)
+    line(a)
+    t.equal(inPlace(assembler, lineOf('b', 20), [], 256), true)
+    assembler.flush()
+    t.same(target.texts(), [`${a}\n${lineOf('b', 20)}`])
+  })
+
+  t.test('after a line that shrank, the next one goes right after its real end', async (t) => {
+    const { assembler, target } = rig(4, 64)
+    t.equal(inPlace(assembler, 'a:1|c', [], 60), true)
+    t.equal(inPlace(assembler, lineOf('b', 58), [3]), true, '5 + 1 + 58 = 64 bytes: fits')
+    assembler.flush()
+    t.same(target.texts(), [`a:1|c\n${lineOf('b', 58)}`])
+    t.equal(target.sent[0].length, 64)
+  })
+
+  t.test('a line of exactly maxPacketSize bytes: a pooled datagram of its own, not oversize', async (t) => {
+    const { line, assembler, target, counters } = rig(4, 64)
+    line('a:1|c')
+    t.equal(inPlace(assembler, lineOf('b', 64), [10, 20]), true)
+    assembler.flush()
+    t.same(target.texts(), ['a:1|c', lineOf('b', 64)])
+    t.equal(counters.linesOversize, 0)
+  })
+})
+
+t.test('beginLine with no free buffer drops the line (-1) and counts it as backpressure', async (t) => {
+  const { line, assembler, pool, target, counters } = rig(2, 512)
+  line('a:1|c')
+  assembler.flush()
+  line('b:1|c')
+  assembler.flush()
+  t.equal(pool.inUse, 2)
+  t.equal(assembler.beginLine(10), -1, 'no free buffer')
+  t.equal(counters.linesDroppedBackpressure, 1)
+  t.equal(counters.linesForwarded, 2)
+  target.complete(0)
+  t.equal(inPlace(assembler, 'c:1|c', [2]), true, 'a completed send frees its buffer')
+  assembler.flush()
+  t.same(target.texts(), ['a:1|c', 'b:1|c', 'c:1|c'])
+  t.equal(counters.linesDroppedBackpressure, 1)
+  t.equal(counters.linesForwarded, 3)
+})
+
+t.test('beginLine that has to send the pending datagram first, with no other buffer free', async (t) => {
+  const { line, assembler, target, counters } = rig(2, 64)
+  line('a:1|c')
+  assembler.flush() // in flight
+  line(lineOf('b', 40)) // pending, holds the other buffer
+  t.equal(assembler.beginLine(40), -1, '40 + 1 + 40 > 64: b leaves, and no buffer is left for the line')
+  t.same(target.texts(), ['a:1|c', lineOf('b', 40)], 'what was pending was sent, in order')
+  t.equal(counters.linesDroppedBackpressure, 1)
+  t.equal(counters.linesForwarded, 2)
+})
+
+t.test('a line begun over maxPacketSize that shrinks below it is coalesced normally', async (t) => {
+  const { line, assembler, pool, target, counters } = rig(2, 64)
+  line('a:1|c')
+  const big = lineOf('big', 100)
+  t.equal(assembler.beginLine(big.length), 0, 'a buffer of its own, from 0')
+  const own = assembler.lineBuffer
+  t.notOk(Array.from({ length: pool.size }, (_, slot) => pool.buffer(slot)).includes(own), 'not a pool buffer')
+  t.ok(own.length >= big.length)
+  // Only 30 of its bytes are kept: the line is not oversize any more.
+  const kept = big.slice(0, 30)
+  own.write(kept, 0, 'latin1')
+  t.equal(assembler.endLine(kept.length), true)
+  line('b:1|c')
+  assembler.flush()
+  t.same(target.texts(), [`a:1|c\n${kept}\nb:1|c`])
+  t.equal(counters.linesOversize, 0)
+  t.equal(counters.linesForwarded, 3)
+  t.equal(counters.datagramsOut, 1)
+})
+
+t.test(
+  'a line begun over maxPacketSize that stays over it leaves alone (oversize), after what is pending',
+  async (t) => {
+    const { line, assembler, target, counters } = rig(2, 64)
+    line('a:1|c')
+    const big = lineOf('big', 100)
+    const kept = big.slice(0, 80)
+    t.equal(inPlace(assembler, kept, [5, 50], big.length), true)
+    line('b:1|c')
+    assembler.flush()
+    t.same(target.texts(), ['a:1|c', kept, 'b:1|c'])
+    t.equal(target.sent[1].length, 80)
+    t.equal(counters.linesOversize, 1)
+    t.equal(counters.linesForwarded, 3)
+    t.equal(counters.datagramsOut, 3)
+    t.equal(counters.bytesOut, 5 + 80 + 5)
+  },
+)
+
+t.test('an oversize line written in place with every oversize send in flight: endLine drops it', async (t) => {
+  const { assembler, target, counters } = rig(2, 16)
+  const big = lineOf('big', 40)
+  t.equal(inPlace(assembler, big, [7], 40), true)
+  t.equal(inPlace(assembler, big, [], 40), true)
+  t.equal(assembler.beginLine(40), 0, 'an oversize line is begun in a buffer of its own')
+  assembler.lineBuffer.write(big, 0, 'latin1')
+  t.equal(assembler.endLine(40), false)
+  t.equal(counters.linesDroppedBackpressure, 1)
+  t.equal(counters.linesOversize, 2)
+  t.equal(counters.linesForwarded, 2)
+  t.equal(target.sent.length, 2)
+  target.complete(0)
+  t.equal(inPlace(assembler, big, [1, 2, 3], 41), true, 'room again once one completes')
+  t.same(target.texts(), [big, big, big])
+})

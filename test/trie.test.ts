@@ -160,3 +160,66 @@ t.test('find: the rule with exactly a kind and pattern, not the best match', asy
   t.equal(find('name', 'a'), -1)
   t.equal(find('prefix', 'zzz'), -1)
 })
+
+t.test('matchAll: every prefix on the path, shortest first, then the exact name, written from `at` on', async (t) => {
+  const trie = compile(['a', 'a.b.', 'a.b.c', 'x'], ['a.b.c', 'a.b', 'a'])
+  const all = (name: string, at = 0): number[] => {
+    const buf = Buffer.from(name, 'utf8')
+    const out = new Int32Array(at + 8).fill(-9)
+    const end = trie.matchAll(buf, 0, buf.length, out, at)
+    t.same([...out.subarray(0, at)], new Array(at).fill(-9), 'nothing before at is written')
+    t.same([...out.subarray(end)], new Array(out.length - end).fill(-9), 'nothing past the returned end')
+    return [...out.subarray(at, end)]
+  }
+  t.same(all('a.b.c'), [0, 1, 2, 4], 'a, a.b., the prefix a.b.c, then the name a.b.c')
+  t.same(all('a.b.c.d'), [0, 1, 2], 'a longer name: the prefixes only')
+  t.same(all('a.b.'), [0, 1], 'a prefix equal to the name comes last, and a.b is a name, not a prefix')
+  t.same(all('a.b'), [0, 5])
+  t.same(all('a'), [0, 6], 'a prefix and a name of the same pattern: the prefix first')
+  t.same(all('a.x'), [0])
+  t.same(all('b'), [])
+  t.same(all(''), [])
+  t.same(all('xa.b.c'), [3], 'prefixes anchor at the start')
+  t.same(all('a.b.c', 3), [0, 1, 2, 4], 'from at = 3')
+  // Within a range of a larger buffer.
+  const buf = Buffer.from('--a.b.c--')
+  const out = new Int32Array(8)
+  t.equal(trie.matchAll(buf, 2, 5, out, 1), 3, 'a.b')
+  t.same([...out.subarray(1, 3)], [0, 5])
+  t.equal(trie.matchAll(buf, 2, 7, out, 0), 4)
+  t.same([...out.subarray(0, 4)], [0, 1, 2, 4])
+  t.equal(compile([]).matchAll(buf, 0, buf.length, out, 2), 2, 'an empty trie: at unchanged')
+})
+
+t.test('matchAll agrees with a naive reference, and match() is its last result', async (t) => {
+  let seed = 777
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
+  const word = (): string => Array.from({ length: 1 + rand(5) }, () => 'ab.é'[rand(4)]).join('')
+  for (let round = 0; round < 100; round++) {
+    const prefixes = [...new Set(Array.from({ length: rand(12) }, word))]
+    const names = [...new Set(Array.from({ length: rand(12) }, word))]
+    const trie = compile(prefixes, names)
+    const out = new Int32Array(64)
+    for (let k = 0; k < 30; k++) {
+      const name = word() + (rand(2) ? word() : '')
+      const buf = Buffer.from(name, 'utf8')
+      const got = [...out.subarray(0, trie.matchAll(buf, 0, buf.length, out, 0))]
+      const expected = prefixes
+        .map((p, i) => ({ p, i }))
+        .filter(({ p }) => name.startsWith(p))
+        .sort((x, y) => Buffer.byteLength(x.p) - Buffer.byteLength(y.p))
+        .map(({ i }) => i)
+      if (names.includes(name)) expected.push(prefixes.length + names.indexOf(name))
+      // match() is the last of them: the exact name if there is one, else the longest prefix.
+      const best = got.length === 0 ? -1 : got[got.length - 1]
+      if (JSON.stringify(got) !== JSON.stringify(expected) || best !== match(trie, name)) {
+        t.fail(`round ${round}: ${JSON.stringify({ prefixes, names, name, got, expected })}`)
+        return
+      }
+    }
+  }
+  t.pass('100 random rule sets x 30 names agree')
+})
