@@ -309,7 +309,8 @@ export class LineFilter implements LineSink {
       if (kept === 0) at = fieldAt
     }
     if (!assembler.endLine(at)) return
-    for (let k = 0; k < strips; k++) {
+    // Per-rule counts are insights, like hits.
+    for (let k = 0; k < strips && this.insights !== null; k++) {
       if (ruleTags[k] === 0) continue
       const r = applying[k]
       rs.linesStripped[r]++

@@ -28,6 +28,7 @@ import {
   testConfigWith,
   type Client,
   type Sink,
+  ruleSeries,
 } from './fixtures/udp.ts'
 
 const P = 'statsd_filter_proxy_'
@@ -119,6 +120,7 @@ async function getJson(port: number, path: string): Promise<{ status: number; ty
 
 interface RuleRow {
   index: number
+  action: string
   kind: string
   pattern: string
   dryRun: boolean
@@ -264,6 +266,8 @@ t.test('after known traffic: probes, exact Prometheus metrics and rule hits', as
         promSeries(m, `${P}lines_dropped_total`),
         {
           '{reason="blocked"}': 3,
+          '{reason="not_allowed"}': 0,
+          '{reason="over_limit"}': 0,
           '{reason="malformed"}': 1,
           '{reason="backpressure"}': 0,
           '{reason="send_error"}': 0,
@@ -279,16 +283,7 @@ t.test('after known traffic: probes, exact Prometheus metrics and rule hits', as
       )
       t.same(promSeries(m, `${P}bytes_sent_total`), one(r.sink.bytes()), 'bytes_sent_total: what the sink received')
       t.same(promSeries(m, `${P}send_errors_total`), one(0), 'send_errors_total')
-      t.same(
-        promSeries(m, `${P}rules`),
-        {
-          '{action="enforce",kind="prefix"}': 2,
-          '{action="dry_run",kind="prefix"}': 1,
-          '{action="enforce",kind="name"}': 2,
-          '{action="dry_run",kind="name"}': 0,
-        },
-        'rules by kind and action',
-      )
+      t.same(promSeries(m, `${P}rules`), ruleSeries({ prefix: [2, 1], name: [2, 0] }), 'rules by kind and action')
       t.same(
         promSeries(m, `${P}config_info`),
         { '{format="yaml",hash="none",mode="enforce"}': 1 },
@@ -343,6 +338,7 @@ t.test('after known traffic: probes, exact Prometheus metrics and rule hits', as
       const body = checkLastHits(t, reply.json as RulesBody, before, after)
       const rule = (index: number, kind: string, pattern: string, dryRun: boolean, hits: number): RuleRow => ({
         index,
+        action: 'block',
         kind,
         pattern,
         dryRun,
@@ -615,8 +611,8 @@ t.test('insights: false: /top is 404, rule hits stay 0', async (t) =>
     })
     t.same(await getJson(r.port, '/top?n=0'), { status: 400, type: JSON_TYPE, json: BAD_N }, 'n is validated first')
     const rows = [
-      { index: 0, kind: 'prefix', pattern: 'blocked.', dryRun: false, hits: 0, lastHit: null },
-      { index: 1, kind: 'name', pattern: 'exact', dryRun: false, hits: 0, lastHit: null },
+      { index: 0, action: 'block', kind: 'prefix', pattern: 'blocked.', dryRun: false, hits: 0, lastHit: null },
+      { index: 1, action: 'block', kind: 'name', pattern: 'exact', dryRun: false, hits: 0, lastHit: null },
     ]
     t.same(await getJson(r.port, '/rules'), {
       status: 200,
@@ -659,12 +655,7 @@ t.test('config_info carries the hash of the file the config came from', async (t
     t.same(promSeries(m, `${P}config_info`), { [`{format="yaml",hash="${sha16(yamlFile)}",mode="dry-run"}`]: 1 })
     t.same(
       promSeries(m, `${P}rules`),
-      {
-        '{action="enforce",kind="prefix"}': 0,
-        '{action="dry_run",kind="prefix"}': 2,
-        '{action="enforce",kind="name"}': 0,
-        '{action="dry_run",kind="name"}': 1,
-      },
+      ruleSeries({ prefix: [0, 2], name: [0, 1] }),
       'mode: dry-run makes every rule dry-run',
     )
 

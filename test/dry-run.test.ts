@@ -18,6 +18,7 @@ import {
   testConfigWith,
   type Client,
   type Sink,
+  ruleSeries,
 } from './fixtures/udp.ts'
 
 const P = 'statsd_filter_proxy_'
@@ -107,39 +108,37 @@ t.test('dryRun on some rules', async (t) =>
       const rules = JSON.parse((await http(r.port, '/rules')).body) as {
         mode: string
         count: number
-        rules: { index: number; kind: string; pattern: string; dryRun: boolean; hits: number }[]
+        rules: { index: number; action: string; kind: string; pattern: string; dryRun: boolean; hits: number }[]
       }
       t.same(
         {
           mode: rules.mode,
           count: rules.count,
-          rules: rules.rules.map(({ index, kind, pattern, dryRun, hits }) => ({ index, kind, pattern, dryRun, hits })),
+          rules: rules.rules.map(({ index, action, kind, pattern, dryRun, hits }) => ({
+            index,
+            action,
+            kind,
+            pattern,
+            dryRun,
+            hits,
+          })),
         },
         {
           mode: 'enforce',
           count: 6,
           rules: [
-            { index: 0, kind: 'prefix', pattern: 'blocked.', dryRun: false, hits: 1 },
-            { index: 1, kind: 'prefix', pattern: 'dry.', dryRun: true, hits: 2 },
-            { index: 2, kind: 'prefix', pattern: 'enforced.', dryRun: false, hits: 1 },
-            { index: 3, kind: 'name', pattern: 'exact.dry', dryRun: true, hits: 1 },
-            { index: 4, kind: 'name', pattern: 'exact.block', dryRun: false, hits: 1 },
-            { index: 5, kind: 'name', pattern: 'dry.but.enforced', dryRun: false, hits: 1 },
+            { index: 0, action: 'block', kind: 'prefix', pattern: 'blocked.', dryRun: false, hits: 1 },
+            { index: 1, action: 'block', kind: 'prefix', pattern: 'dry.', dryRun: true, hits: 2 },
+            { index: 2, action: 'block', kind: 'prefix', pattern: 'enforced.', dryRun: false, hits: 1 },
+            { index: 3, action: 'block', kind: 'name', pattern: 'exact.dry', dryRun: true, hits: 1 },
+            { index: 4, action: 'block', kind: 'name', pattern: 'exact.block', dryRun: false, hits: 1 },
+            { index: 5, action: 'block', kind: 'name', pattern: 'dry.but.enforced', dryRun: false, hits: 1 },
           ],
         },
         '/rules: dryRun per rule, hits of dry-run rules counted too',
       )
       const m = await scrape(r.port)
-      t.same(
-        promSeries(m, `${P}rules`),
-        {
-          '{action="enforce",kind="prefix"}': 2,
-          '{action="dry_run",kind="prefix"}': 1,
-          '{action="enforce",kind="name"}': 2,
-          '{action="dry_run",kind="name"}': 1,
-        },
-        'rules{kind,action}',
-      )
+      t.same(promSeries(m, `${P}rules`), ruleSeries({ prefix: [2, 1], name: [2, 1] }), 'rules{kind,action}')
       t.same(promSeries(m, `${P}lines_would_block_total`), { '{}': 3 })
       t.same(promSeries(m, `${P}lines_forwarded_total`), { '{}': forwarded.length })
       t.same(promSeries(m, `${P}lines_dropped_total`)['{reason="blocked"}'], 4)
@@ -232,12 +231,7 @@ t.test('mode: dry-run: every rule is dry-run, every line forwarded unchanged', a
       ],
     )
     const m = await scrape(r.port)
-    t.same(promSeries(m, `${P}rules`), {
-      '{action="enforce",kind="prefix"}': 0,
-      '{action="dry_run",kind="prefix"}': 3,
-      '{action="enforce",kind="name"}': 0,
-      '{action="dry_run",kind="name"}': 3,
-    })
+    t.same(promSeries(m, `${P}rules`), ruleSeries({ prefix: [0, 3], name: [0, 3] }))
     t.same(promSeries(m, `${P}config_info`), { '{format="yaml",hash="none",mode="dry-run"}': 1 })
     t.same(promSeries(m, `${P}lines_would_block_total`), { '{}': 7 })
     t.same(promSeries(m, `${P}lines_dropped_total`)['{reason="blocked"}'], 0)
@@ -286,6 +280,8 @@ t.test('the rule syntax: a string, or { prefix|name: ..., dryRun: ... }', async 
       { pattern: 'exact', dryRun: false },
       { pattern: 'exact.dry', dryRun: true },
     ],
+    globs: [],
+    tags: [],
   })
   t.equal(config.mode, 'enforce')
   t.equal(parseConfig('f.yaml', 'mode: dry-run\n').mode, 'dry-run')
@@ -300,7 +296,7 @@ t.test('the rule syntax: problems are located and explained', async (t) => {
         path: 'blocklist.prefixes[0].dryrun',
         line: 3,
         column: 21,
-        message: 'unknown key (expected one of: prefix, dryRun)',
+        message: 'unknown key (expected one of: prefix, dryRun, tag)',
       },
     ],
     'an unknown key in a rule object, at the key (a typo must not quietly enforce a rule meant to be dry-run)',
@@ -324,7 +320,12 @@ t.test('the rule syntax: problems are located and explained', async (t) => {
     problemsOf('blocklist:\n  names:\n    - { prefix: a. }\n'),
     [
       { path: 'blocklist.names[0]', line: 3, column: 7, message: 'needs the key name' },
-      { path: 'blocklist.names[0].prefix', line: 3, column: 9, message: 'unknown key (expected one of: name, dryRun)' },
+      {
+        path: 'blocklist.names[0].prefix',
+        line: 3,
+        column: 9,
+        message: 'unknown key (expected one of: name, dryRun, tag)',
+      },
     ],
     'the key of the other list',
   )
@@ -344,7 +345,7 @@ t.test('the rule syntax: problems are located and explained', async (t) => {
         path: 'blocklist.prefixes[2]',
         line: 5,
         column: 7,
-        message: 'must be a string or { prefix: ..., dryRun: true|false } (got ["a"])',
+        message: 'must be a string or { prefix: ..., dryRun: true|false, tag: k:v | k } (got ["a"])',
       },
       { path: 'blocklist.prefixes[3].prefix', line: 6, column: 17, message: 'must be a string (got null)' },
     ],
@@ -378,7 +379,7 @@ t.test('the rule syntax: problems are located and explained', async (t) => {
     message.split('\n'),
     [
       'conf/filter.yaml:3:29: blocklist.prefixes[0].dryRun: must be true or false',
-      'conf/filter.yaml:3:36: blocklist.prefixes[0].extra: unknown key (expected one of: prefix, dryRun)',
+      'conf/filter.yaml:3:36: blocklist.prefixes[0].extra: unknown key (expected one of: prefix, dryRun, tag)',
     ],
     'the message: file:line:column: path: message, one per problem',
   )

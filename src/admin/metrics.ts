@@ -50,12 +50,12 @@ export function createMetrics(source: MetricsSource): Exposition {
   )
   counter(
     'lines_would_block_total',
-    'Forwarded lines a dry-run rule (or mode: dry-run) matched.',
+    'Lines a dry-run block rule (or mode: dry-run) matched; they went on, and a later step may still drop them.',
     () => c.linesWouldBlock,
   )
   exposition.counter(
     METRIC_PREFIX + 'lines_would_drop_total',
-    'Forwarded lines that a dry-run allowlist (not_allowed) or dry-run limits (over_limit) would drop.',
+    'Lines a dry-run allowlist (not_allowed) or dry-run limits (over_limit) let go on; a later step may still drop them.',
     () => [
       [{ reason: 'not_allowed' }, c.linesWouldNotAllow],
       [{ reason: 'over_limit' }, c.linesWouldOverLimit],
@@ -69,7 +69,7 @@ export function createMetrics(source: MetricsSource): Exposition {
   counter('tags_stripped_total', 'Tags stripTags removed from forwarded lines.', () => c.tagsStripped)
   counter(
     'lines_tags_would_strip_total',
-    'Forwarded lines with tags that only dry-run stripTags rules remove (forwarded unchanged).',
+    'Forwarded lines with tags that only dry-run stripTags rules remove (those tags are kept).',
     () => c.linesTagsWouldStrip,
   )
   counter('tags_would_strip_total', 'Tags that only dry-run stripTags rules remove.', () => c.tagsWouldStrip)

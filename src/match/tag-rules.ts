@@ -152,17 +152,19 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
   }
   tagged('prefix', rules.blocklist.prefixes)
   tagged('name', rules.blocklist.names)
-  const globOrder = new Map<string, number>()
-  const globPriority = (pattern: string, isTagged: boolean): number => {
-    if (!globOrder.has(pattern)) globOrder.set(pattern, globOrder.size)
-    return GLOB_PRIORITY - 2 * (globOrder.get(pattern) ?? 0) + (isTagged ? 1 : 0)
+  // Each section's globs rank in its own file order (a block glob never competes with an allowlist one).
+  const blockGlobs = new Map<string, number>()
+  const allowGlobs = new Map<string, number>()
+  const globPriority = (order: Map<string, number>, pattern: string, isTagged: boolean): number => {
+    if (!order.has(pattern)) order.set(pattern, order.size)
+    return GLOB_PRIORITY - 2 * (order.get(pattern) ?? 0) + (isTagged ? 1 : 0)
   }
   for (const e of (rules.blocklist.globs ?? []).map(spec)) {
     const tag = e.tag ?? null
     const rule = add(
       { ...blank, action: 'block', kind: 'glob', pattern: e.pattern, tag },
       BLOCK,
-      globPriority(e.pattern, tag !== null),
+      globPriority(blockGlobs, e.pattern, tag !== null),
       e.dryRun,
       tag ?? '',
     )
@@ -185,7 +187,8 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
     for (const p of allowlist.prefixes)
       literal.push({ kind: 'prefix', pattern: p, rule: allow('prefix', p, prefixPriority(byteLength(p))) })
     for (const p of allowlist.names) literal.push({ kind: 'name', pattern: p, rule: allow('name', p, EXACT_PRIORITY) })
-    for (const p of allowlist.globs) globs.push({ pattern: p, rule: allow('glob', p, globPriority(p, false)) })
+    for (const p of allowlist.globs)
+      globs.push({ pattern: p, rule: allow('glob', p, globPriority(allowGlobs, p, false)) })
   }
   const keyIds = new Map<string, number>()
   const keyId = (key: string): number => {
@@ -312,6 +315,7 @@ export class TagRules {
   private readonly seen: Int32Array
   private line = 0
   private readonly literal: Trie
+  private readonly literalCount: number
   private readonly groupStart: Int32Array
   private readonly groupRules: Int32Array
   private readonly groups: Int32Array
@@ -342,6 +346,7 @@ export class TagRules {
     this.allowlistDryRun = data.allowlistDryRun || mode === 'dry-run'
     this.tagLimits = this.maxTags > 0 || this.maxTagLength > 0
     this.literal = new Trie(data.literal)
+    this.literalCount = data.literal.ruleCount
     this.groupStart = data.groupStart
     this.groupRules = data.groupRules
     this.groups = new Int32Array(data.longestLiteral + 2)
@@ -369,7 +374,7 @@ export class TagRules {
   candidates(buf: Uint8Array, start: number, end: number): number {
     const groups = this.groups
     const found = this.found
-    const n = this.literal.matchAll(buf, start, end, groups, 0)
+    const n = this.literalCount === 0 ? 0 : this.literal.matchAll(buf, start, end, groups, 0)
     let count = 0
     for (let k = 0; k < n; k++) {
       const g = groups[k]

@@ -50,7 +50,7 @@ export class Counters {
   declare linesBlocked: number
   declare linesMalformed: number
   declare linesDroppedBackpressure: number
-  /** Forwarded lines a dry-run rule matched: what enforcing would drop. */
+  /** Lines a dry-run block rule matched: what enforcing it would drop (a later step may still drop them). */
   declare linesWouldBlock: number
   /** Metric lines whose name no allowlist entry matches. */
   declare linesNotAllowed: number
