@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import t from 'tap'
-import type { FilterRules, Limits, StripRule } from '../src/match/rules.ts'
+import type { FilterRules, Limits, StripRule, TagRuleSpec } from '../src/match/rules.ts'
 import {
   checkAgainstReference,
   datagramsArb,
@@ -52,8 +52,20 @@ const strip = (metrics: Partial<StripRule['metrics']>, rest: Partial<StripRule>)
 })
 
 t.test('random bytes never throw, and every line lands in the bucket the reference puts it in', async (t) => {
-  // Until RuleSet.fromRules runs every tag rule: name and prefix rules only.
-  const fixed = rules({ blocklist: { prefixes: ['a', { pattern: 'c', dryRun: true }], names: ['b'] } })
+  const fixed = rules({
+    blocklist: {
+      prefixes: ['a', { pattern: 'c', dryRun: true }, { pattern: 'b', dryRun: false, tag: 'k' }],
+      names: ['b'],
+      globs: ['*.x', { pattern: 'y.**', dryRun: true }],
+      tags: ['env:a', { pattern: 'z', dryRun: true }],
+    },
+    allowlist: { prefixes: ['a', 'b', 'c', 'd', 'y'], names: [], globs: ['**.ok'], dryRun: false },
+    stripTags: [
+      strip({ prefixes: ['d'] }, { keys: ['k'] }),
+      strip({ globs: ['**'] }, { keepOnly: ['env'], dryRun: true }),
+    ],
+    limits: { maxNameLength: 40, maxTagLength: 20 },
+  })
   fc.assert(
     fc.property(fc.array(fc.uint8Array({ maxLength: 2000 }), { maxLength: 10 }), modeArb, (chunks, mode) => {
       const check = checkAgainstReference(
@@ -107,6 +119,17 @@ t.test('the arbitraries make events, service checks, look-alike metric names and
   for (const [kind, s] of kinds) t.ok(s >= 0.01, `${kind}: ${(s * 100).toFixed(1)}% of lines`)
 })
 
+/** Whether the blocklist has an unconditioned rule of the same kind and pattern as rule `index`, with the other dryRun. */
+const twinOf = (r: FilterRules, kind: 'name' | 'prefix' | 'glob', index: number): boolean => {
+  const list = { name: r.blocklist.names, prefix: r.blocklist.prefixes, glob: r.blocklist.globs ?? [] }[kind]
+  const spec = (e: string | TagRuleSpec): TagRuleSpec => (typeof e === 'string' ? { pattern: e, dryRun: false } : e)
+  const rule = spec(list[index])
+  return list.some((e) => {
+    const other = spec(e)
+    return other.tag === undefined && other.pattern === rule.pattern && other.dryRun !== rule.dryRun
+  })
+}
+
 t.test('the arbitraries make every outcome and every rule kind the filter tells apart', async (t) => {
   const runs = fc.sample(fc.tuple(rulesArb, modeArb, datagramsArb), { numRuns: 2000, seed: 42 })
   const traced = runs.map(([r, mode, datagrams]) => ({ rules: r, mode, traces: referenceTraces(datagrams, r, mode) }))
@@ -119,6 +142,17 @@ t.test('the arbitraries make every outcome and every rule kind the filter tells 
     ['blocked by a blocklist.tags entry', share((l) => l.outcome === 'blocked' && l.blockedBy?.kind === 'tag')],
     ['blocked by a tag-conditioned rule', share((l) => l.outcome === 'blocked' && l.blockedBy?.conditioned === true)],
     ['would-block by a tag-conditioned rule', share((l) => l.wouldBlock && l.blockedBy?.conditioned === true)],
+    [
+      'a tag-conditioned rule deciding over an unconditioned one of its pattern, kind and other dryRun',
+      share(
+        (l, mode, r) =>
+          mode === 'enforce' &&
+          l.blockedBy !== null &&
+          l.blockedBy.conditioned &&
+          l.blockedBy.kind !== 'tag' &&
+          twinOf(r, l.blockedBy.kind, l.blockedBy.index),
+      ),
+    ],
     ['would-block by a blocklist.tags entry', share((l) => l.wouldBlock && l.blockedBy?.kind === 'tag')],
     ['would-block by a glob rule', share((l) => l.wouldBlock && l.blockedBy?.kind === 'glob')],
     ['not_allowed', share((l) => l.outcome === 'not_allowed')],
@@ -136,6 +170,11 @@ t.test('the arbitraries make every outcome and every rule kind the filter tells 
     ['two or more strip rules removing tags of one line', share((l) => l.stripRulesRemoving >= 2)],
     ['a stripped line of an unknown type', share((l) => l.tagsStripped > 0 && !/^(c|g|ms|h|s|d)$/.test(l.type ?? ''))],
     ['a stripped would-block line', share((l) => l.tagsStripped > 0 && l.wouldBlock)],
+    ['a line over 512 bytes stripped', share((l) => l.tagsStripped > 0 && (l.out?.length ?? 0) > 512)],
+    [
+      'a line stripped from over 512 bytes to 512 or less',
+      share((l) => l.line.length > 512 && (l.out?.length ?? 513) <= 512),
+    ],
     ['would-strip in mode dry-run', share((l, mode) => mode === 'dry-run' && l.tagsWouldStrip > 0)],
     ['a strip rule that applies and removes nothing', share((l) => l.stripRulesApplying > l.stripRulesRemoving)],
     ['forwarded unchanged', share((l) => l.outcome === 'forwarded' && l.kind === 'metric' && l.tagsStripped === 0)],
@@ -276,6 +315,25 @@ t.test('the reference filter: tag conditions', async (t) => {
   const kept = [0, 2, 3, 4, 6, 8, 10, 11, 12].map((i) => lines[i])
   t.same(referenceFilter(datagram(lines), r), expected(kept, { blocked: 4, wouldBlock: 9 }))
   t.same(referenceFilter(datagram(lines), r, 'dry-run'), expected(lines, { wouldBlock: 13 }))
+})
+
+t.test('the reference filter: only candidates compete (a rule whose condition fails takes no part)', async (t) => {
+  const r = rules({
+    blocklist: {
+      prefixes: [{ pattern: 'p', dryRun: true, tag: 'k' }, { pattern: 'p', dryRun: false, tag: 'env' }, 'p'],
+      globs: [{ pattern: 'a', dryRun: true, tag: 'k:v' }, '*', { pattern: 'a', dryRun: true }],
+    },
+  })
+  const lines = [
+    'a:1|c', // candidates: * (1) and a (2); the first glob in file order among them is *: blocked
+    'a:1|c|#k:w', // the same (k:w is not k:v): blocked
+    'a:1|c|#k:v', // a (0) is a candidate now and the first glob: would-block
+    'b:1|c', // *: blocked
+    'p.x:1|c|#env:1,k:1', // both conditioned p rules are candidates: the first in file order (dry-run): would-block
+    'p.x:1|c|#env:1', // the conditioned p (env) beats the unconditioned p: blocked
+    'p.x:1|c', // only the unconditioned p: blocked
+  ]
+  t.same(referenceFilter(datagram(lines), r), expected([lines[2], lines[4]], { blocked: 5, wouldBlock: 2 }))
 })
 
 t.test('the reference filter: blocklist.tags', async (t) => {
