@@ -1,13 +1,21 @@
 // One measurement: offer load to one proxy, read every process's counters around a fixed window, drain.
-import { loadavg } from 'node:os'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { loadAndCompile } from '../src/config/compile.ts'
+import { RuleSet } from '../src/match/rule-set.ts'
+import { createPipeline } from '../src/pipeline.ts'
+import type { SendDone, Target } from '../src/send/target.ts'
+import { createLogger } from '../src/telemetry/logger.ts'
 import { Child } from './lib/ipc.ts'
 import { nodeVersion, pinToCpu, setNice } from './lib/machine.ts'
 import { readCpusAllowed } from './lib/proc.ts'
 import type { GeneratorSnapshot, GeneratorStart, GeneratorTarget, Pacing } from './load-generator.ts'
 import type { ProxyReady, ProxySnapshot } from './proxy-child.ts'
-import { proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
+import { proxyConfig, proxyWorkers, type ProxyKind } from './proxy-kinds.ts'
 import type { SinkLatency, SinkReady, SinkSnapshot } from './sink.ts'
+import { blockedPrefixes, buildWorkload, configYaml, expectedStrip, stripTagRules } from './workload.ts'
 
 /** As in package.json's start script, the Dockerfile's ENTRYPOINT and the CLI's shebang (test/launch.test.ts). */
 export const PRODUCTION_NODE_FLAGS = ['--max-semi-space-size=1']
@@ -65,6 +73,10 @@ export interface RunResult {
   /** Each worker's share of the lines read in the window (ours-w2); null for a single process. */
   workerLineShares: number[] | null
   blockedShare: number
+  /** Of the lines forwarded in the window, those a strip rule removed a tag from (the proxy's counters). */
+  strippedShare: number
+  /** Tags removed per stripped line in the window; 0 when none was stripped. */
+  tagsPerStrippedLine: number
   generatorDatagramsPerSecond: number
   /** The generator fell more than 1% short of the offered rate: the row does not test that rate. */
   generatorShort: boolean
@@ -302,6 +314,8 @@ function runResult(
 ): RunResult {
   const forwarded = p2.counters.linesForwarded - p1.counters.linesForwarded
   const blocked = p2.counters.linesBlocked - p1.counters.linesBlocked
+  const stripped = p2.counters.linesTagsStripped - p1.counters.linesTagsStripped
+  const tagsStripped = p2.counters.tagsStripped - p1.counters.tagsStripped
   const lines = forwarded + blocked
   const seconds = (p2.timeNs - p1.timeNs) / 1e9
   const cpuUs = p2.cpuUserUs + p2.cpuSystemUs - (p1.cpuUserUs + p1.cpuSystemUs)
@@ -335,6 +349,8 @@ function runResult(
     workerLineShares:
       workerLines === null ? null : workerLines.map((n) => (workerLinesTotal === 0 ? 0 : n / workerLinesTotal)),
     blockedShare: lines === 0 ? 0 : blocked / lines,
+    strippedShare: forwarded === 0 ? 0 : stripped / forwarded,
+    tagsPerStrippedLine: stripped === 0 ? 0 : tagsStripped / stripped,
     generatorDatagramsPerSecond,
     generatorShort:
       spec.rate !== null &&
@@ -346,6 +362,101 @@ function runResult(
     generatorCpuShare: (g2.cpuUs - g1.cpuUs) / 1e6 / generatorSeconds,
     generatorSendUs: sent === 0 ? 0 : (g2.busyNs - g1.busyNs) / 1e3 / sent,
   }
+}
+
+/** What checkTagStripping found on one workload: every line through the kind's compiled rules. */
+export interface TagCheck {
+  kind: ProxyKind
+  rules: number
+  linesPerDatagram: number
+  lines: number
+  /** Lines with a `|#` field. */
+  tagged: number
+  forwarded: number
+  /** Forwarded lines with a `|#` field. */
+  forwardedTagged: number
+  /** Forwarded lines that lost at least one tag, and the tags they lost. */
+  stripped: number
+  tagsStripped: number
+}
+
+/**
+ * The sink counts lines, not bytes (stripping changes bytes, never which lines survive, so the generator's
+ * survivor counts stay exact). What stripping does to the bytes is checked here instead, once per workload: the
+ * kind's filter.yaml, loaded and compiled as the CLI does, runs every datagram of the generator's workload through
+ * the proxy's own pipeline (src/pipeline.ts) into a capturing target, and every line that leaves must equal what a
+ * string-based account of the rules says (workload.ts expectedStrip): blocked lines gone, stripped tags gone,
+ * the rest byte for byte. The pipeline's stripped-line and stripped-tag counters must match too. Throws if not.
+ */
+export async function checkTagStripping(kind: ProxyKind, rules: number, linesPerDatagram: number): Promise<TagCheck> {
+  const dir = mkdtempSync(join(tmpdir(), 'statsd-bench-check-'))
+  const file = join(dir, 'filter.yaml')
+  writeFileSync(file, configYaml(rules, 9, proxyConfig(kind)))
+  const compiled = await loadAndCompile(file).finally(() => rmSync(dir, { recursive: true, force: true }))
+  const out: string[] = []
+  const target: Target = {
+    address: 'capture',
+    send(buf, offset, length, done: SendDone) {
+      out.push(...buf.toString('latin1', offset, offset + length).split('\n'))
+      done(null)
+    },
+    queue: () => ({ count: 0, bytes: 0 }),
+    close: () => Promise.resolve(),
+  }
+  const pipeline = createPipeline({
+    rules: new RuleSet(compiled, compiled.config.mode),
+    target,
+    maxPacketSize: compiled.config.maxPacketSize ?? 8192,
+    insights: compiled.config.insights,
+    log: createLogger('silent'),
+  })
+  const { datagrams } = buildWorkload(rules, linesPerDatagram)
+  const blocked = new Set(blockedPrefixes(rules))
+  const stripRules = proxyConfig(kind).stripTags ? stripTagRules() : []
+  const expected: string[] = []
+  const check: TagCheck = {
+    kind,
+    rules,
+    linesPerDatagram,
+    lines: 0,
+    tagged: 0,
+    forwarded: 0,
+    forwardedTagged: 0,
+    stripped: 0,
+    tagsStripped: 0,
+  }
+  for (const datagram of datagrams) {
+    pipeline.filter.handleDatagram(datagram, 0, datagram.length)
+    for (const line of datagram.toString('latin1').split('\n')) {
+      check.lines++
+      const tagged = line.includes('|#')
+      if (tagged) check.tagged++
+      const [first, second] = line.split('.')
+      if (blocked.has(`${first}.${second}.`)) continue
+      const after = expectedStrip(line, stripRules)
+      expected.push(after.line)
+      check.forwarded++
+      if (tagged) check.forwardedTagged++
+      if (after.removed > 0) check.stripped++
+      check.tagsStripped += after.removed
+    }
+  }
+  pipeline.assembler.flush()
+  await pipeline.assembler.idle()
+  const { counters } = pipeline
+  pipeline.close()
+  const mismatch = expected.findIndex((line, i) => out[i] !== line)
+  if (mismatch !== -1 || out.length !== expected.length)
+    throw new Error(
+      `${kind}: line ${mismatch} left the proxy as ${JSON.stringify(out[mismatch])}, expected ${JSON.stringify(expected[mismatch])} ` +
+        `(${out.length} lines out, ${expected.length} expected)`,
+    )
+  if (counters.linesTagsStripped !== check.stripped || counters.tagsStripped !== check.tagsStripped)
+    throw new Error(
+      `${kind}: the proxy counted ${counters.linesTagsStripped} stripped lines and ${counters.tagsStripped} tags, ` +
+        `expected ${check.stripped} and ${check.tagsStripped}`,
+    )
+  return check
 }
 
 /** A bench entry point's start: when, the machine's load then, its Bench, and the Node version the children run. */

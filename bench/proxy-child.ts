@@ -1,9 +1,10 @@
 // A proxy under test, alone in its process so its CPU time, RSS and GCs are its own.
-//   node dist/bench/proxy-child.js <ours|ours-dgram|lean|ours-w2|naive> <rules> <sink port>
+//   node dist/bench/proxy-child.js <ours|ours-dgram|lean|ours-w2|ours-tags|naive> <rules> <sink port>
 // Every kind loads its config the way the CLI does (a YAML file, read and compiled on a worker thread), so the
 // only difference measured is the data path; the naive proxy simply ignores the compiled trie. `ours-dgram` is
 // ours with `receive: { mode: dgram }`. `lean` is ours with `insights: false` (no per-rule hit counts, no
-// top-talker sketches): what those cost on the hot path.
+// top-talker sketches): what those cost on the hot path. `ours-tags` is ours with the bench's 100 stripTags rules
+// (workload.ts stripTagRules).
 // `ours-w2` is ours with `workers: 2`, started as src/cli.ts starts it (startProxy): its figures are this
 // process's (every thread: readers that run as worker threads are covered) plus those of any cluster worker
 // processes it forks.
@@ -148,6 +149,8 @@ async function startSingleKind(kind: ProxyKind, compiled: Compiled): Promise<Sta
     const wanted = proxyConfig(kind)
     if (config.insights !== wanted.insights || config.receive.mode !== wanted.receive)
       throw new Error(`${kind}: the config has insights: ${config.insights}, receive.mode: ${config.receive.mode}`)
+    if ((compiled.tags !== null) !== wanted.stripTags)
+      throw new Error(`${kind}: the config ${compiled.tags === null ? 'has no' : 'has'} tag rules`)
     const proxy = await startProxy(compiled, createLogger(config.log.level))
     port = proxy.listen.port
     counters = async () => lineCounters(await proxy.counters())

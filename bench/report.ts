@@ -1,10 +1,18 @@
 // Turns the runs into the markdown report: medians per scenario, the targets with a verdict each, the ratios.
 import { median } from './lib/stats.ts'
 import { int, MB, mb, MIB, pct, table } from './lib/table.ts'
-import { DELIVERY_GRACE_MS, type BaselineLatency, type RunResult, type RunSpec, type Timing } from './measure.ts'
+import {
+  DELIVERY_GRACE_MS,
+  type BaselineLatency,
+  type RunResult,
+  type RunSpec,
+  type TagCheck,
+  type Timing,
+} from './measure.ts'
 import type { ProxyReady } from './proxy-child.ts'
 import type { ProxyKind } from './proxy-kinds.ts'
 import { SUSTAINED_RATIO, type SearchResult } from './search.ts'
+import { STRIP_KEEP_ONLY, STRIP_KEYS, stripTagRules } from './workload.ts'
 
 export interface BenchReport {
   startedAt: Date
@@ -25,6 +33,8 @@ export interface BenchReport {
   /** RSS of a bare `node -e` process waiting (lib/machine.ts bareNodeRss). */
   bareNodeRss: number
   searches: SearchResult[]
+  /** What the strip rules do to the workloads' bytes, checked before the runs (measure.ts checkTagStripping). */
+  tagChecks: TagCheck[]
   /** Every run, search steps included: RSS figures are maxima over a proxy's whole life. */
   all: RunResult[]
   /** `cpus`: the CPUs its processes may run on once started (Cpus_allowed_list), to show the pinning. */
@@ -52,6 +62,8 @@ export interface Summary {
   scavengesPerMLines: number
   markSweepsPerMLines: number
   blockedShare: number
+  strippedShare: number
+  tagsPerStrippedLine: number
   deliveredRatio: number
   offeredLines: number
   expectedLines: number
@@ -97,6 +109,8 @@ export function summarize(results: readonly RunResult[]): Summary[] {
       scavengesPerMLines: med((r) => r.scavengesPerMLines),
       markSweepsPerMLines: med((r) => r.markSweepsPerMLines),
       blockedShare: med((r) => r.blockedShare),
+      strippedShare: med((r) => r.strippedShare),
+      tagsPerStrippedLine: med((r) => r.tagsPerStrippedLine),
       deliveredRatio: med((r) => r.deliveredRatio),
       offeredLines: med((r) => r.offeredLines),
       expectedLines: med((r) => r.expectedLines),
@@ -132,7 +146,8 @@ export function render(report: BenchReport): string {
       'ours = this proxy as configured by default (`workers: 1`, `receive: { mode: batch }`, per-rule hits and top talkers on); ' +
       'ours-dgram = the same with `receive: { mode: dgram }`; lean = ours with `insights: false`; ours-w2 = ours with ' +
       '`workers: 2` (two readers of the one listen socket, in the processes or threads src/cluster runs them in; its CPU ' +
-      'and RSS figures cover all of them, see Proxy processes for how many processes); naive = bench/naive-proxy.ts. Fixed rates are offered evenly paced (each ' +
+      'and RSS figures cover all of them, see Proxy processes for how many processes); ours-tags = ours with 100 ' +
+      'stripTags rules added (see Tag rules); naive = bench/naive-proxy.ts. Fixed rates are offered evenly paced (each ' +
       'datagram sent on its own when due, as independent application threads send) unless marked bursty (what is due ' +
       'sent every 1 ms timer tick, back to back). ' +
       (report.pinned
@@ -151,6 +166,8 @@ export function render(report: BenchReport): string {
     '',
   )
   out.push('## Targets', '', ...targets(report, sat, fixed), '')
+  const tags = tagsSection(report, sat, fixed)
+  if (tags.length > 0) out.push(...tags, '')
   out.push(...receiveSection(report, sat, fixed), '')
   out.push(...memorySection(report), '')
   out.push(...generatorSection(sat, fixed), '')
@@ -212,6 +229,7 @@ function targets(report: BenchReport, sat: Summary[], fixed: Summary[]): string[
     ...rssTargets(report),
     ...insightsTargets(sat),
     ...workersRows(report, sat),
+    ...tagsTargets(report, sat, fixed),
   ]
   return table(['figure', 'target', 'measured', 'verdict'], rows, 'llll')
 }
@@ -481,6 +499,129 @@ function workersSection(report: BenchReport, sat: Summary[]): string[] {
         ],
       ]),
       'lrrrrrrrrrr',
+    ),
+  ]
+}
+
+/** Issue 10: name rules plus 100 stripTags rules cost at most this much CPU per line of name rules alone. */
+const TAGS_TARGET = 1.5
+
+interface TagsPair {
+  /** e.g. "50,000 dgram/s even, 1 line/dgram" or "saturation, 10 lines/dgram". */
+  scenario: string
+  ours: Summary
+  tags: Summary
+  /** Median CPU µs per line of ours-tags over ours's, and each repetition's own ratio. */
+  ratio: number
+  perRep: number[]
+}
+
+/** ours and ours-tags side by side: every fixed rate they both ran at, then saturation at 1 and 10 lines/datagram. */
+function tagsPairs(report: BenchReport, sat: Summary[], fixed: Summary[]): TagsPair[] {
+  const pairs: TagsPair[] = []
+  const add = (scenario: string, runs: readonly RunResult[], ours: Summary | undefined, tags: Summary | undefined) => {
+    if (ours === undefined || tags === undefined) return
+    pairs.push({
+      scenario,
+      ours,
+      tags,
+      ratio: tags.cpuUsPerLine / ours.cpuUsPerLine,
+      perRep: perRepRatios(runs, tags.spec, ours.spec, (r) => r.cpuUsPerLine),
+    })
+  }
+  for (const o of fixed.filter((s) => s.spec.kind === 'ours')) {
+    const t = fixed.find((s) => specKey(s.spec) === specKey({ ...o.spec, kind: 'ours-tags' }))
+    add(
+      `${int(o.spec.rate ?? 0)} dgram/s ${pacingOf(o.spec)}, ${o.spec.linesPerDatagram} line/dgram`,
+      report.fixed,
+      o,
+      t,
+    )
+  }
+  for (const lpd of [1, 10]) {
+    const find = (kind: ProxyKind): Summary | undefined =>
+      sat.find((s) => s.spec.kind === kind && s.spec.rules === 1000 && s.spec.linesPerDatagram === lpd)
+    add(`saturation, ${lpd} line(s)/dgram`, report.saturation, find('ours'), find('ours-tags'))
+  }
+  return pairs
+}
+
+/** Target 8 (issue 10): ours-tags / ours CPU per line, at 50,000 dgram/s evenly paced and at saturation. */
+function tagsTargets(report: BenchReport, sat: Summary[], fixed: Summary[]): string[][] {
+  return tagsPairs(report, sat, fixed)
+    .filter((p) => p.ours.spec.rate === null || (p.ours.spec.rate === TARGET_RATE && pacingOf(p.ours.spec) === 'even'))
+    .map((p) => [
+      `8. tag rules (1,000 name rules + 100 stripTags, ${pct(p.tags.strippedShare, 0)} of forwarded lines stripped), ${p.scenario}: CPU per line, ours-tags / ours`,
+      `≤ ${TAGS_TARGET}×`,
+      `${p.ratio.toFixed(2)}× (${p.tags.cpuUsPerLine.toFixed(2)} vs ${p.ours.cpuUsPerLine.toFixed(2)} µs/line; runs ${p.perRep.map((x) => x.toFixed(2)).join(', ')})`,
+      verdict(p.ratio <= TAGS_TARGET),
+    ])
+}
+
+/** ours-tags against ours: the rules, the shares the check and the proxy's counters found, CPU per line side by side. */
+function tagsSection(report: BenchReport, sat: Summary[], fixed: Summary[]): string[] {
+  const pairs = tagsPairs(report, sat, fixed)
+  if (pairs.length === 0) return []
+  const rules = stripTagRules()
+  const prefixes = rules.filter((r) => r.prefix !== null).length
+  const globs = rules.length - prefixes
+  const checks = report.tagChecks.filter((c) => c.kind === 'ours-tags')
+  const checkText = checks
+    .map(
+      (c) =>
+        `${c.linesPerDatagram} line(s)/datagram: ${int(c.lines)} lines, ${int(c.forwarded)} forwarded, ` +
+        `${pct(c.tagged / c.lines, 1)} of all lines and ${pct(c.forwardedTagged / c.forwarded, 1)} of forwarded ones tagged, ` +
+        `${pct(c.stripped / c.forwarded, 1)} of forwarded lines stripped (${pct(c.stripped / c.lines, 1)} of all), ` +
+        `${(c.tagsStripped / Math.max(1, c.stripped)).toFixed(2)} tags per stripped line`,
+    )
+    .join('; ')
+  const oursChecks = report.tagChecks.filter((c) => c.kind === 'ours')
+  return [
+    '## Tag rules: ours-tags vs ours (1,000 name rules)',
+    '',
+    `ours-tags = ours (\`workers: 1\`, batch) with ${rules.length} stripTags rules added to the same 1,000 blocklist prefixes: ` +
+      `${prefixes} prefix selectors \`app.svc<i>.\` with \`keys: [${STRIP_KEYS.join(', ')}]\` and ${globs} glob selectors ` +
+      `with \`keepOnly: [${STRIP_KEEP_ONLY.join(', ')}]\` (36 \`*.*.<component>.<measure>\`, which select every forwarded line, and ` +
+      `${globs - 36} \`**.svc<i>.**\`), on the same workload as every kind (bench/workload.ts stripTagRules). Every workload ` +
+      'line carries tags (issue 10 states 65%), and every forwarded line is selected by strip rules (app lines by a prefix ' +
+      'and one or two globs, the near-miss legacy lines by one glob), so every forwarded line pays for its tags being ' +
+      "looked at, a harder case than the issue's; a line loses its `pod:` or its `version:` tag when it has one, which " +
+      'half of them do. Checked before the runs on the ' +
+      "generator's own datagrams, through the proxy's pipeline with these rules (every line out byte for byte as a " +
+      `string-based account of the rules says, and the proxy's counts of stripped lines and tags equal to it): ${checkText}. ` +
+      (oursChecks.length > 0
+        ? `The same check of ours: ${oursChecks.map((c) => `${int(c.stripped)} lines changed`).join(', ')} (every forwarded line byte-identical). `
+        : '') +
+      "Stripped (below) = stripped lines / forwarded lines in the measurement window, from the proxy's counters (the " +
+      '1% latency probes, which no rule selects, are among the forwarded lines in paced runs). The sink counts lines, ' +
+      "and stripping removes no line, so delivered compares against the generator's exact survivor count as for every kind. " +
+      "ours-tags / ours = CPU µs per line, the median of ours-tags over the median of ours, then each repetition's own " +
+      'ratio (the two ran one right after the other).',
+    '',
+    ...table(
+      [
+        'scenario',
+        'ours CPU µs/line',
+        'ours-tags CPU µs/line',
+        'ours-tags / ours',
+        'stripped',
+        'tags per stripped line',
+        'delivered ours / ours-tags',
+        'latency p50 µs ours / ours-tags',
+        'proxy CPU ours / ours-tags',
+      ],
+      pairs.map((p) => [
+        p.scenario,
+        p.ours.cpuUsPerLine.toFixed(3),
+        p.tags.cpuUsPerLine.toFixed(3),
+        ratioText(p.ratio, p.perRep),
+        pct(p.tags.strippedShare, 1),
+        p.tags.tagsPerStrippedLine.toFixed(2),
+        `${pct(p.ours.deliveredRatio, 2)} / ${pct(p.tags.deliveredRatio, 2)}`,
+        p.ours.spec.rate === null ? '' : `${int(p.ours.latencyP50Us)} / ${int(p.tags.latencyP50Us)}`,
+        `${pct(p.ours.cpuShare, 0)} / ${pct(p.tags.cpuShare, 0)}`,
+      ]),
+      'lrrrrrrrr',
     ),
   ]
 }

@@ -1,13 +1,15 @@
 // End-to-end bench: our proxy (receive.mode batch, the default, and dgram) against a naive Node proxy, each in
 // its own process, fed by a load generator process and forwarding to a sink process, all over loopback UDP; and
 // our proxy with `workers: 1` against `workers: 2` (ours-w2, two readers of the listen socket, not pinned) at
-// saturation. Fixed rates are offered evenly paced (each datagram on its own, as independent application threads
+// saturation; and ours against ours-tags (ours plus 100 stripTags rules, issue 10) at every fixed rate and at
+// saturation, the pair always one right after the other. Fixed rates are offered evenly paced (each datagram on its own, as independent application threads
 // send) and, at one rate, bursty (what is due every 1 ms tick). Prints a markdown report on stdout (progress goes
 // to stderr) and writes it to bench/results/.
 //
 //   npm run bench                      full run, about 10 minutes
 //   node dist/bench/run.js --quick     every scenario once, short windows (about 2 minutes)
-//   options: --warmup <s> --seconds <s> --reps <n> --node <path to another node binary> --no-pin
+//   node dist/bench/run.js --only tags only ours and ours-tags: at saturation (1,000 rules) and the fixed rates
+//   options: --warmup <s> --seconds <s> --reps <n> --node <path to another node binary> --no-pin --only tags
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { numberArg } from './lib/args.ts'
@@ -17,7 +19,16 @@ import { readRmemMax } from './lib/proc.ts'
 import { saveReport } from './lib/results.ts'
 import { int, loadText, mb, pct } from './lib/table.ts'
 import type { Pacing } from './load-generator.ts'
-import { startSession, type Bench, type BaselineLatency, type RunResult, type RunSpec, type Timing } from './measure.ts'
+import {
+  checkTagStripping,
+  startSession,
+  type Bench,
+  type BaselineLatency,
+  type RunResult,
+  type RunSpec,
+  type TagCheck,
+  type Timing,
+} from './measure.ts'
 import type { ProxyKind } from './proxy-child.ts'
 import { render, summarize, type BenchReport } from './report.ts'
 import { searchSustainedRate, type SearchResult } from './search.ts'
@@ -26,11 +37,13 @@ import { searchSustainedRate, type SearchResult } from './search.ts'
  * Saturation scenarios, in the order each repetition runs them (the kinds interleaved). Lean (ours with
  * `insights: false`) and ours-dgram sit next to ours at 1,000 rules, before it in one repetition and after it in
  * the next, so the pairs whose ratios are the insights' cost and batch vs dgram see the same machine. ours-w2
- * (ours with `workers: 2`) sits on ours's other side for the same reason: the 1-vs-2-workers comparison.
+ * (ours with `workers: 2`) sits on ours's other side for the same reason: the 1-vs-2-workers comparison, and
+ * ours-tags right after ours (right before it in the reversed order): tag rules vs name rules alone.
  */
-const SATURATION: readonly { kind: ProxyKind; rules: number }[] = [
+const ALL_SATURATION: readonly { kind: ProxyKind; rules: number }[] = [
   { kind: 'ours-w2', rules: 1000 },
   { kind: 'ours', rules: 1000 },
+  { kind: 'ours-tags', rules: 1000 },
   { kind: 'ours-dgram', rules: 1000 },
   { kind: 'lean', rules: 1000 },
   { kind: 'naive', rules: 1000 },
@@ -41,6 +54,8 @@ const SATURATION: readonly { kind: ProxyKind; rules: number }[] = [
 const LINES_PER_DATAGRAM = [1, 10] as const
 /** The kinds every fixed-rate scenario and the search run, side by side. */
 const COMPARED: readonly ProxyKind[] = ['ours', 'ours-dgram', 'naive']
+/** Runs at every fixed rate right next to ours (after it, or before it every other repetition); not searched. */
+const TAGS_KIND: ProxyKind = 'ours-tags'
 const FIXED_RULES = 1000
 /** Fixed offered rates, 1 line per datagram: evenly paced at each, bursty (per 1 ms tick) at 50,000 as well. */
 const FIXED: readonly { rate: number; pacing: Pacing }[] = [
@@ -66,8 +81,16 @@ const { values: flags } = parseArgs({
     reps: { type: 'string' },
     node: { type: 'string', default: process.execPath },
     'no-pin': { type: 'boolean', default: false },
+    only: { type: 'string' },
   },
 })
+if (flags.only !== undefined && flags.only !== 'tags') throw new Error(`--only: expected tags, got ${flags.only}`)
+/** `--only tags`: ours and ours-tags alone (saturation at 1,000 rules and the fixed rates; no search). */
+const onlyTags = flags.only === 'tags'
+const SATURATION = onlyTags
+  ? ALL_SATURATION.filter((s) => (s.kind === 'ours' || s.kind === TAGS_KIND) && s.rules === FIXED_RULES)
+  : ALL_SATURATION
+const FIXED_COMPARED: readonly ProxyKind[] = onlyTags ? ['ours'] : COMPARED
 const quick = flags.quick === true
 const nodeBinary = flags.node ?? process.execPath
 const timing: Timing = {
@@ -131,7 +154,9 @@ async function runFixed(bench: Bench, measure: Measure): Promise<{ fixed: RunRes
   const fixed: RunResult[] = []
   const baselines: BaselineLatency[] = []
   for (let rep = 0; rep < reps; rep++) {
-    const kinds = COMPARED.map((_, i) => COMPARED[(i + rep) % COMPARED.length])
+    const rotated = FIXED_COMPARED.map((_, i) => FIXED_COMPARED[(i + rep) % FIXED_COMPARED.length])
+    // ours-tags right after ours, or right before it every other repetition.
+    const kinds = rotated.flatMap((k) => (k !== 'ours' ? [k] : rep % 2 === 0 ? [k, TAGS_KIND] : [TAGS_KIND, k]))
     baselines.push(await bench.baselineLatency(BASELINE_RATE, timing))
     for (const { rate, pacing } of rep % 2 === 0 ? FIXED : [...FIXED].reverse()) {
       for (const kind of kinds) {
@@ -153,6 +178,7 @@ async function runSearches(
   onRun: (r: RunResult) => void,
 ): Promise<SearchResult[]> {
   const searches: SearchResult[] = []
+  if (onlyTags) return searches
   const capacities = summarize(saturation)
   for (const linesPerDatagram of LINES_PER_DATAGRAM) {
     for (const kind of COMPARED) {
@@ -175,6 +201,20 @@ async function main(): Promise<void> {
   )
   // What Node itself takes, before any proxy starts (the proxies' idle RSS is measured against it).
   const bareRss = await bareNodeRss(nodeBinary)
+  // What the strip rules do to the bytes, checked on the generator's workloads before any run (the sink counts
+  // lines only): ours-tags, and ours (which must leave every surviving line byte-identical).
+  const tagChecks: TagCheck[] = []
+  for (const kind of ['ours', TAGS_KIND] as const) {
+    for (const linesPerDatagram of LINES_PER_DATAGRAM) {
+      const check = await checkTagStripping(kind, FIXED_RULES, linesPerDatagram)
+      console.error(
+        `check      ${kind.padEnd(10)} ${linesPerDatagram} l/d: ${int(check.lines)} lines, ${int(check.forwarded)} forwarded ` +
+          `(${pct(check.forwardedTagged / check.forwarded, 1)} tagged), ${pct(check.stripped / check.forwarded, 1)} of them stripped, ` +
+          `${int(check.tagsStripped)} tags: every line as expected`,
+      )
+      tagChecks.push(check)
+    }
+  }
   // Start every proxy before any load: loading the 100,000-rule config takes seconds of CPU.
   for (const { kind, rules } of SATURATION) await bench.proxy(kind, rules)
 
@@ -206,14 +246,16 @@ async function main(): Promise<void> {
     baselines,
     bareNodeRss: bareRss,
     searches,
+    tagChecks,
     all,
     proxies: (await bench.startedProxies()).map(({ kind, rules, ready, cpus }) => ({ kind, rules, ready, cpus })),
     loadAverage: { start: loadAtStart, end: loadavg() },
   }
   const markdown = render(report)
   process.stdout.write(markdown + '\n')
-  const name = saveReport('', markdown, startedAt, 'latest.md')
-  console.error(`bench: report written to bench/results/${name} and bench/results/latest.md`)
+  // A partial run (--only) is saved under a prefix of its own and leaves latest.md, the last full report, alone.
+  const name = onlyTags ? saveReport('tags-', markdown, startedAt) : saveReport('', markdown, startedAt, 'latest.md')
+  console.error(`bench: report written to bench/results/${name}${onlyTags ? '' : ' and bench/results/latest.md'}`)
 }
 
 await runEntryPoint('bench', HARD_LIMIT_MS, main)
