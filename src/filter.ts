@@ -1,6 +1,6 @@
 import type { Assembler } from './batch/assembler.ts'
 import type { RuleSet } from './match/rule-set.ts'
-import { ALLOW, BLOCK, STRIP, tablePriority, type TagRules } from './match/tag-rules.ts'
+import { ALLOW, BLOCK, BLOCK_GLOB, STRIP, tablePriority, type TagRules } from './match/tag-rules.ts'
 import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
 import { nextPipe, TagCursor, typeSlot } from './scan/tags.ts'
@@ -134,6 +134,7 @@ export class LineFilter implements LineSink {
     let blockPriority = block === -1 ? NO_PRIORITY : tablePriority(rs.table, block)
     let allow = -1
     let allowPriority = NO_PRIORITY
+    let glob = -1
     let strips = 0
     let slot = -1
     const first = tr.firstIndex
@@ -153,6 +154,14 @@ export class LineFilter implements LineSink {
           block = index
           blockPriority = p
         }
+      } else if (action === BLOCK_GLOB) {
+        // Literal rules came first (candidates() order): a glob only decides if none did.
+        if (
+          block === -1 &&
+          (glob === -1 || index < glob) &&
+          (!tr.conditional(r) || this.carries(tr, r, buf, typeEnd, end))
+        )
+          glob = index
       } else if (action === ALLOW) {
         const p = tr.priority[r]
         if (p > allowPriority || (p === allowPriority && index < allow)) {
@@ -164,6 +173,7 @@ export class LineFilter implements LineSink {
         if (tr.appliesToType(r, slot) && tr.firstTime(r)) tr.applying[strips++] = r
       }
     }
+    if (block === -1 && glob !== -1) block = this.globBlock(tr, glob, n, buf, typeEnd, end)
     if (block === -1 && tr.blockTags) block = this.tagBlock(tr, buf, typeEnd, end)
     if (block !== -1) {
       this.hit(rs, block)
@@ -215,6 +225,23 @@ export class LineFilter implements LineSink {
       if (tr.satisfies(r, buf, cursor.start, cursor.keyEnd, cursor.end)) return true
     }
     return false
+  }
+
+  /**
+   * The deciding block glob, given the first candidate in file order (`glob`): it picks the pattern, and among
+   * the candidates with that pattern, the first with a tag condition the line carries wins, else `glob` itself.
+   */
+  private globBlock(tr: TagRules, glob: number, n: number, buf: Buffer, typeEnd: number, end: number): number {
+    const first = tr.firstIndex
+    const pattern = tr.globPattern[glob - first]
+    let tagged = -1
+    for (let k = 0; k < n; k++) {
+      const r = tr.found[k]
+      const index = first + r
+      if (tr.globPattern[r] !== pattern || !tr.conditional(r) || (tagged !== -1 && index > tagged)) continue
+      if (this.carries(tr, r, buf, typeEnd, end)) tagged = index
+    }
+    return tagged === -1 ? glob : tagged
   }
 
   /** The blocklist.tags rule of the line's first tag that has one, or -1. */

@@ -381,29 +381,41 @@ t.test('limits and modes as TagRules reads them', async (t) => {
   t.equal(tagRules(filterRules({ limits: { maxTags: 1 } })).allowlist, false)
 })
 
-t.test('precedence values: tagged beats untagged at the same pattern, a longer prefix beats both', async (t) => {
-  const set = RuleSet.fromRules(
-    filterRules({
-      blocklist: {
-        prefixes: ['a.', 'a.b', { pattern: 'a.', dryRun: false, tag: 'k' }],
-        names: ['a.b.c', { pattern: 'a.b.c', dryRun: false, tag: 'k' }],
-        globs: ['a.*', { pattern: 'a.*', dryRun: false, tag: 'k' }, '**'],
-      },
-    }),
-    'enforce',
-  )
-  const tr = set.tagMatcher
-  if (tr === null) throw new Error('tag rules expected')
-  const table = (r: number): number => tablePriority(set.table, r)
-  const [taggedPrefix, taggedName, glob, taggedGlob, anyGlob] = [0, 1, 2, 3, 4].map((r) => tr.priority[r])
-  t.ok(taggedPrefix > table(0), 'a. tagged > a.')
-  t.ok(table(1) > taggedPrefix, 'a.b > a. tagged')
-  t.ok(taggedName > table(2), 'a.b.c tagged > a.b.c')
-  t.ok(table(2) > table(1), 'a name > a prefix')
-  t.ok(taggedGlob > glob, 'a.* tagged > a.*')
-  t.ok(glob > anyGlob, 'the first glob in the file > a later one')
-  t.ok(table(0) > taggedGlob, 'any literal > any glob')
-})
+t.test(
+  'precedence values: tagged beats untagged at the same pattern, a longer prefix beats both, globs rank below',
+  async (t) => {
+    const set = RuleSet.fromRules(
+      filterRules({
+        blocklist: {
+          prefixes: ['a.', 'a.b', { pattern: 'a.', dryRun: false, tag: 'k' }],
+          names: ['a.b.c', { pattern: 'a.b.c', dryRun: false, tag: 'k' }],
+          globs: ['a.*', { pattern: 'a.*', dryRun: false, tag: 'k' }, '**'],
+        },
+      }),
+      'enforce',
+    )
+    const tr = set.tagMatcher
+    if (tr === null) throw new Error('tag rules expected')
+    const table = (r: number): number => tablePriority(set.table, r)
+    const [taggedPrefix, taggedName, glob, taggedGlob] = [0, 1, 2, 3].map((r) => tr.priority[r])
+    t.ok(taggedPrefix > table(0), 'a. tagged > a.')
+    t.ok(table(1) > taggedPrefix, 'a.b > a. tagged')
+    t.ok(taggedName > table(2), 'a.b.c tagged > a.b.c')
+    t.ok(table(2) > table(1), 'a name > a prefix')
+    t.ok(table(0) > Math.max(glob, taggedGlob), 'any literal > any glob')
+    // Among globs the filter picks by file order and pattern (globBlock): the same pattern shares an id.
+    t.same(
+      [2, 3, 4].map((r) => tr.globPattern[r]),
+      [0, 0, 1],
+      'a.* twice is one pattern, ** another',
+    )
+    t.same(
+      [0, 1].map((r) => tr.globPattern[r]),
+      [-1, -1],
+      'literal rules have no glob pattern',
+    )
+  },
+)
 
 t.test('hasTagRules: only what the packed table cannot do', async (t) => {
   const base = { prefixes: ['a.'], names: ['b'] }

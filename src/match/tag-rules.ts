@@ -18,6 +18,8 @@ export const BLOCK = 0
 export const BLOCK_TAG = 1
 export const ALLOW = 2
 export const STRIP = 3
+/** A block glob: below every literal rule; the first candidate in file order picks the pattern (see filter.ts). */
+export const BLOCK_GLOB = 4
 
 /** What /rules says about a rule beyond the packed table. */
 export interface TagRuleInfo {
@@ -62,6 +64,8 @@ export interface TagRulesData {
   dryRun: Uint8Array
   /** Per block/allow rule: its precedence (higher wins; ties go to the lower index). */
   priority: Int32Array
+  /** Per block glob: which pattern it has (rules with the same glob have the same id); -1 for other rules. */
+  globPattern: Int32Array
   /** A block rule's tag condition is condBytes[condStart[r], condStart[r + 1]); empty = none. */
   condStart: Int32Array
   condBytes: Uint8Array
@@ -152,22 +156,25 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
   }
   tagged('prefix', rules.blocklist.prefixes)
   tagged('name', rules.blocklist.names)
-  // Each section's globs rank in its own file order (a block glob never competes with an allowlist one).
-  const blockGlobs = new Map<string, number>()
+  // Allowlist globs rank in file order, duplicates of a pattern with its first.
   const allowGlobs = new Map<string, number>()
-  const globPriority = (order: Map<string, number>, pattern: string, isTagged: boolean): number => {
-    if (!order.has(pattern)) order.set(pattern, order.size)
-    return GLOB_PRIORITY - 2 * (order.get(pattern) ?? 0) + (isTagged ? 1 : 0)
+  const globPriority = (pattern: string): number => {
+    if (!allowGlobs.has(pattern)) allowGlobs.set(pattern, allowGlobs.size)
+    return GLOB_PRIORITY - (allowGlobs.get(pattern) ?? 0)
   }
+  const blockGlobs = new Map<string, number>()
+  const globPattern: number[] = []
   for (const e of (rules.blocklist.globs ?? []).map(spec)) {
     const tag = e.tag ?? null
     const rule = add(
       { ...blank, action: 'block', kind: 'glob', pattern: e.pattern, tag },
-      BLOCK,
-      globPriority(blockGlobs, e.pattern, tag !== null),
+      BLOCK_GLOB,
+      GLOB_PRIORITY,
       e.dryRun,
       tag ?? '',
     )
+    if (!blockGlobs.has(e.pattern)) blockGlobs.set(e.pattern, blockGlobs.size)
+    globPattern[rule] = blockGlobs.get(e.pattern) ?? -1
     globs.push({ pattern: e.pattern, rule })
   }
   const tagEntries: Rule[] = []
@@ -187,8 +194,7 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
     for (const p of allowlist.prefixes)
       literal.push({ kind: 'prefix', pattern: p, rule: allow('prefix', p, prefixPriority(byteLength(p))) })
     for (const p of allowlist.names) literal.push({ kind: 'name', pattern: p, rule: allow('name', p, EXACT_PRIORITY) })
-    for (const p of allowlist.globs)
-      globs.push({ pattern: p, rule: allow('glob', p, globPriority(allowGlobs, p, false)) })
+    for (const p of allowlist.globs) globs.push({ pattern: p, rule: allow('glob', p, globPriority(p)) })
   }
   const keyIds = new Map<string, number>()
   const keyId = (key: string): number => {
@@ -250,6 +256,7 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
     action: Uint8Array.from(action),
     dryRun: Uint8Array.from(dryRun),
     priority: Int32Array.from(priority),
+    globPattern: Int32Array.from({ length: n }, (_, r) => globPattern[r] ?? -1),
     condStart,
     condBytes: new Uint8Array(Buffer.concat(condParts)),
     condKey: Uint8Array.from(conditions, (c) => (c !== '' && !c.includes(':') ? 1 : 0)),
@@ -293,6 +300,7 @@ export class TagRules {
   readonly firstIndex: number
   readonly action: Uint8Array
   readonly priority: Int32Array
+  readonly globPattern: Int32Array
   readonly typeMask: Uint8Array
   readonly maxNameLength: number
   readonly maxTags: number
@@ -337,6 +345,7 @@ export class TagRules {
     this.firstIndex = data.firstIndex
     this.action = data.action
     this.priority = data.priority
+    this.globPattern = data.globPattern
     this.typeMask = data.typeMask
     this.maxNameLength = data.limits[0]
     this.maxTags = data.limits[1]
@@ -359,7 +368,7 @@ export class TagRules {
     this.seen = new Int32Array(data.info.length)
     this.tags = new Trie(data.tags)
     this.blockTags = data.tags.ruleCount > 0
-    this.blockRules = data.action.some((action) => action === BLOCK || action === BLOCK_TAG)
+    this.blockRules = data.action.some((action) => action === BLOCK || action === BLOCK_TAG || action === BLOCK_GLOB)
     this.keys = new Trie(data.keys)
     this.keyProtected = data.keyProtected
     this.condStart = data.condStart
@@ -370,7 +379,10 @@ export class TagRules {
     this.keepOnly = data.keepOnly
   }
 
-  /** Every extra rule whose name pattern matches `buf[start, end)`, into `found`; returns how many. */
+  /**
+   * Every extra rule whose name pattern matches `buf[start, end)`, into `found`; returns how many. The literal
+   * patterns' rules come first, then the globs' (the filter decides literal block rules before any glob).
+   */
   candidates(buf: Uint8Array, start: number, end: number): number {
     const groups = this.groups
     const found = this.found
