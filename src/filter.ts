@@ -306,14 +306,14 @@ export class LineFilter implements LineSink {
         const tagAt = at
         if (kept > 0) out[at++] = COMMA
         const tagStart = i
-        let keyEnd = -1
+        // The key (up to a `:`), copied as it is read; the decision comes before the value is.
         let b = 0
-        while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) {
-          if (b === COLON && keyEnd === -1) keyEnd = i
+        while (i < end && (b = buf[i]) !== COLON && b !== COMMA && b !== PIPE) {
           out[at++] = b
           i++
         }
-        const key = tr.keyId(buf, tagStart, keyEnd === -1 ? i : keyEnd)
+        if (i === end) b = 0
+        const key = tr.keyId(buf, tagStart, i)
         let enforced = false
         let dry = false
         for (let k = 0; k < strips; k++) {
@@ -326,9 +326,15 @@ export class LineFilter implements LineSink {
         if (enforced) {
           removed++
           at = tagAt
+          if (b === COLON) while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) i++
         } else {
           if (dry) wouldRemove++
           kept++
+          if (b === COLON)
+            while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) {
+              out[at++] = b
+              i++
+            }
         }
         if (i < end && b === COMMA) i++
         else break
