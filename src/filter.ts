@@ -124,7 +124,7 @@ export class LineFilter implements LineSink {
     }
 
     let block = rs.trie.match(buf, start, nameEnd)
-    if (block !== -1 && !tr.blockRules && rs.dryRun[block] === 0) {
+    if (block !== -1 && !tr.taggedLiterals && rs.dryRun[block] === 0) {
       // Nothing can outrank a table rule: blocked whatever else would match.
       this.hit(rs, block)
       counters.linesBlocked++

@@ -442,16 +442,19 @@ t.test('hasTagRules: only what the packed table cannot do', async (t) => {
   t.not(RuleSet.fromRules(filterRules({ limits: { maxTags: 1 } }), 'enforce').tagMatcher, null)
 })
 
-t.test('blockRules: whether a block rule is among the extra rules (else a table match decides alone)', async (t) => {
-  const allowlist = { prefixes: ['a'], names: [], globs: [], dryRun: false }
-  const cases: [string, FilterRules, boolean][] = [
-    ['a tagged prefix', filterRules({ blocklist: { prefixes: [{ pattern: 'a', dryRun: false, tag: 'k' }] } }), true],
-    ['a tagged name', filterRules({ blocklist: { names: [{ pattern: 'a', dryRun: true, tag: 'k' }] } }), true],
-    ['a glob', filterRules({ blocklist: { globs: ['a.*'] } }), true],
-    ['blocklist.tags', filterRules({ blocklist: { tags: ['env'] } }), true],
-    ['an allowlist', filterRules({ blocklist: { prefixes: ['x'] }, allowlist }), false],
-    ['a strip rule', filterRules({ stripTags: [strip({ names: ['a'] }, { keys: ['k'] })] }), false],
-    ['limits', filterRules({ limits: { maxTags: 3 } }), false],
-  ]
-  for (const [what, rules, expected] of cases) t.equal(tagRules(rules).blockRules, expected, what)
-})
+t.test(
+  'taggedLiterals: whether a rule that can outrank a table rule is among the extra rules (else a table match decides alone)',
+  async (t) => {
+    const allowlist = { prefixes: ['a'], names: [], globs: [], dryRun: false }
+    const cases: [string, FilterRules, boolean][] = [
+      ['a tagged prefix', filterRules({ blocklist: { prefixes: [{ pattern: 'a', dryRun: false, tag: 'k' }] } }), true],
+      ['a tagged name', filterRules({ blocklist: { names: [{ pattern: 'a', dryRun: true, tag: 'k' }] } }), true],
+      ['a glob (below every literal rule)', filterRules({ blocklist: { globs: ['a.*'] } }), false],
+      ['blocklist.tags (only when no name rule decides)', filterRules({ blocklist: { tags: ['env'] } }), false],
+      ['an allowlist', filterRules({ blocklist: { prefixes: ['x'] }, allowlist }), false],
+      ['a strip rule', filterRules({ stripTags: [strip({ names: ['a'] }, { keys: ['k'] })] }), false],
+      ['limits', filterRules({ limits: { maxTags: 3 } }), false],
+    ]
+    for (const [what, rules, expected] of cases) t.equal(tagRules(rules).taggedLiterals, expected, what)
+  },
+)

@@ -310,8 +310,12 @@ export class TagRules {
   readonly allowlistDryRun: boolean
   /** Whether blocklist.tags has entries. */
   readonly blockTags: boolean
-  /** Whether any block rule is here (tag-conditioned, glob or tag): else the table's match decides alone. */
-  readonly blockRules: boolean
+  /**
+   * Whether a tag-conditioned name or prefix rule is here: only those can outrank a table rule (globs rank below
+   * every literal rule, and blocklist.tags only decides when no name rule does), so without them an enforced
+   * table match blocks at once.
+   */
+  readonly taggedLiterals: boolean
   /** Whether any limit on tags is set (the line's tags must be walked before anything else). */
   readonly tagLimits: boolean
   /** The rules that match the last name given to candidates(), in found[0, count). */
@@ -368,7 +372,7 @@ export class TagRules {
     this.seen = new Int32Array(data.info.length)
     this.tags = new Trie(data.tags)
     this.blockTags = data.tags.ruleCount > 0
-    this.blockRules = data.action.some((action) => action === BLOCK || action === BLOCK_TAG || action === BLOCK_GLOB)
+    this.taggedLiterals = data.action.some((action) => action === BLOCK)
     this.keys = new Trie(data.keys)
     this.keyProtected = data.keyProtected
     this.condStart = data.condStart
