@@ -13,11 +13,16 @@ export interface GcCounts {
 /** V8's kGCTypeMinorMarkSweep, which perf_hooks has no constant for. */
 const MINOR_MARK_SWEEP = 2
 
-/** Counts into the returned object from now until `stop()`. Entries arrive asynchronously, after the collection. */
-export function countGcs(): { counts: GcCounts; stop: () => void } {
+/**
+ * Counts into the returned object from now until `stop()`. Entries arrive asynchronously, after the collection.
+ * With `since`, only collections that started at or after that performance.now() time count (so one that the
+ * memory reducer starts while the caller waits for the entries is not blamed on the code measured before it).
+ */
+export function countGcs(window?: { since: number; until: () => number }): { counts: GcCounts; stop: () => void } {
   const counts: GcCounts = { minor: 0, major: 0, other: 0 }
   const observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
+      if (window !== undefined && (entry.startTime < window.since || entry.startTime > window.until())) continue
       const kind = gcKind(entry)
       if (kind === constants.NODE_PERFORMANCE_GC_MINOR || kind === MINOR_MARK_SWEEP) counts.minor++
       else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) counts.major++
