@@ -131,7 +131,6 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
   const conditions: string[] = []
   const literal: { kind: 'prefix' | 'name'; pattern: string; rule: number }[] = []
   const globs: { pattern: string; rule: number }[] = []
-  const blank = { tag: null, metrics: null, keys: null, keepOnly: null, types: null }
   const add = (entry: TagRuleInfo, act: number, prio: number, dry: boolean, condition: string): number => {
     info.push(entry)
     action.push(act)
@@ -144,13 +143,7 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
     for (const e of entries.map(spec)) {
       if (e.tag === undefined) continue
       const prio = (kind === 'name' ? EXACT_PRIORITY : prefixPriority(byteLength(e.pattern))) + 1
-      const rule = add(
-        { ...blank, action: 'block', kind, pattern: e.pattern, tag: e.tag },
-        BLOCK,
-        prio,
-        e.dryRun,
-        e.tag,
-      )
+      const rule = add(ruleInfo('block', kind, e.pattern, { tag: e.tag }), BLOCK, prio, e.dryRun, e.tag)
       literal.push({ kind, pattern: e.pattern, rule })
     }
   }
@@ -166,20 +159,14 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
   const globPattern: number[] = []
   for (const e of (rules.blocklist.globs ?? []).map(spec)) {
     const tag = e.tag ?? null
-    const rule = add(
-      { ...blank, action: 'block', kind: 'glob', pattern: e.pattern, tag },
-      BLOCK_GLOB,
-      GLOB_PRIORITY,
-      e.dryRun,
-      tag ?? '',
-    )
+    const rule = add(ruleInfo('block', 'glob', e.pattern, { tag }), BLOCK_GLOB, GLOB_PRIORITY, e.dryRun, tag ?? '')
     if (!blockGlobs.has(e.pattern)) blockGlobs.set(e.pattern, blockGlobs.size)
     globPattern[rule] = blockGlobs.get(e.pattern) ?? -1
     globs.push({ pattern: e.pattern, rule })
   }
   const tagEntries: Rule[] = []
   for (const e of (rules.blocklist.tags ?? []).map((t: string | RuleSpec) => spec(t))) {
-    const rule = add({ ...blank, action: 'block', kind: 'tag', pattern: e.pattern }, BLOCK_TAG, 0, e.dryRun, '')
+    const rule = add(ruleInfo('block', 'tag', e.pattern), BLOCK_TAG, 0, e.dryRun, '')
     const index = rule
     if (e.pattern.includes(':')) tagEntries.push({ index, kind: 'name', pattern: e.pattern, dryRun: false })
     else {
@@ -190,7 +177,7 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
   const allowlist = rules.allowlist
   if (allowlist !== null) {
     const allow = (kind: 'prefix' | 'name' | 'glob', pattern: string, prio: number): number =>
-      add({ ...blank, action: 'allow', kind, pattern }, ALLOW, prio, allowlist.dryRun, '')
+      add(ruleInfo('allow', kind, pattern), ALLOW, prio, allowlist.dryRun, '')
     for (const p of allowlist.prefixes)
       literal.push({ kind: 'prefix', pattern: p, rule: allow('prefix', p, prefixPriority(byteLength(p))) })
     for (const p of allowlist.names) literal.push({ kind: 'name', pattern: p, rule: allow('name', p, EXACT_PRIORITY) })
@@ -207,22 +194,7 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
   const keepOnly: number[] = []
   const typeMask: number[] = []
   for (const r of rules.stripTags) {
-    const rule = add(
-      {
-        ...blank,
-        action: 'strip',
-        kind: 'metrics',
-        pattern: null,
-        metrics: r.metrics,
-        keys: r.keys,
-        keepOnly: r.keepOnly,
-        types: r.types,
-      },
-      STRIP,
-      0,
-      r.dryRun,
-      '',
-    )
+    const rule = add(ruleInfo('strip', 'metrics', null, r), STRIP, 0, r.dryRun, '')
     for (const p of r.metrics.prefixes) literal.push({ kind: 'prefix', pattern: p, rule })
     for (const p of r.metrics.names) literal.push({ kind: 'name', pattern: p, rule })
     for (const p of r.metrics.globs) globs.push({ pattern: p, rule })
@@ -284,6 +256,34 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
     allowlist: allowlist !== null,
     allowlistDryRun: allowlist?.dryRun ?? false,
     stripRules: rules.stripTags.length,
+  }
+}
+
+/**
+ * A rule's description with every field, in one order (a reload matches rules by it). Built as one literal: a
+ * spread of shared defaults made each a slow dictionary object (10,000 globs compiled in 200-550 ms, not ~50).
+ */
+function ruleInfo(
+  action: TagRuleInfo['action'],
+  kind: TagRuleInfo['kind'],
+  pattern: string | null,
+  more: {
+    tag?: string | null
+    metrics?: Selector
+    keys?: readonly string[] | null
+    keepOnly?: readonly string[] | null
+    types?: readonly MetricType[] | null
+  } = {},
+): TagRuleInfo {
+  return {
+    action,
+    kind,
+    pattern,
+    tag: more.tag ?? null,
+    metrics: more.metrics ?? null,
+    keys: more.keys ?? null,
+    keepOnly: more.keepOnly ?? null,
+    types: more.types ?? null,
   }
 }
 
