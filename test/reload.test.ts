@@ -38,6 +38,7 @@ import {
   startSink,
   testConfig,
   waitFor,
+  ruleSeries,
 } from './fixtures/udp.ts'
 
 // Each reload (and each start: the file is compiled the way the CLI does) runs a worker thread, which under tap
@@ -163,7 +164,7 @@ t.test('an invalid file changes nothing but the failure count: rules stay, error
       [
         'an unknown key',
         () => writeFileSync(file, valid.replace('  prefixes: [a.]', '  prefix: [b.]')),
-        [`${file}:6:3: blocklist.prefix: unknown key (expected one of: prefixes, names)`],
+        [`${file}:6:3: blocklist.prefix: unknown key (expected one of: prefixes, names, globs, tags)`],
       ],
       ['the file deleted', () => rmSync(file), [`${file}: cannot read the file (ENOENT)`]],
       [
@@ -315,12 +316,7 @@ t.test('mode: enforce -> dry-run by a watched reload: blocked lines pass and cou
     )
     const m = await scrape(r.port)
     t.same(promSeries(m, `${P}config_info`), { [`{format="yaml",hash="${sha16(dry)}",mode="dry-run"}`]: 1 })
-    t.same(promSeries(m, `${P}rules`), {
-      '{action="enforce",kind="prefix"}': 0,
-      '{action="dry_run",kind="prefix"}': 1,
-      '{action="enforce",kind="name"}': 0,
-      '{action="dry_run",kind="name"}': 1,
-    })
+    t.same(promSeries(m, `${P}rules`), ruleSeries({ prefix: [0, 1], name: [0, 1] }))
     t.same(promSeries(m, `${P}lines_would_block_total`), { '{}': 2 })
     t.same(promSeries(m, `${P}config_reloads_total`), counts(1, 0))
   }),
@@ -345,7 +341,7 @@ t.test('an invalid file seen by the watch is rejected: the rules in force stay',
     t.match(first, { level: 50, trigger: 'watch', file })
     t.same(
       first.errors,
-      [`${file}:6:3: blocklist.prefix: unknown key (expected one of: prefixes, names)`],
+      [`${file}:6:3: blocklist.prefix: unknown key (expected one of: prefixes, names, globs, tags)`],
       "the record's errors",
     )
     t.same(await probe(r, ['a.x:1|c', 'b.x:1|c']), ['b.x:1|c'], 'the old rules are in force')
