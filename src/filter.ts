@@ -42,6 +42,9 @@ export class LineFilter implements LineSink {
   private readonly insights: Insights | null
   /** The time stamped on rule hits: read from the clock once a second by tick(), never per line. */
   private nowMs = Date.now()
+  /** The type field of the line tagged() is on: see typeEndOf. */
+  private typeStart = 0
+  private typeEnd = -1
   /** Walks a line's tags; one for every line, reset per use. */
   private readonly cursor = new TagCursor()
 
@@ -109,11 +112,11 @@ export class LineFilter implements LineSink {
   private tagged(rs: RuleSet, tr: TagRules, buf: Buffer, start: number, nameEnd: number, end: number): void {
     const counters = this.counters
     const insights = this.insights
-    const typeStart = nextPipe(buf, nameEnd + 1, end) + 1
-    const typeEnd = nextPipe(buf, typeStart, end)
+    // The type field is found when a rule needs it (tags, types): most lines under name-only extras never do.
+    this.typeEnd = -1
     if (
       (tr.maxNameLength > 0 && nameEnd - start > tr.maxNameLength) ||
-      (tr.tagLimits && this.overTagLimits(tr, buf, typeEnd, end))
+      (tr.tagLimits && this.overTagLimits(tr, buf, this.typeEndOf(buf, nameEnd, end), end))
     ) {
       if (!tr.limitsDryRun) {
         counters.linesOverLimit++
@@ -149,7 +152,7 @@ export class LineFilter implements LineSink {
         const p = tr.priority[r]
         if (
           (p > blockPriority || (p === blockPriority && index < block)) &&
-          (!tr.conditional(r) || this.carries(tr, r, buf, typeEnd, end))
+          (!tr.conditional(r) || this.carries(tr, r, buf, this.typeEndOf(buf, nameEnd, end), end))
         ) {
           block = index
           blockPriority = p
@@ -159,7 +162,7 @@ export class LineFilter implements LineSink {
         if (
           block === -1 &&
           (glob === -1 || index < glob) &&
-          (!tr.conditional(r) || this.carries(tr, r, buf, typeEnd, end))
+          (!tr.conditional(r) || this.carries(tr, r, buf, this.typeEndOf(buf, nameEnd, end), end))
         )
           glob = index
       } else if (action === ALLOW) {
@@ -169,12 +172,15 @@ export class LineFilter implements LineSink {
           allowPriority = p
         }
       } else if (action === STRIP) {
-        if (slot === -1) slot = typeSlot(buf, typeStart, typeEnd)
+        if (slot === -1) {
+          const typeEnd = this.typeEndOf(buf, nameEnd, end)
+          slot = typeSlot(buf, this.typeStart, typeEnd)
+        }
         if (tr.appliesToType(r, slot) && tr.firstTime(r)) tr.applying[strips++] = r
       }
     }
-    if (block === -1 && glob !== -1) block = this.globBlock(tr, glob, n, buf, typeEnd, end)
-    if (block === -1 && tr.blockTags) block = this.tagBlock(tr, buf, typeEnd, end)
+    if (block === -1 && glob !== -1) block = this.globBlock(tr, glob, n, buf, this.typeEndOf(buf, nameEnd, end), end)
+    if (block === -1 && tr.blockTags) block = this.tagBlock(tr, buf, this.typeEndOf(buf, nameEnd, end), end)
     if (block !== -1) {
       this.hit(rs, block)
       if (rs.dryRun[block] === 1) counters.linesWouldBlock++
@@ -195,7 +201,19 @@ export class LineFilter implements LineSink {
     }
     if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
     if (strips === 0) this.assembler.append(buf, start, end)
-    else this.strip(rs, tr, strips, buf, start, end, typeEnd, slot)
+    else this.strip(rs, tr, strips, buf, start, end, this.typeEnd, slot)
+  }
+
+  /**
+   * Where the metric line's type field ends (its `|`, or the line's end), found once per line: tagged() resets
+   * it; the type field's start is left in typeStart.
+   */
+  private typeEndOf(buf: Buffer, nameEnd: number, end: number): number {
+    if (this.typeEnd === -1) {
+      this.typeStart = nextPipe(buf, nameEnd + 1, end) + 1
+      this.typeEnd = nextPipe(buf, this.typeStart, end)
+    }
+    return this.typeEnd
   }
 
   private hit(rs: RuleSet, index: number): void {
