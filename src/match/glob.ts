@@ -10,6 +10,8 @@
  * never on their number, and no glob is ever looked at by itself.
  */
 
+import { commonPrefix, placeDoubleArray } from './double-array.ts'
+
 const NONE = -1
 const DOT = 0x2e
 const ASTERISK = 0x2a
@@ -30,13 +32,6 @@ const FLAG_BITS = 4
 const FLAG_MASK = (1 << FLAG_BITS) - 1
 /** A base shares an int32 with the flags: 2^27 slots, some 6 million globs of 20 bytes each. */
 const MAX_SLOTS = 1 << (31 - FLAG_BITS)
-
-/** `check` of a slot no node occupies. */
-const FREE = -1
-/** `check` of the root's slot (the root is nobody's child). */
-const ROOT_CHECK = -2
-/** A transition reads slot `base + token`; this much room past the last base keeps every read in bounds. */
-const PAD = TOKENS
 
 /** Stamps go up by one per name byte; at this value they are cleared and start over at 1 (after 2^31 bytes). */
 const LAST_GENERATION = 0x7fffffff
@@ -64,7 +59,7 @@ export function globProblem(pattern: string): string | null {
 export interface GlobData {
   /** Nodes of the trie (the root and one per distinct token prefix of the globs): the most that can be active. */
   nodeCount: number
-  /** `slots[2s]` = base << 4 | flags, `slots[2s + 1]` = check: the parent's slot, FREE or ROOT_CHECK. Slot 0 is the root. */
+  /** `slots[2s]` = base << 4 | flags, `slots[2s + 1]` = check: the parent's slot, or FREE / ROOT_CHECK (double-array.ts). Slot 0 is the root. */
   slots: Int32Array
   /** One entry per slot and one more: the globs ending at slot s report `ids[idStart[s], idStart[s + 1])`. */
   idStart: Int32Array
@@ -175,124 +170,29 @@ function compareTokens(tokens: Int32Array, aStart: number, aEnd: number, bStart:
   return aEnd - aStart - (bEnd - bStart)
 }
 
-function commonPrefix(tokens: Int32Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
-  const n = Math.min(aEnd - aStart, bEnd - bStart)
-  let i = 0
-  while (i < n && tokens[aStart + i] === tokens[bStart + i]) i++
-  return i
-}
-
-/** After this many failed fits a free slot stops being tried as a first child's slot (it may still hold others). */
-const MAX_FAILS = 16
-const END = -1
-
 /**
- * Places the tree breadth first, as trie.ts does: each node gets the lowest base at which every one of its
- * children's slots is free, the candidates coming from a linked list of free slots; a slot that keeps failing
- * leaves the list. Then packs base, flags and check into `slots` and groups the ids by slot.
+ * The tree placed in a double array over the 258 tokens (double-array.ts); then each slot's flags, packed with its
+ * base and check into `slots`, and the ids grouped by slot.
  */
 function layOut(tree: Tree, ids: readonly number[]): GlobData {
-  let size = 0
-  let base = new Int32Array(0)
-  let check = new Int32Array(0)
-  let flags = new Uint8Array(0)
-  let nextFree = new Int32Array(0)
-  let prevFree = new Int32Array(0)
-  let inList = new Uint8Array(0)
-  let fails = new Uint8Array(0)
-  let head = END
-  let tail = END
-  const ensure = (needed: number): void => {
-    if (needed <= size) return
-    let bigger = Math.max(size, 1024)
-    while (bigger < needed) bigger = Math.ceil(bigger * 1.25)
-    base = grow(base, bigger, 0)
-    check = grow(check, bigger, FREE)
-    flags = grow(flags, bigger, 0)
-    nextFree = grow(nextFree, bigger, 0)
-    prevFree = grow(prevFree, bigger, 0)
-    inList = grow(inList, bigger, 0)
-    fails = grow(fails, bigger, 0)
-    for (let pos = Math.max(size, 1); pos < bigger; pos++) {
-      prevFree[pos] = tail
-      nextFree[pos] = END
-      if (tail === END) head = pos
-      else nextFree[tail] = pos
-      tail = pos
-      inList[pos] = 1
-    }
-    size = bigger
-  }
-  const unlink = (pos: number): void => {
-    if (inList[pos] === 0) return
-    inList[pos] = 0
-    const prev = prevFree[pos]
-    const next = nextFree[pos]
-    if (prev === END) head = next
-    else nextFree[prev] = next
-    if (next === END) tail = prev
-    else prevFree[next] = prev
-  }
-
-  ensure(Math.ceil(tree.nodeCount * 1.05) + 2 * PAD + 1024)
-  check[0] = ROOT_CHECK
-  const slotOf = new Int32Array(tree.nodeCount)
-  const queue = new Int32Array(tree.nodeCount)
-  let qHead = 0
-  let qTail = 0
-  queue[qTail++] = 0
-  let maxSlot = 0
-  const tokens = new Int32Array(TOKENS) // a node's children's tokens, at most one of each
-  while (qHead < qTail) {
-    const node = queue[qHead++]
-    const slot = slotOf[node]
-    let children = 0
-    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) tokens[children++] = tree.token[c]
-    if (children === 0) continue // a leaf: base 0 leads to slots whose check is never this slot
-    let b: number
-    let pos = head
-    for (;;) {
-      if (pos === END) {
-        pos = size
-        ensure(size + 1)
-      }
-      b = pos - tokens[0]
-      // Unlike trie.ts, a base too low counts as a failure: the slots below the smallest first token ('.' = 46
-      // in most globs, 256 for a `*` first) would otherwise be walked past by every node, 38 steps a node.
-      let fits = b >= 1
-      if (fits) {
-        ensure(b + TOKENS + PAD)
-        for (let k = 1; k < children && fits; k++) fits = check[b + tokens[k]] === FREE
-      }
-      if (fits) break
-      if (++fails[pos] >= MAX_FAILS) {
-        const next = nextFree[pos]
-        unlink(pos)
-        pos = next
-        continue
-      }
-      pos = nextFree[pos]
-    }
-    base[slot] = b
-    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) {
-      const token = tree.token[c]
-      const t = b + token
-      check[t] = slot
-      if (token === STAR) {
-        flags[slot] |= HAS_STAR
-        flags[t] |= LOOPS_ON_NON_DOT
-      } else if (token === DOUBLE_STAR) {
-        flags[slot] |= HAS_DOUBLE_STAR
-        flags[t] |= LOOPS_ON_ANY
-      }
-      unlink(t)
-      slotOf[c] = t
-      queue[qTail++] = c
-      if (t > maxSlot) maxSlot = t
-    }
-  }
-  const length = maxSlot + PAD + 1
+  const { base, check, length, slotOf } = placeDoubleArray(
+    { nodeCount: tree.nodeCount, label: tree.token, firstChild: tree.firstChild, nextSibling: tree.nextSibling },
+    TOKENS,
+  )
   if (length > MAX_SLOTS) throw new Error(`compileGlobs: ${length} slots, over the ${MAX_SLOTS} a base can address`)
+  const flags = new Uint8Array(length)
+  for (let node = 0; node < tree.nodeCount; node++) {
+    const slot = slotOf[node]
+    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) {
+      if (tree.token[c] === STAR) {
+        flags[slot] |= HAS_STAR
+        flags[slotOf[c]] |= LOOPS_ON_NON_DOT
+      } else if (tree.token[c] === DOUBLE_STAR) {
+        flags[slot] |= HAS_DOUBLE_STAR
+        flags[slotOf[c]] |= LOOPS_ON_ANY
+      }
+    }
+  }
   const slots = new Int32Array(2 * length)
   for (let s = 0; s < length; s++) {
     slots[2 * s] = (base[s] << FLAG_BITS) | flags[s]
@@ -306,13 +206,6 @@ function layOut(tree: Tree, ids: readonly number[]): GlobData {
   const grouped = new Int32Array(ids.length)
   for (let g = 0; g < ids.length; g++) grouped[fill[slotOf[tree.terminal[g]]]++] = ids[g]
   return { nodeCount: tree.nodeCount, slots, idStart, ids: grouped }
-}
-
-function grow<T extends Uint8Array | Int32Array>(a: T, capacity: number, fill: number): T {
-  const bigger = new (a.constructor as new (n: number) => T)(capacity)
-  bigger.set(a)
-  if (fill !== 0) bigger.fill(fill, a.length)
-  return bigger
 }
 
 /**

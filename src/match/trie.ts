@@ -1,12 +1,9 @@
+import { commonPrefix, placeDoubleArray } from './double-array.ts'
 import type { Rule } from './rules.ts'
 
 const NONE = -1
-/** `check` of a slot no node occupies. */
-const FREE = -1
-/** `check` of the root's slot (the root is nobody's child). */
-const ROOT_CHECK = -2
-/** A transition reads `base[s] + byte`; this much room past the last base keeps every read in bounds. */
-const PAD = 256
+/** A transition reads `base[s] + byte`. */
+const ALPHABET = 256
 
 /**
  * A byte trie of metric-name rules, compiled into a double array: the child of slot `s` on byte `b` is slot
@@ -189,14 +186,6 @@ function buildTree(rules: readonly Rule[]): Tree {
   return { nodeCount, label, firstChild, nextSibling, prefixRule, exactRule }
 }
 
-/** The length of the common prefix of text[aStart, aEnd) and text[bStart, bEnd). */
-function commonPrefix(text: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
-  const n = Math.min(aEnd - aStart, bEnd - bStart)
-  let i = 0
-  while (i < n && text[aStart + i] === text[bStart + i]) i++
-  return i
-}
-
 interface DoubleArray {
   base: Int32Array
   check: Int32Array
@@ -204,124 +193,14 @@ interface DoubleArray {
   exactRule: Int32Array
 }
 
-/** After this many failed fits a free slot stops being tried as a first child's slot (it may still hold others). */
-const MAX_FAILS = 16
-const END = -1
-
-/**
- * Places the tree breadth first: each node gets the lowest base at which every one of its children's slots
- * is free. Candidates come from a linked list of free slots, so occupied runs are never rescanned; a slot that
- * keeps failing leaves the list. Most nodes have one child and fit at the list's head.
- */
+/** The tree placed in a double array (double-array.ts), with each slot's rules (NONE where no rule ends). */
 function layOut(tree: Tree): DoubleArray {
-  let size = 0
-  let base = new Int32Array(0)
-  let check = new Int32Array(0)
-  let prefixRule = new Int32Array(0)
-  let exactRule = new Int32Array(0)
-  let nextFree = new Int32Array(0)
-  let prevFree = new Int32Array(0)
-  let inList = new Uint8Array(0)
-  let fails = new Uint8Array(0)
-  let head = END
-  let tail = END
-  const ensure = (needed: number): void => {
-    if (needed <= size) return
-    // A quarter at a time: the layout ends up about as dense as the tree, and 1M rules make millions of slots.
-    let bigger = Math.max(size, 1024)
-    while (bigger < needed) bigger = Math.ceil(bigger * 1.25)
-    base = grow(base, bigger, 0)
-    check = grow(check, bigger, FREE)
-    prefixRule = grow(prefixRule, bigger, NONE)
-    exactRule = grow(exactRule, bigger, NONE)
-    nextFree = grow(nextFree, bigger, 0)
-    prevFree = grow(prevFree, bigger, 0)
-    inList = grow(inList, bigger, 0)
-    fails = grow(fails, bigger, 0)
-    for (let pos = Math.max(size, 1); pos < bigger; pos++) {
-      prevFree[pos] = tail
-      nextFree[pos] = END
-      if (tail === END) head = pos
-      else nextFree[tail] = pos
-      tail = pos
-      inList[pos] = 1
-    }
-    size = bigger
+  const { base, check, length, slotOf } = placeDoubleArray(tree, ALPHABET)
+  const prefixRule = new Int32Array(length).fill(NONE)
+  const exactRule = new Int32Array(length).fill(NONE)
+  for (let node = 0; node < tree.nodeCount; node++) {
+    prefixRule[slotOf[node]] = tree.prefixRule[node]
+    exactRule[slotOf[node]] = tree.exactRule[node]
   }
-  const unlink = (pos: number): void => {
-    if (inList[pos] === 0) return
-    inList[pos] = 0
-    const prev = prevFree[pos]
-    const next = nextFree[pos]
-    if (prev === END) head = next
-    else nextFree[prev] = next
-    if (next === END) tail = prev
-    else prevFree[next] = prev
-  }
-
-  // The layout comes out about 1% larger than the tree; one allocation should hold it (see buildTree).
-  ensure(Math.ceil(tree.nodeCount * 1.05) + 2 * PAD + 1024)
-  check[0] = ROOT_CHECK
-  const slotOf = new Int32Array(tree.nodeCount)
-  const queue = new Int32Array(tree.nodeCount)
-  let qHead = 0
-  let qTail = 0
-  queue[qTail++] = 0
-  let maxSlot = 0
-  const labels: number[] = []
-  while (qHead < qTail) {
-    const node = queue[qHead++]
-    const slot = slotOf[node]
-    prefixRule[slot] = tree.prefixRule[node]
-    exactRule[slot] = tree.exactRule[node]
-    labels.length = 0
-    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) labels.push(tree.label[c])
-    if (labels.length === 0) continue // a leaf: base 0 leads to slots whose check is never this slot
-    let b: number
-    let pos = head
-    for (;;) {
-      if (pos === END) {
-        // Every listed slot failed: the fresh slots that growing appends are all free.
-        pos = size
-        ensure(size + 1)
-      }
-      b = pos - labels[0]
-      if (b >= 1) {
-        ensure(b + 256 + PAD)
-        let fits = true
-        for (let k = 1; k < labels.length && fits; k++) fits = check[b + labels[k]] === FREE
-        if (fits) break
-        if (++fails[pos] >= MAX_FAILS) {
-          const next = nextFree[pos]
-          unlink(pos)
-          pos = next
-          continue
-        }
-      }
-      pos = nextFree[pos]
-    }
-    base[slot] = b
-    for (let c = tree.firstChild[node]; c !== NONE; c = tree.nextSibling[c]) {
-      const t = b + tree.label[c]
-      check[t] = slot
-      unlink(t)
-      slotOf[c] = t
-      queue[qTail++] = c
-      if (t > maxSlot) maxSlot = t
-    }
-  }
-  const length = maxSlot + PAD + 1
-  return {
-    base: base.slice(0, length),
-    check: check.slice(0, length),
-    prefixRule: prefixRule.slice(0, length),
-    exactRule: exactRule.slice(0, length),
-  }
-}
-
-function grow<T extends Uint8Array | Int32Array>(a: T, capacity: number, fill: number): T {
-  const bigger = new (a.constructor as new (n: number) => T)(capacity)
-  bigger.set(a)
-  if (fill !== 0) bigger.fill(fill, a.length)
-  return bigger
+  return { base, check, prefixRule, exactRule }
 }
