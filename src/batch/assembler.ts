@@ -64,30 +64,12 @@ export class Assembler {
   append(src: Buffer, start: number, end: number): boolean {
     const length = end - start
     if (length > this.maxPacketSize) return this.sendOversize(src, start, length)
-    if (this.buf !== null && this.len + 1 + length > this.maxPacketSize) this.flush()
-    let buf = this.buf
-    if (buf === null) {
-      const slot = this.pool.acquire()
-      if (slot === -1) {
-        this.counters.linesDroppedBackpressure++
-        return false
-      }
-      this.slot = slot
-      buf = this.buf = this.pool.buffer(slot)
-      this.len = 0
-      this.lines = 0
-    }
-    let at = this.len
-    if (at > 0) buf[at++] = LF
+    let at = this.room(length)
+    if (at === -1) return false
+    const buf = this.buf as Buffer
     // A byte loop, not Buffer#copy: on Node 20 copy() allocates a Uint8Array view of the source per call.
     for (let i = start; i < end; i++) buf[at++] = src[i]
-    this.len = at
-    this.lines++
-    this.counters.linesForwarded++
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
-      setImmediate(this.flushAtTurnEnd)
-    }
+    this.lineDone(at)
     return true
   }
 
@@ -104,7 +86,21 @@ export class Assembler {
       this.partStart = 0
       return 0
     }
-    if (this.buf !== null && this.len + 1 + maxLength > this.maxPacketSize) this.flush()
+    const at = this.room(maxLength)
+    if (at !== -1) {
+      this.partBuf = this.buf as Buffer
+      this.partStart = at
+    }
+    return at
+  }
+
+  /**
+   * Room for a line of `length` bytes (at most maxPacketSize) in the datagram being assembled, sending it first if
+   * the line does not fit and taking a pooled buffer if there is none: where the line's first byte goes (after the
+   * `\n` that joins it to the previous line), or -1 if no buffer is free (counted as backpressure).
+   */
+  private room(length: number): number {
+    if (this.buf !== null && this.len + 1 + length > this.maxPacketSize) this.flush()
     let buf = this.buf
     if (buf === null) {
       const slot = this.pool.acquire()
@@ -117,9 +113,20 @@ export class Assembler {
       this.len = 0
       this.lines = 0
     }
-    this.partBuf = buf
-    if (this.len > 0) buf[this.len] = LF
-    return (this.partStart = this.len > 0 ? this.len + 1 : 0)
+    if (this.len === 0) return 0
+    buf[this.len] = LF
+    return this.len + 1
+  }
+
+  /** The line written into the datagram being assembled ends at `end`: counted, and a flush at turn end is due. */
+  private lineDone(end: number): void {
+    this.len = end
+    this.lines++
+    this.counters.linesForwarded++
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(this.flushAtTurnEnd)
+    }
   }
 
   /** Where the line begun by beginLine is written. */
@@ -135,13 +142,7 @@ export class Assembler {
     const part = this.partBuf
     this.partBuf = EMPTY
     if (part !== this.buf) return this.append(part, this.partStart, end)
-    this.len = end
-    this.lines++
-    this.counters.linesForwarded++
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
-      setImmediate(this.flushAtTurnEnd)
-    }
+    this.lineDone(end)
     return true
   }
 
