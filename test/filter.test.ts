@@ -3,18 +3,11 @@
 // swap applies from the next datagram, malformed lines are reported at most once per gate interval.
 import t, { type Test } from 'tap'
 import { RuleSet } from '../src/match/rule-set.ts'
-import type {
-  Allowlist,
-  Blocklist,
-  FilterRules,
-  Limits,
-  MetricType,
-  StripRule,
-  TagRuleSpec,
-} from '../src/match/rules.ts'
+import type { FilterRules, TagRuleSpec } from '../src/match/rules.ts'
 import { createPipeline, type Pipeline } from '../src/pipeline.ts'
 import type { Counters, CounterSnapshot } from '../src/telemetry/counters.ts'
 import { CaptureTarget } from './fixtures/reference.ts'
+import { filterRules, stripRule } from './fixtures/rules.ts'
 import { memoryLogger, present } from './fixtures/udp.ts'
 
 function pipeline(
@@ -150,38 +143,6 @@ t.test('malformed lines: the first is logged with a sample, later ones counted a
 })
 
 // ---- Tag rules (issue 10): RuleSet.fromRules, every rule kind, exact bytes out and every counter ----
-
-const NO_LIMITS: Limits = { maxNameLength: null, maxTags: null, maxTagLength: null, dryRun: false }
-
-function filterRules(o: {
-  blocklist?: Partial<Blocklist>
-  allowlist?: Partial<Allowlist> | null
-  stripTags?: StripRule[]
-  limits?: Partial<Limits>
-}): FilterRules {
-  return {
-    blocklist: { prefixes: [], names: [], globs: [], tags: [], ...o.blocklist },
-    allowlist:
-      o.allowlist === undefined || o.allowlist === null
-        ? null
-        : { prefixes: [], names: [], globs: [], dryRun: false, ...o.allowlist },
-    stripTags: o.stripTags ?? [],
-    limits: { ...NO_LIMITS, ...o.limits },
-  }
-}
-
-function stripRule(
-  metrics: Partial<StripRule['metrics']>,
-  o: { keys?: string[]; keepOnly?: string[]; dryRun?: boolean; types?: MetricType[] },
-): StripRule {
-  return {
-    metrics: { prefixes: [], names: [], globs: [], ...metrics },
-    keys: o.keys ?? null,
-    keepOnly: o.keepOnly ?? null,
-    dryRun: o.dryRun ?? false,
-    types: o.types ?? null,
-  }
-}
 
 /** A tag-conditioned or dry-run block entry. */
 const entry = (pattern: string, o: { tag?: string; dryRun?: boolean } = {}): TagRuleSpec => ({

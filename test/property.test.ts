@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
-import type { FilterRules, Limits, StripRule, TagRuleSpec } from '../src/match/rules.ts'
+import { filterRules, stripRule } from './fixtures/rules.ts'
+import type { FilterRules, TagRuleSpec } from '../src/match/rules.ts'
 import {
   checkAgainstReference,
   datagramsArb,
@@ -28,31 +29,8 @@ t.test(
   },
 )
 
-const NO_LIMITS: Limits = { maxNameLength: null, maxTags: null, maxTagLength: null, dryRun: false }
-/** A rule set from the parts a test cares about. */
-const rules = (parts: {
-  blocklist?: Partial<FilterRules['blocklist']>
-  allowlist?: FilterRules['allowlist']
-  stripTags?: StripRule[]
-  limits?: Partial<Limits>
-}): FilterRules => ({
-  blocklist: { prefixes: [], names: [], globs: [], tags: [], ...parts.blocklist },
-  allowlist: parts.allowlist ?? null,
-  stripTags: parts.stripTags ?? [],
-  limits: { ...NO_LIMITS, ...parts.limits },
-})
-/** A strip rule from its selector and the rest. */
-const strip = (metrics: Partial<StripRule['metrics']>, rest: Partial<StripRule>): StripRule => ({
-  metrics: { prefixes: [], names: [], globs: [], ...metrics },
-  keys: null,
-  keepOnly: null,
-  dryRun: false,
-  types: null,
-  ...rest,
-})
-
 t.test('random bytes never throw, and every line lands in the bucket the reference puts it in', async (t) => {
-  const fixed = rules({
+  const fixed = filterRules({
     blocklist: {
       prefixes: ['a', { pattern: 'c', dryRun: true }, { pattern: 'b', dryRun: false, tag: 'k' }],
       names: ['b'],
@@ -61,8 +39,8 @@ t.test('random bytes never throw, and every line lands in the bucket the referen
     },
     allowlist: { prefixes: ['a', 'b', 'c', 'd', 'y'], names: [], globs: ['**.ok'], dryRun: false },
     stripTags: [
-      strip({ prefixes: ['d'] }, { keys: ['k'] }),
-      strip({ globs: ['**'] }, { keepOnly: ['env'], dryRun: true }),
+      stripRule({ prefixes: ['d'] }, { keys: ['k'] }),
+      stripRule({ globs: ['**'] }, { keepOnly: ['env'], dryRun: true }),
     ],
     limits: { maxNameLength: 40, maxTagLength: 20 },
   })
@@ -230,7 +208,7 @@ t.test('the reference filter: kinds, rule precedence and buckets', async (t) => 
     '',
     'ok:1|c\r',
   ]
-  const r = rules({
+  const r = filterRules({
     blocklist: {
       prefixes: ['a', { pattern: 'a.dry', dryRun: true }, { pattern: 'b', dryRun: true }, '_s'],
       names: ['b'],
@@ -249,7 +227,7 @@ t.test('the reference filter: kinds, rule precedence and buckets', async (t) => 
 })
 
 t.test('the reference filter: globs, and their place after names and prefixes', async (t) => {
-  const r = rules({
+  const r = filterRules({
     blocklist: {
       prefixes: [{ pattern: 'a.bb', dryRun: true }],
       names: [{ pattern: 'b.c', dryRun: true }],
@@ -279,7 +257,7 @@ t.test('the reference filter: globs, and their place after names and prefixes', 
 })
 
 t.test('the reference filter: tag conditions', async (t) => {
-  const r = rules({
+  const r = filterRules({
     blocklist: {
       prefixes: [
         { pattern: 'a', dryRun: true },
@@ -318,7 +296,7 @@ t.test('the reference filter: tag conditions', async (t) => {
 })
 
 t.test('the reference filter: only candidates compete (a rule whose condition fails takes no part)', async (t) => {
-  const r = rules({
+  const r = filterRules({
     blocklist: {
       prefixes: [{ pattern: 'p', dryRun: true, tag: 'k' }, { pattern: 'p', dryRun: false, tag: 'env' }, 'p'],
       globs: [{ pattern: 'a', dryRun: true, tag: 'k:v' }, '*', { pattern: 'a', dryRun: true }],
@@ -337,7 +315,7 @@ t.test('the reference filter: only candidates compete (a rule whose condition fa
 })
 
 t.test('the reference filter: blocklist.tags', async (t) => {
-  const r = rules({
+  const r = filterRules({
     blocklist: {
       prefixes: [{ pattern: 'x', dryRun: true }],
       tags: ['env', { pattern: 'env:prod', dryRun: true }, { pattern: 'k', dryRun: true }, 'k:v'],
@@ -380,13 +358,13 @@ t.test('the reference filter: the allowlist', async (t) => {
       { pattern: 'zz', dryRun: true },
     ],
   }
-  const enforced = rules({ blocklist, allowlist: { ...allow, dryRun: false } })
+  const enforced = filterRules({ blocklist, allowlist: { ...allow, dryRun: false } })
   const kept = [0, 1, 3, 5, 7].map((i) => lines[i])
   t.same(referenceFilter(datagram(lines), enforced), expected(kept, { notAllowed: 4, malformed: 1, wouldBlock: 2 }))
   const forwarded = lines.filter((l) => l !== 'bad')
   const dry = { malformed: 1, wouldBlock: 2, wouldNotAllow: 4 }
   t.same(
-    referenceFilter(datagram(lines), rules({ blocklist, allowlist: { ...allow, dryRun: true } })),
+    referenceFilter(datagram(lines), filterRules({ blocklist, allowlist: { ...allow, dryRun: true } })),
     expected(forwarded, dry),
   )
   t.same(referenceFilter(datagram(lines), enforced, 'dry-run'), expected(forwarded, dry))
@@ -410,27 +388,27 @@ t.test('the reference filter: limits, before any block rule', async (t) => {
   const limits = { maxNameLength: 3, maxTags: 2, maxTagLength: 3 }
   const blocklist = { names: ['abcd'] }
   const kept = [0, 2, 4, 7, 9, 10, 11].map((i) => lines[i])
-  t.same(referenceFilter(datagram(lines), rules({ blocklist, limits })), expected(kept, { overLimit: 5 }))
+  t.same(referenceFilter(datagram(lines), filterRules({ blocklist, limits })), expected(kept, { overLimit: 5 }))
   // Dry-run limits: counted, and the lines go on: abcd is then blocked by its name rule.
   const forwarded = lines.filter((l) => l !== 'abcd:1|c')
   t.same(
-    referenceFilter(datagram(lines), rules({ blocklist, limits: { ...limits, dryRun: true } })),
+    referenceFilter(datagram(lines), filterRules({ blocklist, limits: { ...limits, dryRun: true } })),
     expected(forwarded, { wouldOverLimit: 5, blocked: 1 }),
   )
   // Mode dry-run: the name rule is dry-run too.
   t.same(
-    referenceFilter(datagram(lines), rules({ blocklist, limits }), 'dry-run'),
+    referenceFilter(datagram(lines), filterRules({ blocklist, limits }), 'dry-run'),
     expected(lines, { wouldOverLimit: 5, wouldBlock: 1 }),
   )
   // One limit at a time.
   t.same(
-    referenceFilter(datagram(['abcd:1|c|#x,y,z', 'a:1|c|#,,,']), rules({ limits: { maxTags: 3 } })),
+    referenceFilter(datagram(['abcd:1|c|#x,y,z', 'a:1|c|#,,,']), filterRules({ limits: { maxTags: 3 } })),
     expected(['abcd:1|c|#x,y,z'], { overLimit: 1 }),
   )
 })
 
 t.test('the reference filter: stripping by keys', async (t) => {
-  const r = rules({ stripTags: [strip({ prefixes: ['s.'] }, { keys: ['k', 'host'] })] })
+  const r = filterRules({ stripTags: [stripRule({ prefixes: ['s.'] }, { keys: ['k', 'host'] })] })
   const cases: [string, string, number][] = [
     ['s.a:1|c|#k:v,env:x', 's.a:1|c|#env:x', 1],
     ['s.a:1|c|#k:v', 's.a:1|c', 1], // the field goes whole, with its `|#`
@@ -463,7 +441,7 @@ t.test('the reference filter: stripping by keys', async (t) => {
 })
 
 t.test('the reference filter: stripping by keepOnly, protected keys', async (t) => {
-  const r = rules({ stripTags: [strip({ names: ['m'] }, { keepOnly: ['env'] })] })
+  const r = filterRules({ stripTags: [stripRule({ names: ['m'] }, { keepOnly: ['env'] })] })
   const lines = [
     'm:1|c|#env:a,k:v,host:h,dd.internal.entity_id:1,dd.internal.card:low,dd.internal.jmx_check_name:j,é:1',
     'm:1|c|#k,|#host', // k and the empty tag go (field gone whole); host is protected
@@ -491,11 +469,11 @@ t.test('the reference filter: stripping by keepOnly, protected keys', async (t) 
 })
 
 t.test('the reference filter: dry-run strip rules, types, several rules on one line', async (t) => {
-  const r = rules({
+  const r = filterRules({
     stripTags: [
-      strip({ prefixes: ['a'] }, { keys: ['k'], types: ['c', 'ms'] }),
-      strip({ globs: ['a.*'] }, { keys: ['env'], dryRun: true }),
-      strip({ names: ['a.b'] }, { keepOnly: ['k'], types: ['g'] }),
+      stripRule({ prefixes: ['a'] }, { keys: ['k'], types: ['c', 'ms'] }),
+      stripRule({ globs: ['a.*'] }, { keys: ['env'], dryRun: true }),
+      stripRule({ names: ['a.b'] }, { keepOnly: ['k'], types: ['g'] }),
     ],
   })
   const lines = [
@@ -529,10 +507,10 @@ t.test('the reference filter: dry-run strip rules, types, several rules on one l
 })
 
 t.test('the reference filter: stripping after the other steps', async (t) => {
-  const r = rules({
+  const r = filterRules({
     blocklist: { prefixes: [{ pattern: 'w', dryRun: true }] },
     allowlist: { prefixes: ['w'], names: [], globs: [], dryRun: true },
-    stripTags: [strip({ globs: ['**'] }, { keys: ['k'] })],
+    stripTags: [stripRule({ globs: ['**'] }, { keys: ['k'] })],
   })
   const lines = [
     '_e{1,1}:a|b|#k:v', // an event: never stripped

@@ -3,41 +3,13 @@
 // dedupe. Rule numbers here are extra-rule numbers (firstIndex not added) unless a test says otherwise.
 import t from 'tap'
 import { NO_TAG_RULES, RuleSet, type Mode } from '../src/match/rule-set.ts'
-import type { Allowlist, Blocklist, FilterRules, Limits, MetricType, StripRule } from '../src/match/rules.ts'
+import type { FilterRules } from '../src/match/rules.ts'
 import { compileTagRules, hasTagRules, PROTECTED_KEYS, TagRules, tablePriority } from '../src/match/tag-rules.ts'
 import { METRIC_TYPE_SLOTS, OTHER_TYPE } from '../src/scan/tags.ts'
-
-const NO_LIMITS: Limits = { maxNameLength: null, maxTags: null, maxTagLength: null, dryRun: false }
-
-function filterRules(o: {
-  blocklist?: Partial<Blocklist>
-  allowlist?: Allowlist | null
-  stripTags?: StripRule[]
-  limits?: Partial<Limits>
-}): FilterRules {
-  return {
-    blocklist: { prefixes: [], names: [], globs: [], tags: [], ...o.blocklist },
-    allowlist: o.allowlist ?? null,
-    stripTags: o.stripTags ?? [],
-    limits: { ...NO_LIMITS, ...o.limits },
-  }
-}
+import { filterRules, stripRule } from './fixtures/rules.ts'
 
 function tagRules(rules: FilterRules, mode: Mode = 'enforce', firstIndex = 0): TagRules {
   return new TagRules(compileTagRules(rules, firstIndex), mode)
-}
-
-function strip(
-  metrics: Partial<StripRule['metrics']>,
-  o: { keys?: string[]; keepOnly?: string[]; dryRun?: boolean; types?: MetricType[] },
-): StripRule {
-  return {
-    metrics: { prefixes: [], names: [], globs: [], ...metrics },
-    keys: o.keys ?? null,
-    keepOnly: o.keepOnly ?? null,
-    dryRun: o.dryRun ?? false,
-    types: o.types ?? null,
-  }
 }
 
 /** candidates() of a name, read out of `found`. */
@@ -74,8 +46,8 @@ t.test('compileTagRules numbers the rules in the documented order, from firstInd
     },
     allowlist: { prefixes: ['ap.'], names: ['an'], globs: ['ag.*'], dryRun: false },
     stripTags: [
-      strip({ prefixes: ['s.'] }, { keys: ['k'] }),
-      strip({ names: ['t'] }, { keepOnly: ['k'], dryRun: true }),
+      stripRule({ prefixes: ['s.'] }, { keys: ['k'] }),
+      stripRule({ names: ['t'] }, { keepOnly: ['k'], dryRun: true }),
     ],
   })
   const data = compileTagRules(rules, 7)
@@ -130,9 +102,9 @@ t.test(
       },
       allowlist: { prefixes: ['a'], names: ['a.b.c', 'a.b'], globs: ['*.b.*'], dryRun: false }, // 8; 9, 10; 11
       stripTags: [
-        strip({ prefixes: ['a.b'], names: ['a.b.c'], globs: ['**.c'] }, { keys: ['k'] }), // 12
-        strip({ prefixes: ['a.b.c'] }, { keepOnly: ['k'] }), // 13
-        strip({ prefixes: ['b.'] }, { keys: ['k'] }), // 14
+        stripRule({ prefixes: ['a.b'], names: ['a.b.c'], globs: ['**.c'] }, { keys: ['k'] }), // 12
+        stripRule({ prefixes: ['a.b.c'] }, { keepOnly: ['k'] }), // 13
+        stripRule({ prefixes: ['b.'] }, { keys: ['k'] }), // 14
       ],
     })
     const tr = tagRules(rules)
@@ -170,7 +142,7 @@ t.test(
 )
 
 t.test('candidates without globs, and with no rules matching at all', async (t) => {
-  const tr = tagRules(filterRules({ stripTags: [strip({ prefixes: ['a', 'a.b'] }, { keys: ['k'] })] }))
+  const tr = tagRules(filterRules({ stripTags: [stripRule({ prefixes: ['a', 'a.b'] }, { keys: ['k'] })] }))
   t.same(candidates(tr, 'a.b.c'), [0, 0], 'a rule reached through two entries is listed twice')
   t.same(candidates(tr, 'b'), [])
   t.same(candidates(tr, 'é'), [])
@@ -264,11 +236,11 @@ t.test('keyId and removes: keys rules and keepOnly rules, protected keys', async
   const tr = tagRules(
     filterRules({
       stripTags: [
-        strip({ prefixes: ['a'] }, { keys: ['env', 'host', 'env'] }), // 0
-        strip({ prefixes: ['a'] }, { keepOnly: ['env', 'service'] }), // 1
-        strip({ prefixes: ['a'] }, { keys: [...PROTECTED_KEYS] }), // 2
-        strip({ prefixes: ['a'] }, { keepOnly: ['host'] }), // 3
-        strip({ prefixes: ['a'] }, { keys: ['clé'] }), // 4
+        stripRule({ prefixes: ['a'] }, { keys: ['env', 'host', 'env'] }), // 0
+        stripRule({ prefixes: ['a'] }, { keepOnly: ['env', 'service'] }), // 1
+        stripRule({ prefixes: ['a'] }, { keys: [...PROTECTED_KEYS] }), // 2
+        stripRule({ prefixes: ['a'] }, { keepOnly: ['host'] }), // 3
+        stripRule({ prefixes: ['a'] }, { keys: ['clé'] }), // 4
       ],
     }),
   )
@@ -321,10 +293,10 @@ t.test('appliesToType: null is every type, unknown ones included; a list is thos
   const tr = tagRules(
     filterRules({
       stripTags: [
-        strip({ prefixes: ['a'] }, { keys: ['k'] }), // 0: null
-        strip({ prefixes: ['a'] }, { keys: ['k'], types: ['c', 'ms'] }), // 1
-        ...all.map((type) => strip({ prefixes: ['a'] }, { keys: ['k'], types: [type] })), // 2..7
-        strip({ prefixes: ['a'] }, { keys: ['k'], types: [...all] }), // 8
+        stripRule({ prefixes: ['a'] }, { keys: ['k'] }), // 0: null
+        stripRule({ prefixes: ['a'] }, { keys: ['k'], types: ['c', 'ms'] }), // 1
+        ...all.map((type) => stripRule({ prefixes: ['a'] }, { keys: ['k'], types: [type] })), // 2..7
+        stripRule({ prefixes: ['a'] }, { keys: ['k'], types: [...all] }), // 8
       ],
     }),
   )
@@ -339,7 +311,9 @@ t.test('appliesToType: null is every type, unknown ones included; a list is thos
 
 t.test('firstTime: once per rule per line, reset by beginLine', async (t) => {
   const tr = tagRules(
-    filterRules({ stripTags: [strip({ prefixes: ['a'] }, { keys: ['k'] }), strip({ names: ['a'] }, { keys: ['k'] })] }),
+    filterRules({
+      stripTags: [stripRule({ prefixes: ['a'] }, { keys: ['k'] }), stripRule({ names: ['a'] }, { keys: ['k'] })],
+    }),
   )
   tr.beginLine()
   t.equal(tr.firstTime(0), true)
@@ -434,7 +408,7 @@ t.test('hasTagRules: only what the packed table cannot do', async (t) => {
   t.equal(has({ blocklist: { globs: ['a.*'] } }), true, 'a glob')
   t.equal(has({ blocklist: { tags: ['env'] } }), true, 'blocklist.tags')
   t.equal(has({ allowlist: { prefixes: [], names: ['a'], globs: [], dryRun: false } }), true, 'an allowlist')
-  t.equal(has({ stripTags: [strip({ names: ['a'] }, { keys: ['k'] })] }), true, 'a strip rule')
+  t.equal(has({ stripTags: [stripRule({ names: ['a'] }, { keys: ['k'] })] }), true, 'a strip rule')
   t.equal(has({ limits: { maxNameLength: 100 } }), true, 'maxNameLength')
   t.equal(has({ limits: { maxTags: 100 } }), true, 'maxTags')
   t.equal(has({ limits: { maxTagLength: 100 } }), true, 'maxTagLength')
@@ -452,7 +426,7 @@ t.test(
       ['a glob (below every literal rule)', filterRules({ blocklist: { globs: ['a.*'] } }), false],
       ['blocklist.tags (only when no name rule decides)', filterRules({ blocklist: { tags: ['env'] } }), false],
       ['an allowlist', filterRules({ blocklist: { prefixes: ['x'] }, allowlist }), false],
-      ['a strip rule', filterRules({ stripTags: [strip({ names: ['a'] }, { keys: ['k'] })] }), false],
+      ['a strip rule', filterRules({ stripTags: [stripRule({ names: ['a'] }, { keys: ['k'] })] }), false],
       ['limits', filterRules({ limits: { maxTags: 3 } }), false],
     ]
     for (const [what, rules, expected] of cases) t.equal(tagRules(rules).taggedLiterals, expected, what)
