@@ -2,7 +2,9 @@
 // typeSlot and nextPipe, checked on hand-written lines and against a split-based model of the spec's "Lines" section.
 import fc from 'fast-check'
 import t from 'tap'
-import { METRIC_TYPE_SLOTS, nextPipe, OTHER_TYPE, TagCursor, typeSlot } from '../src/scan/tags.ts'
+import { METRIC_TYPE_SLOTS, nextPipe, TagCursor, typeSlot } from '../src/scan/tags.ts'
+
+const OTHER_TYPE = METRIC_TYPE_SLOTS.indexOf('other')
 
 /** One tag as the cursor reports it, offsets made relative to the line's start. */
 interface Seen {

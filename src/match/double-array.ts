@@ -4,9 +4,9 @@
 
 const NONE = -1
 /** `check` of a slot no node occupies. */
-export const FREE = -1
+const FREE = -1
 /** `check` of the root's slot (the root is nobody's child). */
-export const ROOT_CHECK = -2
+const ROOT_CHECK = -2
 /** After this many failed fits a free slot stops being tried as a first child's slot (it may still hold others). */
 const MAX_FAILS = 16
 const END = -1

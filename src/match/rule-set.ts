@@ -190,7 +190,7 @@ export class RuleStats implements RuleHits {
 
 /** A /metrics kind label: what a rule matches, or (allow, strip_tags) what it is. */
 export type RuleLabel = RuleKind | 'glob' | 'tag' | 'allow' | 'strip_tags'
-export const RULE_LABELS: readonly RuleLabel[] = ['prefix', 'name', 'glob', 'tag', 'allow', 'strip_tags']
+const RULE_LABELS: readonly RuleLabel[] = ['prefix', 'name', 'glob', 'tag', 'allow', 'strip_tags']
 
 /** Rules by label and by whether a match only counts (dryRun, or every rule in mode dry-run) or acts. */
 export function countRules(

@@ -15,7 +15,7 @@ import type { Mode } from './rule-set.ts'
 /** What an extra rule does when it matches. */
 export const BLOCK = 0
 /** A blocklist.tags entry: blocks on a tag, whatever the name. */
-export const BLOCK_TAG = 1
+const BLOCK_TAG = 1
 export const ALLOW = 2
 export const STRIP = 3
 /** A block glob: below every literal rule; the first candidate in file order picks the pattern (see filter.ts). */

@@ -14,7 +14,7 @@ const S = 0x73
 
 /** A metric type's index in the per-type counters: c, g, ms, h, s, d, then any other type. */
 export const METRIC_TYPE_SLOTS = ['c', 'g', 'ms', 'h', 's', 'd', 'other'] as const
-export const OTHER_TYPE = METRIC_TYPE_SLOTS.length - 1
+const OTHER_TYPE = METRIC_TYPE_SLOTS.length - 1
 
 /** The first `|` in `buf[from, end)`, or `end`. A JS loop: fields are short, and indexOf costs a native call. */
 export function nextPipe(buf: Uint8Array, from: number, end: number): number {
