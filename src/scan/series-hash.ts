@@ -1,0 +1,186 @@
+// A metric line's series identity, as the Datadog agent counts contexts: the metric name plus the SET of its tags
+// (order-independent, equal tags once, empty tags ignored), hashed in place on the received bytes.
+
+const PIPE = 0x7c
+const HASH = 0x23
+const COMMA = 0x2c
+const COLON = 0x3a
+const FNV_OFFSET = 0x811c9dc5 | 0
+const FNV_PRIME = 0x01000193
+/** The second name hash's seed and multiplier (the golden ratio, and murmur2's m): another family than FNV-1a. */
+const NAME2_SEED = 0x9e3779b9 | 0
+const NAME2_PRIME = 0x5bd1e995
+/** Seeds of the two series folds. */
+const SERIES1_SEED = 0x2545f491
+const SERIES2_SEED = 0x61c88647
+
+/**
+ * The tags of one metric line and the hashes of its name, tags and series, in arrays preallocated for `maxTags`
+ * tags and reused for every line: `collect` fills them in one pass over the line's bytes, `series` folds the set of
+ * tags (all, or those a keep mask selects) into two independent 32-bit series hashes. Neither allocates.
+ *
+ * Measured (Node 20.20, a shared 2-core x64 VM, 84-byte lines `name:value|ms|@0.5|#env:..,user_id:..,region:..`
+ * over 50 names): collect + series(null) 133-175 ns/line, with CardinalityTracker.observe on top 168-280 ns/line
+ * (the spread is the VM's load), 0 scavenges over 5,120,000 lines.
+ */
+export class SeriesHasher {
+  readonly maxTags: number
+  /** Tag i is buf[tagStart[i], tagEnd[i]); its key ends at keyEnd[i], its first `:` (or tagEnd[i] without one). */
+  readonly tagStart: Int32Array
+  readonly keyEnd: Int32Array
+  readonly tagEnd: Int32Array
+  /** Hash of tag i's key bytes buf[tagStart[i], keyEnd[i]). */
+  readonly keyHash: Int32Array
+  /** Hash of tag i's bytes buf[tagStart[i], tagEnd[i]), never 0. Equal tags have equal hashes. */
+  readonly tagHash: Int32Array
+  /** Tags recorded by the last collect. */
+  count = 0
+  /** Two independent hashes of the last collected name's bytes (FNV-1a, and a multiply-rotate of another family). */
+  nameHash = 0
+  nameHash2 = 0
+  /** Two independent hashes of the series (name, set of kept tags) that the last `series` call folded. */
+  series1 = 0
+  series2 = 0
+  /** The kept tag hashes, sorted: the set's canonical order. */
+  private readonly sorted: Int32Array
+
+  constructor(maxTags: number) {
+    if (!Number.isSafeInteger(maxTags) || maxTags < 1) {
+      throw new RangeError(`maxTags must be a positive integer, got ${maxTags}`)
+    }
+    this.maxTags = maxTags
+    this.tagStart = new Int32Array(maxTags)
+    this.keyEnd = new Int32Array(maxTags)
+    this.tagEnd = new Int32Array(maxTags)
+    this.keyHash = new Int32Array(maxTags)
+    this.tagHash = new Int32Array(maxTags)
+    this.sorted = new Int32Array(maxTags)
+  }
+
+  /**
+   * Hashes the name `buf[nameStart, nameEnd)` of the metric line that ends at `end` (`buf[nameEnd]` is the `:`
+   * before its value) and records the tags of every `|#` field after the type, in line order. Empty tags (`a,,b`,
+   * `|#` alone) are skipped; tags past `maxTags` are ignored, so two lines that differ only there share a series.
+   * Returns `count`.
+   */
+  collect(buf: Uint8Array, nameStart: number, nameEnd: number, end: number): number {
+    let h = FNV_OFFSET
+    let h2 = NAME2_SEED
+    for (let i = nameStart; i < nameEnd; i++) {
+      const b = buf[i]
+      h = Math.imul(h ^ b, FNV_PRIME)
+      h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ b, NAME2_PRIME)
+    }
+    this.nameHash = fmix(h)
+    this.nameHash2 = fmix(h2 ^ (nameEnd - nameStart))
+    this.count = 0
+    // Past the value and the type: fields start after the second `|`.
+    let i = nameEnd
+    while (i < end && buf[i] !== PIPE) i++
+    i++
+    while (i < end && buf[i] !== PIPE) i++
+    const tagStart = this.tagStart
+    const keyEnd = this.keyEnd
+    const tagEnd = this.tagEnd
+    const keyHash = this.keyHash
+    const tagHash = this.tagHash
+    const maxTags = this.maxTags
+    let count = 0
+    // buf[i] is a field's `|` (or i is end).
+    while (i < end) {
+      i++
+      if (i >= end || buf[i] !== HASH) {
+        while (i < end && buf[i] !== PIPE) i++
+        continue
+      }
+      // A tag field: tags separated by `,` until the next `|`. i is on the `#` or a `,`.
+      let b = 0
+      do {
+        const start = ++i
+        let th = FNV_OFFSET
+        // The key: up to the first `:`; then the value, which may hold more.
+        while (i < end && (b = buf[i]) !== COMMA && b !== PIPE && b !== COLON) {
+          th = Math.imul(th ^ b, FNV_PRIME)
+          i++
+        }
+        const colon = i
+        const kh = th
+        if (b === COLON && i < end) {
+          while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) {
+            th = Math.imul(th ^ b, FNV_PRIME)
+            i++
+          }
+        }
+        if (i > start) {
+          if (count === maxTags) {
+            this.count = count
+            return count
+          }
+          tagStart[count] = start
+          tagEnd[count] = i
+          keyEnd[count] = colon
+          keyHash[count] = fmix(kh)
+          tagHash[count] = fmix(th) || 1
+          count++
+        }
+      } while (i < end && b === COMMA)
+    }
+    this.count = count
+    return count
+  }
+
+  /**
+   * Sets `series1` and `series2` for the last collected line: the name and the set of its tags i with
+   * `keep === null || keep[i] !== 0`. Tags are told apart by their 32-bit tagHash, so equal bytes count once.
+   */
+  series(keep: Uint8Array | null): void {
+    const tagHash = this.tagHash
+    const sorted = this.sorted
+    const count = this.count
+    let n = 0
+    // Insertion sort: a line carries a handful of tags.
+    for (let i = 0; i < count; i++) {
+      if (keep !== null && keep[i] === 0) continue
+      const v = tagHash[i]
+      let j = n++
+      while (j > 0 && sorted[j - 1] > v) {
+        sorted[j] = sorted[j - 1]
+        j--
+      }
+      sorted[j] = v
+    }
+    let h1 = this.nameHash ^ SERIES1_SEED
+    let h2 = this.nameHash2 ^ SERIES2_SEED
+    let unique = 0
+    for (let i = 0; i < n; i++) {
+      const v = sorted[i]
+      if (i > 0 && v === sorted[i - 1]) continue
+      unique++
+      h1 = murmurStep(h1, v)
+      h2 = murmurStep(h2, v ^ SERIES2_SEED)
+    }
+    this.series1 = fmix(h1 ^ unique)
+    this.series2 = fmix(h2 ^ unique)
+  }
+}
+
+/** One round of murmur3_32's body: mixes the 32-bit word k into the state h. */
+function murmurStep(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51)
+  k = (k << 15) | (k >>> 17)
+  h ^= Math.imul(k, 0x1b873593)
+  h = (h << 13) | (h >>> 19)
+  return (Math.imul(h, 5) + 0xe6546b64) | 0
+}
+
+/**
+ * murmur3's finalizer: FNV-1a's multiply carries only upward, so without it the low bits would depend on the low
+ * bits of the bytes alone, and the sketches read the high bits.
+ */
+function fmix(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  return h ^ (h >>> 16)
+}
