@@ -21,7 +21,8 @@ const SERIES2_SEED = 0x61c88647
  *
  * Measured (Node 20.20, a shared 2-core x64 VM, 84-byte lines `name:value|ms|@0.5|#env:..,user_id:..,region:..`
  * over 50 names): collect + series(null) 133-175 ns/line, with CardinalityTracker.observe on top 168-280 ns/line
- * (the spread is the VM's load), 0 scavenges over 5,120,000 lines.
+ * (the spread is the VM's load), 0 scavenges over 5,120,000 lines; 2,000,000 distinct series over 3,000 names
+ * (takeovers, seen-set thinning, ticks): 199 ns/line for all three, 0 scavenges.
  */
 export class SeriesHasher {
   readonly maxTags: number

@@ -93,7 +93,7 @@ export interface CardinalityView {
 
 /**
  * Distinct series per metric name, and per name distinct values per tag key, for the names with the most distinct
- * series, in memory fixed at construction (2,834,496 bytes at the defaults, so that two readers stay under 8 MB).
+ * series, in memory fixed at construction (2,841,664 bytes at the defaults, so that two readers stay under 8 MB).
  *
  * Which names: a heavy-distinct-hitter sketch. Distinct sampling on `series2` (a series is sampled while its top
  * `level` bits are 0; the seen-set of sampled series is thinned, level + 1, when it holds SEEN_LIMIT) feeds
@@ -109,11 +109,11 @@ export interface CardinalityView {
 export class CardinalityTracker {
   /**
    * Bytes held in typed arrays: per name 3 × 2^precision + maxKeysPerName × (3 × 2^keyPrecision + maxKeyBytes + 9)
-   * + maxNameBytes + 85, plus 4 × (tableSize + SEEN_SLOTS + SEEN_LIMIT). At the defaults:
-   * 64 × (12,288 + 16 × 1,609 + 213) + 4 × (128 + 65,536 + 32,768) = 2,834,496.
+   * + maxNameBytes + 89, plus 4 × (tableSize + SEEN_SLOTS + SEEN_LIMIT), tableSize the least power of two
+   * ≥ 2 × trackedNames. At the defaults: 64 × (12,288 + 16 × 1,609 + 217) + 4 × (128 + 65,536 + 32,768) = 2,841,664.
    */
   readonly memoryBytes: number
-  readonly options: Readonly<CardinalityOptions>
+  private readonly options: Readonly<CardinalityOptions>
 
   private readonly capacity: number
   private readonly maxKeys: number
@@ -251,12 +251,16 @@ export class CardinalityTracker {
     hllAdd(this.current === 0 ? this.seriesHalf0 : this.seriesHalf1, seriesOffset, p, hasher.series1)
 
     const kp = this.options.keyPrecision
+    const keyM = this.keyM
+    const values = this.values
     const halfValues = this.current === 0 ? this.valuesHalf0 : this.valuesHalf1
     const keyHashes = this.keyHashes
+    const tagKeyHashes = hasher.keyHash
+    const tagHashes = hasher.tagHash
     const first = slot * this.maxKeys
     const count = hasher.count
     for (let i = 0; i < count; i++) {
-      const keyHash = hasher.keyHash[i]
+      const keyHash = tagKeyHashes[i]
       const last = first + this.keysUsed[slot]
       let k = first
       while (k < last && keyHashes[k] !== keyHash) k++
@@ -267,9 +271,8 @@ export class CardinalityTracker {
         }
         this.addKey(slot, k, keyHash, buf, hasher.tagStart[i], hasher.keyEnd[i])
       }
-      const valuesOffset = k * this.keyM
-      hllAdd(this.values, valuesOffset, kp, hasher.tagHash[i])
-      hllAdd(halfValues, valuesOffset, kp, hasher.tagHash[i])
+      hllAdd(values, k * keyM, kp, tagHashes[i])
+      hllAdd(halfValues, k * keyM, kp, tagHashes[i])
     }
   }
 
