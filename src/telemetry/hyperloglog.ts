@@ -3,8 +3,6 @@
 // Standard error 1.04 / sqrt(2^precision): 1.6% at precision 12 (4,096 bytes), 4.6% at precision 9 (512 bytes).
 // The hashes must be well mixed (their top `precision` bits pick the register, the rest give the rank).
 
-const TWO_POW_32 = 2 ** 32
-
 /** Adds the 32-bit `hash` to the sketch at `registers[offset, offset + 2^precision)`. */
 export function hllAdd(registers: Uint8Array, offset: number, precision: number, hash: number): void {
   const index = offset + (hash >>> (32 - precision))
@@ -13,26 +11,54 @@ export function hllAdd(registers: Uint8Array, offset: number, precision: number,
   if (rank > registers[index]) registers[index] = rank
 }
 
+/** Registers per rank (0 to 33 - precision), for hllEstimate. */
+const histogram = new Float64Array(34)
+
 /**
- * The estimated distinct hashes added to the sketch: the harmonic-mean estimate with its bias constant, linear
- * counting while it is at most 2.5 × 2^precision and some register is still 0 (the small range, where it is the
- * better estimate), and the correction for 32-bit hash collisions above 2^32 / 30. Measured at precision 12
- * (test/hyperloglog.test.ts): within 3% at 1,000, 100,000 and 1,000,000 distinct.
+ * The estimated distinct hashes added to the sketch: Ertl's improved estimator ("New cardinality estimation
+ * algorithms for HyperLogLog sketches", 2017, section 3), the harmonic mean with the registers still 0 (small range)
+ * and those at the cap 33 - precision (32-bit saturation) accounted in closed form. The textbook estimator
+ * (harmonic mean, linear counting up to 2.5 × 2^precision) is as good at 1,000 and above 20,000 but biased near the
+ * switch: precision 12, 60 seeds, at 10,000 distinct its errors had standard deviation 2.5% (max 5.7%), these 1.2%
+ * (max 3.2%); at 1,000 / 100,000 / 1,000,000 both 1.0% / 1.8% / 1.9%.
  */
 export function hllEstimate(registers: Uint8Array, offset: number, precision: number): number {
   const m = 1 << precision
-  let sum = 0
-  let zeros = 0
-  for (let i = offset; i < offset + m; i++) {
-    const r = registers[i]
-    sum += 1 / (1 << r)
-    if (r === 0) zeros++
+  const cap = 33 - precision
+  histogram.fill(0)
+  for (let i = offset; i < offset + m; i++) histogram[registers[i]]++
+  let z = m * tau(1 - histogram[cap] / m)
+  for (let k = cap - 1; k >= 1; k--) z = 0.5 * (z + histogram[k])
+  z += m * sigma(histogram[0] / m)
+  return (m * m) / (2 * Math.LN2) / z
+}
+
+/** Ertl's σ(x) = x + Σ_{k≥1} x^(2^k) 2^(k-1), summed until it stops changing. */
+function sigma(x: number): number {
+  if (x === 1) return Infinity
+  let y = 1
+  let z = x
+  for (;;) {
+    x *= x
+    const previous = z
+    z += x * y
+    y += y
+    if (z === previous) return z
   }
-  const alpha = m === 16 ? 0.673 : m === 32 ? 0.697 : m === 64 ? 0.709 : 0.7213 / (1 + 1.079 / m)
-  const raw = (alpha * m * m) / sum
-  if (raw <= 2.5 * m) return zeros > 0 ? m * Math.log(m / zeros) : raw
-  if (raw > TWO_POW_32 / 30) return -TWO_POW_32 * Math.log(1 - raw / TWO_POW_32)
-  return raw
+}
+
+/** Ertl's τ(x) = (1 - x - Σ_{k≥1} (1 - x^(2^-k))^2 2^-k) / 3, summed until it stops changing. */
+function tau(x: number): number {
+  if (x === 0 || x === 1) return 0
+  let y = 1
+  let z = 1 - x
+  for (;;) {
+    x = Math.sqrt(x)
+    const previous = z
+    y *= 0.5
+    z -= (1 - x) ** 2 * y
+    if (z === previous) return z / 3
+  }
 }
 
 /** Makes the sketch at `into[intoOffset...]` the union of itself and the one at `from[fromOffset...]`. */
