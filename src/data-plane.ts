@@ -1,4 +1,5 @@
 import { DEFAULTS, type Settings } from './config/config.ts'
+import type { AdmissionData } from './match/admission.ts'
 import type { PackedRules } from './match/packed-rules.ts'
 import { RuleSet, type RuleStats } from './match/rule-set.ts'
 import type { TagRulesData } from './match/tag-rules.ts'
@@ -7,6 +8,7 @@ import { isLoopback, type ResolvedAddress } from './net/address.ts'
 import { createPipeline, type Pipeline } from './pipeline.ts'
 import { listen, type ListenInfo, type Listener, type SharedSocket } from './receive/listener.ts'
 import { createTarget, type SendQueue } from './send/target.ts'
+import { mergeCardinality, type CardinalityReport, type CardinalityView } from './telemetry/cardinality.ts'
 import type { Counters } from './telemetry/counters.ts'
 import type { Logger } from './telemetry/logger.ts'
 import type { TopReport } from './telemetry/top-talkers.ts'
@@ -24,6 +26,8 @@ export interface RulesInForce {
   rules: PackedRules
   trie: Trie
   tags: TagRulesData | null
+  /** The cardinality limits' admitted values (admissionFor): shared by every reader, carried over reloads. */
+  admission: readonly AdmissionData[]
   /** Maps generation - 1's rules onto these, so hits of the rules that stay carry over; null at start. */
   inherit: Int32Array | null
 }
@@ -57,6 +61,8 @@ export interface DataPlane {
   ruleHits(): Promise<RuleStats>
   /** The heaviest metric names; null when insights are off. */
   top(n: number): Promise<TopReport | null>
+  /** The names with the most distinct series (GET /cardinality); null when the view is off. */
+  cardinality(n: number): Promise<CardinalityView | null>
   sendPool(): { size: number; inUse: number }
   sendQueue(): SendQueue
   workers(): WorkerStats
@@ -80,6 +86,8 @@ export interface LocalPlaneOptions {
 /** The data plane in this process, and the socket it reads for other readers to share (null in dgram mode). */
 export interface LocalPlane extends DataPlane {
   readonly socket: SharedSocket | null
+  /** This reader's cardinality sketches of its top `n` names, to merge with other readers'; null when off. */
+  cardinalityReport(n: number): CardinalityReport | null
 }
 
 const ruleSet = (next: RulesInForce): RuleSet => new RuleSet(next, next.settings.mode, next.generation)
@@ -107,6 +115,7 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<Local
     target,
     maxPacketSize,
     insights: settings.insights,
+    cardinality: settings.cardinalityView,
     log,
     counters: options.counters,
   })
@@ -172,6 +181,8 @@ export async function startLocalPlane(options: LocalPlaneOptions): Promise<Local
     },
     ruleHits: async () => filter.rules,
     top: async (n) => path.insights?.report(n) ?? null,
+    cardinality: async (n) => (path.cardinality === null ? null : mergeCardinality([path.cardinality.report(n)], n)),
+    cardinalityReport: (n) => path.cardinality?.report(n) ?? null,
     sendPool: () => ({ size: path.pool.size, inUse: path.pool.inUse }),
     sendQueue: () => target.queue(),
     workers: () => ({ configured: 1, running: closing === null ? 1 : 0, linesIn: [counters.linesIn] }),

@@ -1,10 +1,25 @@
 import type { Assembler } from './batch/assembler.ts'
-import type { RuleSet } from './match/rule-set.ts'
-import { ALLOW, BLOCK, BLOCK_GLOB, STRIP, tablePriority, type TagRules } from './match/tag-rules.ts'
+import { FORECAST_BYTES, FORECAST_PRECISION, type RuleSet } from './match/rule-set.ts'
+import { ADMITTED, FULL } from './match/admission.ts'
+import {
+  ALLOW,
+  BLOCK,
+  BLOCK_GLOB,
+  DROP_LINE,
+  DROP_TAG,
+  LIMIT,
+  OVERFLOW,
+  STRIP,
+  tablePriority,
+  type TagRules,
+} from './match/tag-rules.ts'
 import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
+import { DROP_FROM_SERIES, KEEP_IN_SERIES, OVERFLOW_IN_SERIES, SeriesHasher } from './scan/series-hash.ts'
 import { nextPipe, TagCursor, typeSlot } from './scan/tags.ts'
+import type { CardinalityTracker } from './telemetry/cardinality.ts'
 import { Counters } from './telemetry/counters.ts'
+import { hllAdd } from './telemetry/hyperloglog.ts'
 import type { WarningGate } from './telemetry/rate-limit.ts'
 import type { Insights } from './telemetry/top-talkers.ts'
 
@@ -19,6 +34,8 @@ export interface LineFilterOptions {
   malformed: { gate: WarningGate; report: MalformedReporter }
   /** Per-rule hit counts and the heavy-hitter sketches; null when the config turns insights off. */
   insights: Insights | null
+  /** The series of forwarded lines, for GET /cardinality; null when the view is off. */
+  cardinality: CardinalityTracker | null
 }
 
 const PIPE = 0x7c
@@ -27,6 +44,31 @@ const COMMA = 0x2c
 const COLON = 0x3a
 /** Lower than any rule's precedence. */
 const NO_PRIORITY = -(2 ** 31)
+/** Tags per line the series hasher records (a 65,507-byte line holds at most 32,754): the rest count as none. */
+const MAX_TAGS = 1024
+/** What a line's rewrite does with one tag (decided before the copy when limits apply, during it otherwise). */
+const KEEP = 0
+const STRIPPED = 1
+const WOULD_STRIP = 2
+const OVERFLOWED = 3
+const DROPPED = 4
+/** Seeds of the two hashes of a (metric name, tag key) pair: which admission set a tag's value goes to. */
+const PAIR_SEED1 = 0x27d4eb2f
+const PAIR_SEED2 = 0x165667b1
+
+/** A 32-bit hash of (name hash, key hash) under a seed: murmur3's finalizer over their mix. */
+function pairHash(nameHash: number, keyHash: number, seed: number): number {
+  let h = nameHash ^ Math.imul(keyHash ^ seed, 0xcc9e2d51)
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  return (h ^ (h >>> 16)) | 0
+}
+
+/** What an over-limit value becomes: written after the tag's key (the `:` included), in place of its value. */
+const OVERFLOW_VALUE = Buffer.from(':__overflow__')
+const OVERFLOW_LENGTH = OVERFLOW_VALUE.length
 
 /**
  * The per-datagram path: scan the lines in place, match each metric name against the rules in force, hand
@@ -47,6 +89,18 @@ export class LineFilter implements LineSink {
   private typeEnd = -1
   /** Walks a line's tags; one for every line, reset per use. */
   private readonly cursor = new TagCursor()
+  /** A line's tags and series hashes: for the cardinality view, and the limits' admission sets. */
+  private readonly hasher = new SeriesHasher(MAX_TAGS)
+  /** Per tag the hasher recorded: KEEP, STRIPPED, WOULD_STRIP, OVERFLOWED or DROPPED (lines under limits). */
+  private readonly decisions = new Uint8Array(MAX_TAGS)
+  private readonly cardinality: CardinalityTracker | null
+  /** Bytes the last analyse() adds to its line (values replaced by OVERFLOW_VALUE). */
+  private growth = 0
+  /** Per recorded tag: the most severe enforced limit action on it (0: none), and its key id. */
+  private readonly actions = new Uint8Array(MAX_TAGS)
+  private readonly keyIds = new Int32Array(MAX_TAGS)
+  /** Per recorded tag, what one rule does to it, for that rule's forecast (SeriesHasher.series). */
+  private readonly keep = new Uint8Array(MAX_TAGS)
 
   constructor(options: LineFilterOptions) {
     this.ruleSet = options.rules
@@ -55,6 +109,7 @@ export class LineFilter implements LineSink {
     this.malformedGate = options.malformed.gate
     this.reportMalformed = options.malformed.report
     this.insights = options.insights
+    this.cardinality = options.cardinality
   }
 
   /** The datagram `buf[start, end)`: in place, so one receive area can hold many (no subarray per datagram). */
@@ -76,6 +131,9 @@ export class LineFilter implements LineSink {
 
   tick(nowMs: number): void {
     this.nowMs = nowMs
+    this.cardinality?.tick(nowMs)
+    const admission = this.ruleSet.admission
+    for (let i = 0; i < admission.length; i++) admission[i].tick(nowMs)
   }
 
   metric(buf: Buffer, start: number, nameEnd: number, end: number): void {
@@ -88,7 +146,7 @@ export class LineFilter implements LineSink {
     const insights = this.insights
     if (rule === -1) {
       if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
-      this.assembler.append(buf, start, end)
+      if (this.assembler.append(buf, start, end) && this.cardinality !== null) this.observe(buf, start, nameEnd, end)
       return
     }
     if (insights !== null) {
@@ -98,16 +156,24 @@ export class LineFilter implements LineSink {
     if (rs.dryRun[rule] === 1) {
       this.counters.linesWouldBlock++
       if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
-      this.assembler.append(buf, start, end)
+      if (this.assembler.append(buf, start, end) && this.cardinality !== null) this.observe(buf, start, nameEnd, end)
     } else {
       this.counters.linesBlocked++
       if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
     }
   }
 
+  /** Counts the forwarded line `buf[start, end)` (name up to nameEnd) in the cardinality view. */
+  private observe(buf: Buffer, start: number, nameEnd: number, end: number): void {
+    const hasher = this.hasher
+    hasher.collect(buf, start, nameEnd, end)
+    hasher.series(null)
+    ;(this.cardinality as CardinalityTracker).observe(hasher, buf, start, nameEnd)
+  }
+
   /**
    * A metric line under tag rules: limits, then the block rules (name and tag), then the allowlist, then tag
-   * stripping (see README, "Tag rules"). Only what the rules in force need is walked.
+   * stripping and cardinality limits (see README, "Tag rules"). Only what the rules in force need is walked.
    */
   private tagged(rs: RuleSet, tr: TagRules, buf: Buffer, start: number, nameEnd: number, end: number): void {
     const counters = this.counters
@@ -139,6 +205,7 @@ export class LineFilter implements LineSink {
     let allowPriority = NO_PRIORITY
     let glob = -1
     let strips = 0
+    let limits = 0
     let slot = -1
     const first = tr.firstIndex
     const found = tr.found
@@ -177,6 +244,8 @@ export class LineFilter implements LineSink {
           slot = typeSlot(buf, this.typeStart, typeEnd)
         }
         if (tr.appliesToType(r, slot) && tr.firstTime(r)) tr.applying[strips++] = r
+      } else if (action === LIMIT) {
+        if (tr.firstTime(r)) tr.limiting[limits++] = r
       }
     }
     if (block === -1 && glob !== -1) block = this.globBlock(tr, glob, n, buf, this.typeEndOf(buf, nameEnd, end), end)
@@ -199,9 +268,161 @@ export class LineFilter implements LineSink {
         return
       }
     }
+    if (strips === 0 && limits === 0) {
+      if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
+      if (this.assembler.append(buf, start, end) && this.cardinality !== null) this.observe(buf, start, nameEnd, end)
+      return
+    }
+    // Tags are walked from the type field's end: found now if no strip rule needed it.
+    const typeEnd = this.typeEndOf(buf, nameEnd, end)
+    // Limits decide before the copy; so do strip rules when their forecasts are kept (insights).
+    let analysed = false
+    if (limits > 0 || insights !== null) {
+      if (!this.analyse(rs, tr, strips, limits, buf, start, nameEnd, end)) {
+        if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
+        return
+      }
+      analysed = true
+    }
     if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
-    if (strips === 0) this.assembler.append(buf, start, end)
-    else this.strip(rs, tr, strips, buf, start, end, this.typeEnd, slot)
+    this.rewrite(rs, tr, strips, analysed, buf, start, nameEnd, end, typeEnd, slot)
+  }
+
+  /**
+   * Decides, for every tag the hasher records, what the strip rules (tr.applying[0, strips)) and the limits
+   * (tr.limiting[0, limits)) do to it, into `decisions`, and (with insights) adds the line to each rule's
+   * forecast. Before the copy, because a value over a dropLine limit drops the whole line, and because the
+   * values admitted must not be those of tags a strip rule removes. Returns false when the line is dropped
+   * (counted); `growth` is then what OVERFLOWED values add to the line.
+   */
+  private analyse(
+    rs: RuleSet,
+    tr: TagRules,
+    strips: number,
+    limits: number,
+    buf: Buffer,
+    start: number,
+    nameEnd: number,
+    end: number,
+  ): boolean {
+    const counters = this.counters
+    const hasher = this.hasher
+    const decisions = this.decisions
+    const actions = this.actions
+    const keyIds = this.keyIds
+    const keep = this.keep
+    const limiting = tr.limiting
+    const limitTags = tr.limitTags
+    const first = tr.firstIndex
+    const dryRun = rs.dryRun
+    const forecasts = this.insights !== null
+    const n = hasher.collect(buf, start, nameEnd, end)
+    for (let k = 0; k < strips; k++) tr.ruleTags[k] = 0
+    for (let t = 0; t < n; t++) {
+      const key = tr.keyId(buf, hasher.tagStart[t], hasher.keyEnd[t])
+      keyIds[t] = key
+      decisions[t] = this.stripDecision(tr, strips, key, dryRun)
+      actions[t] = 0
+    }
+    let before = 0
+    if (forecasts) {
+      hasher.series(null)
+      before = hasher.series1
+      for (let k = 0; k < strips; k++) {
+        const r = tr.applying[k]
+        for (let t = 0; t < n; t++) keep[t] = tr.removes(r, keyIds[t]) ? DROP_FROM_SERIES : KEEP_IN_SERIES
+        this.forecast(rs, r, before, true)
+      }
+    }
+    let would = 0
+    for (let k = 0; k < limits; k++) {
+      const r = limiting[k]
+      this.hit(rs, first + r)
+      const table = rs.admission[tr.limitSlot[r]]
+      const over = tr.overAction[r]
+      const dry = dryRun[first + r] === 1
+      let overs = 0
+      for (let t = 0; t < n; t++) {
+        keep[t] = KEEP_IN_SERIES
+        if (decisions[t] === STRIPPED || tr.exempts(r, keyIds[t])) continue
+        const keyHash = hasher.keyHash[t]
+        const verdict = table.admit(
+          pairHash(hasher.nameHash, keyHash, PAIR_SEED1),
+          pairHash(hasher.nameHash2, keyHash, PAIR_SEED2),
+          hasher.tagHash[t],
+        )
+        if (verdict === ADMITTED) continue
+        if (verdict === FULL) counters.cardinalityKeysFull++
+        overs++
+        keep[t] = over === OVERFLOW ? OVERFLOW_IN_SERIES : DROP_FROM_SERIES
+        if (dry) would |= 1 << over
+        else if (over > actions[t]) actions[t] = over
+      }
+      limitTags[k] = overs
+      if (forecasts) this.forecast(rs, r, before, over !== DROP_LINE || overs === 0)
+    }
+    let enforced = 0
+    let growth = 0
+    let limitedTags = 0
+    for (let t = 0; t < n && limits > 0; t++) {
+      const action = actions[t]
+      if (action === 0) continue
+      enforced |= 1 << action
+      limitedTags++
+      if (action === OVERFLOW) {
+        decisions[t] = OVERFLOWED
+        growth += hasher.keyEnd[t] + OVERFLOW_LENGTH - hasher.tagEnd[t]
+      } else if (action === DROP_TAG) decisions[t] = DROPPED
+    }
+    // Per-rule counts are insights, like hits.
+    for (let k = 0; k < limits && forecasts; k++) {
+      if (limitTags[k] === 0) continue
+      const r = limiting[k]
+      rs.linesStripped[r]++
+      rs.tagsStripped[r] += limitTags[k]
+    }
+    counters.tagsCardinalityLimited += limitedTags
+    if ((would & (1 << OVERFLOW)) !== 0) counters.linesCardinalityWouldOverflow++
+    if ((would & (1 << DROP_TAG)) !== 0) counters.linesCardinalityWouldDropTag++
+    if ((would & (1 << DROP_LINE)) !== 0) counters.linesCardinalityWouldDropLine++
+    if ((enforced & (1 << DROP_LINE)) !== 0) {
+      counters.linesCardinalityDropped++
+      return false
+    }
+    if ((enforced & (1 << OVERFLOW)) !== 0) counters.linesCardinalityOverflow++
+    if ((enforced & (1 << DROP_TAG)) !== 0) counters.linesCardinalityDropTag++
+    this.growth = growth
+    return true
+  }
+
+  /**
+   * Adds the line to rule r's forecast: `before` (its series as it came) and, when it leaves, its series with
+   * the tags `keep` marks dropped or overflowed.
+   */
+  private forecast(rs: RuleSet, r: number, before: number, leaves: boolean): void {
+    const at = rs.forecastSlot[r] * FORECAST_BYTES
+    hllAdd(rs.forecast, at, FORECAST_PRECISION, before)
+    if (!leaves) return
+    this.hasher.series(this.keep)
+    hllAdd(rs.forecast, at + (FORECAST_BYTES >> 1), FORECAST_PRECISION, this.hasher.series1)
+  }
+
+  /**
+   * What the strip rules tr.applying[0, strips) do to a tag with this key id: STRIPPED when an enforced one
+   * removes it, WOULD_STRIP when only dry-run ones do, else KEEP; counts it for each rule that removes it.
+   */
+  private stripDecision(tr: TagRules, strips: number, key: number, dryRun: Uint8Array): number {
+    const applying = tr.applying
+    const first = tr.firstIndex
+    let decision = KEEP
+    for (let k = 0; k < strips; k++) {
+      const r = applying[k]
+      if (!tr.removes(r, key)) continue
+      tr.ruleTags[k]++
+      if (dryRun[first + r] === 0) decision = STRIPPED
+      else if (decision === KEEP) decision = WOULD_STRIP
+    }
+    return decision
   }
 
   /**
@@ -274,37 +495,46 @@ export class LineFilter implements LineSink {
   }
 
   /**
-   * Forwards the line without the tags that the applying strip rules (tr.applying[0, strips)) remove, in one pass
-   * that copies the line straight into the output datagram while it finds the tags: a removed tag is taken back by
-   * moving the write position back to where it began (with the comma written before it), and a tag field left
-   * without tags goes whole, `|#` included. Every other byte leaves as it came. One pass instead of a walk and a
-   * copy: the walk alone cost as much as the copy.
+   * Forwards the line without the tags that the applying strip rules (tr.applying[0, strips)) remove, and (when
+   * `analysed`) with what analyse() decided for each tag, in one pass that copies the line straight into the output
+   * datagram while it finds the tags: a removed tag is taken back by moving the write position back to where it
+   * began (with the comma written before it), an overflowed one keeps its key and gets OVERFLOW_VALUE, and a tag
+   * field left without tags goes whole, `|#` included. Every other byte leaves as it came. One pass instead of a
+   * walk and a copy: the walk alone cost as much as the copy.
    */
-  private strip(
+  private rewrite(
     rs: RuleSet,
     tr: TagRules,
     strips: number,
+    analysed: boolean,
     buf: Buffer,
     start: number,
+    nameEnd: number,
     end: number,
     typeEnd: number,
     slot: number,
   ): void {
     const assembler = this.assembler
     const counters = this.counters
+    const hasher = this.hasher
+    const decisions = this.decisions
     const applying = tr.applying
     const ruleTags = tr.ruleTags
     const first = tr.firstIndex
     const dryRun = rs.dryRun
     for (let i = 0; i < strips; i++) {
-      ruleTags[i] = 0
+      // analyse() counted its tags already.
+      if (!analysed) ruleTags[i] = 0
       this.hit(rs, first + applying[i])
     }
-    let at = assembler.beginLine(end - start)
-    if (at === -1) return
+    const lineStart = assembler.beginLine(end - start + (analysed ? this.growth : 0))
+    if (lineStart === -1) return
+    let at = lineStart
     const out = assembler.lineBuffer
     let removed = 0
     let wouldRemove = 0
+    // The next tag analyse() decided on (the hasher skips empty tags: those are decided here).
+    let t = 0
     let i = start
     while (i < typeEnd) out[at++] = buf[i++]
     // buf[i] is a field's `|` (or i is the end).
@@ -331,22 +561,19 @@ export class LineFilter implements LineSink {
           i++
         }
         if (i === end) b = 0
-        const key = tr.keyId(buf, tagStart, i)
-        let enforced = false
-        let dry = false
-        for (let k = 0; k < strips; k++) {
-          const r = applying[k]
-          if (!tr.removes(r, key)) continue
-          ruleTags[k]++
-          if (dryRun[first + r] === 1) dry = true
-          else enforced = true
-        }
-        if (enforced) {
-          removed++
+        let decision: number
+        if (analysed && t < hasher.count && hasher.tagStart[t] === tagStart) decision = decisions[t++]
+        else decision = this.stripDecision(tr, strips, tr.keyId(buf, tagStart, i), dryRun)
+        if (decision === STRIPPED || decision === DROPPED) {
+          if (decision === STRIPPED) removed++
           at = tagAt
           if (b === COLON) while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) i++
+        } else if (decision === OVERFLOWED) {
+          kept++
+          for (let k = 0; k < OVERFLOW_LENGTH; k++) out[at++] = OVERFLOW_VALUE[k]
+          if (b === COLON) while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) i++
         } else {
-          if (dry) wouldRemove++
+          if (decision === WOULD_STRIP) wouldRemove++
           kept++
           if (b === COLON)
             while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) {
@@ -359,6 +586,7 @@ export class LineFilter implements LineSink {
       }
       if (kept === 0) at = fieldAt
     }
+    if (this.cardinality !== null) this.observe(out, lineStart, lineStart + (nameEnd - start), at)
     if (!assembler.endLine(at)) return
     // Per-rule counts are insights, like hits.
     for (let k = 0; k < strips && this.insights !== null; k++) {

@@ -3,6 +3,7 @@ import type { Settings } from './config/config.ts'
 import type { DataPlane, RulesInForce } from './data-plane.ts'
 import { ruleKinds } from './match/rule-set.ts'
 import type { Reloader } from './reload/reloader.ts'
+import type { CardinalityView } from './telemetry/cardinality.ts'
 import { KernelDrops } from './telemetry/kernel-drops.ts'
 import type { Logger } from './telemetry/logger.ts'
 
@@ -60,6 +61,14 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       import('./admin/metrics.ts'),
       import('./admin/server.ts'),
     ])
+    // Read before each scrape (refresh): the exposition reads synchronously, and with workers the sketches come
+    // from every reader thread.
+    let cardinality: CardinalityView | null = null
+    const trackedNames = settings.cardinalityView?.trackedNames ?? 0
+    const refresh = async (): Promise<void> => {
+      await plane.refresh()
+      if (trackedNames > 0) cardinality = await plane.cardinality(trackedNames)
+    }
     const metrics = createMetrics({
       counters: plane.counters,
       rules: () => options.rules(),
@@ -70,6 +79,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       sendPool: () => plane.sendPool(),
       sendQueue: () => plane.sendQueue(),
       workers: () => plane.workers(),
+      cardinality: () => cardinality,
     })
     try {
       admin = await startAdmin(
@@ -77,10 +87,11 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
         {
           ready: options.ready,
           metrics: () => metrics.render(),
-          refresh: () => plane.refresh(),
+          refresh,
           mode: () => options.rules().settings.mode,
           rules: () => plane.ruleHits(),
           top: (n) => plane.top(n),
+          cardinality: (n) => plane.cardinality(n),
           reload: () => reloader.reload('http'),
         },
         log,

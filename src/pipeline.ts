@@ -3,6 +3,7 @@ import { BufferPool } from './batch/pool.ts'
 import { LineFilter } from './filter.ts'
 import type { RuleSet } from './match/rule-set.ts'
 import type { Target } from './send/target.ts'
+import { CARDINALITY_DEFAULTS, CardinalityTracker } from './telemetry/cardinality.ts'
 import { Counters } from './telemetry/counters.ts'
 import { escapeSample } from './telemetry/escape.ts'
 import type { Logger } from './telemetry/logger.ts'
@@ -22,6 +23,8 @@ export interface PipelineOptions {
   poolSize?: number
   /** Per-rule hits and the top-talkers sketches. */
   insights: boolean
+  /** The cardinality view (GET /cardinality): names tracked and its window; null (the default) for none. */
+  cardinality?: { trackedNames: number; windowMs: number } | null
   /** Failed sends and malformed lines are logged here at warn, at most one of each per 10 s. */
   log: Logger
   /** Where the counts go (shared memory, for a reader thread); counters of its own unless given. */
@@ -35,6 +38,7 @@ export interface Pipeline {
   readonly assembler: Assembler
   readonly pool: BufferPool
   readonly insights: Insights | null
+  readonly cardinality: CardinalityTracker | null
   /** An asynchronous error of the target that no single send owns (ECONNREFUSED): counted and logged as one. */
   targetError(err: Error): void
   /** Stops its timers (the clock of rule hits, the warning gates); the target is the caller's. */
@@ -58,6 +62,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
   const assembler = new Assembler({ pool, target: options.target, counters, onSendError })
   const insights = options.insights ? new Insights() : null
+  const view = options.cardinality ?? null
+  const cardinality = view === null ? null : new CardinalityTracker({ ...CARDINALITY_DEFAULTS, ...view })
   const malformedGate = new WarningGate(WARN_INTERVAL_MS)
   const filter = new LineFilter({
     rules: options.rules,
@@ -72,6 +78,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         ),
     },
     insights,
+    cardinality,
   })
   const clock = setInterval(() => filter.tick(Date.now()), 1000)
   clock.unref()
@@ -81,6 +88,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     assembler,
     pool,
     insights,
+    cardinality,
     targetError(err) {
       counters.sendErrors++
       onSendError(err)

@@ -5,13 +5,14 @@ import { compileConfig, type Compiled } from './config/compile.ts'
 import type { Config, Settings } from './config/config.ts'
 import { formatProblem } from './config/errors.ts'
 import { startLocalPlane, type DataPlane, type RulesInForce, type WorkerStats } from './data-plane.ts'
-import { shareRules, type RuleStats, type RunnableRules } from './match/rule-set.ts'
+import { admissionFor, shareRules, type RuleStats, type RunnableRules } from './match/rule-set.ts'
 import { Trie } from './match/trie.ts'
 import type { ResolvedAddress } from './net/address.ts'
 import { startOperations, type Operations } from './operations.ts'
 import type { ListenInfo } from './receive/listener.ts'
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.ts'
 import type { SendQueue } from './send/target.ts'
+import type { CardinalityView } from './telemetry/cardinality.ts'
 import type { CounterSnapshot } from './telemetry/counters.ts'
 import type { Logger } from './telemetry/logger.ts'
 import type { TopReport } from './telemetry/top-talkers.ts'
@@ -39,6 +40,7 @@ export interface Proxy {
   /** The rules in force with their hits up to date. */
   rules(): Promise<RuleStats>
   top(n: number): Promise<TopReport | null>
+  cardinality(n: number): Promise<CardinalityView | null>
   sendQueue(): SendQueue
   workers(): WorkerStats
   /** The settings in force (mode and log level follow reloads; the rest is what the proxy started with). */
@@ -65,7 +67,14 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
     const inShared = shareRules({ rules, trie: trie.data(), tags })
     return { ...inShared, trie: new Trie(inShared.trie) }
   }
-  let inForce: RulesInForce = { generation: 0, settings, ...inMemory(compiled), inherit: null }
+  const start = inMemory(compiled)
+  let inForce: RulesInForce = {
+    generation: 0,
+    settings,
+    ...start,
+    admission: admissionFor(start.tags, null, null),
+    inherit: null,
+  }
   const planeOptions = { settings, rules: inForce, log, dnsIntervalMs: options.dnsIntervalMs, resolve: options.resolve }
   const plane: DataPlane =
     count > 1 ? await startWorkerPlane({ ...planeOptions, count }) : await startLocalPlane(planeOptions)
@@ -79,10 +88,12 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
     watch: options.watch ?? null,
     apply: async (next) => {
       const inherit = next.inherit !== null && next.inherit.from === inForce.rules ? next.inherit.to : null
+      const runnable = inMemory(next)
       inForce = {
         generation: inForce.generation + 1,
         settings: next.config,
-        ...inMemory(next),
+        ...runnable,
+        admission: admissionFor(runnable.tags, inForce, inherit),
         inherit,
       }
       log.level = next.config.log.level
@@ -125,6 +136,7 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
     },
     rules: () => plane.ruleHits(),
     top: (n) => plane.top(n),
+    cardinality: (n) => plane.cardinality(n),
     sendQueue: () => plane.sendQueue(),
     workers: () => plane.workers(),
     config: () => inForce.settings,

@@ -438,6 +438,7 @@ t.test(
           if (n === 13) throw new Error('boom')
           return null
         },
+        cardinality: async () => null,
         reload: () => Promise.reject(new Error('nothing to reload')),
       },
       log,

@@ -50,6 +50,8 @@ function defaults(file: string, overrides: Partial<Config> = {}): Config {
     allowlist: null,
     stripTags: [],
     limits: { maxNameLength: null, maxTags: null, maxTagLength: null, dryRun: false },
+    cardinality: { windowMs: 3_600_000, limits: [] },
+    cardinalityView: { trackedNames: 64, windowMs: 600_000 },
     maxPacketSize: null,
     recvBufferSize: 8388608,
     sendBufferSize: null,
@@ -594,6 +596,7 @@ t.test('tag rules: the example of issue 10 parses to its rules', async (t) => {
       },
     ],
     limits: { maxNameLength: 200, maxTags: 100, maxTagLength: 200, dryRun: false },
+    cardinality: { windowMs: 3_600_000, limits: [] },
   }
   t.same(parseConfig('issue.yaml', text), { ...defaults('issue.yaml'), ...rules }, 'no warning: tmp.*.count is not one')
 
@@ -1044,6 +1047,7 @@ t.test('tag rules: the Rust JSON config has none and takes none', async (t) => {
       allowlist: config.allowlist,
       stripTags: config.stripTags,
       limits: config.limits,
+      cardinality: config.cardinality,
     } satisfies FilterRules,
     {
       blocklist: blocks({ prefixes: specs('a.avg', 'b.') }),

@@ -247,6 +247,7 @@ const CHECKS = {
         mode: () => config.mode,
         rules: () => rules,
         top: () => null,
+        cardinality: async () => null,
         reload: async () => ({ ok: true, changed: false, restartNeeded: [], errors: [] }),
       },
       silentLogger(),

@@ -5,6 +5,7 @@ import { countRules } from '../match/rule-set.ts'
 import type { TagRulesData } from '../match/tag-rules.ts'
 import type { ReloadStatus } from '../reload/reloader.ts'
 import { METRIC_TYPE_SLOTS } from '../scan/tags.ts'
+import type { CardinalityView } from '../telemetry/cardinality.ts'
 import { Counters } from '../telemetry/counters.ts'
 import type { UdpSocketStats } from '../telemetry/kernel-drops.ts'
 import { Exposition } from './exposition.ts'
@@ -26,6 +27,8 @@ export interface MetricsSource {
   /** What libuv queues in user space when the forward socket's kernel buffer is full. */
   sendQueue: () => { count: number; bytes: number }
   workers: () => WorkerStats
+  /** The cardinality view as of the last refresh before a scrape; null when it is off. */
+  cardinality: () => CardinalityView | null
 }
 
 /** Every metric /metrics exposes, each read from `source` (the data path's plain counters) at scrape time. */
@@ -73,6 +76,51 @@ export function createMetrics(source: MetricsSource): Exposition {
     () => c.linesTagsWouldStrip,
   )
   counter('tags_would_strip_total', 'Tags that only dry-run stripTags rules remove.', () => c.tagsWouldStrip)
+  exposition.counter(
+    METRIC_PREFIX + 'lines_cardinality_limited_total',
+    'Lines a cardinality limit acted on, by action: overflow and drop_tag lines were forwarded, drop_line ones dropped.',
+    () => [
+      [{ action: 'overflow' }, c.linesCardinalityOverflow],
+      [{ action: 'drop_tag' }, c.linesCardinalityDropTag],
+      [{ action: 'drop_line' }, c.linesCardinalityDropped],
+    ],
+  )
+  exposition.counter(
+    METRIC_PREFIX + 'lines_cardinality_would_limit_total',
+    'Lines a dry-run cardinality limit would have acted on, by action (forwarded unchanged).',
+    () => [
+      [{ action: 'overflow' }, c.linesCardinalityWouldOverflow],
+      [{ action: 'drop_tag' }, c.linesCardinalityWouldDropTag],
+      [{ action: 'drop_line' }, c.linesCardinalityWouldDropLine],
+    ],
+  )
+  counter(
+    'tags_cardinality_limited_total',
+    'Tags over an enforced cardinality limit (overflowed, dropped, or on a dropped line).',
+    () => c.tagsCardinalityLimited,
+  )
+  counter(
+    'cardinality_keys_full_total',
+    "Values of a new (metric name, tag key) pair that found a limit's maxKeys reached: treated as over the limit.",
+    () => c.cardinalityKeysFull,
+  )
+  labelled(
+    'cardinality_series',
+    'Estimated distinct series of the names GET /cardinality tracks, together: since start and in its window.',
+    'period',
+    (): Record<string, number> => {
+      const view = source.cardinality()
+      return view === null ? {} : { since_start: view.totalSeries.sinceStart, window: view.totalSeries.window }
+    },
+  )
+  exposition.gauge(
+    METRIC_PREFIX + 'cardinality_tracked_names',
+    'Metric names GET /cardinality tracks (each with its sketches, in fixed memory).',
+    () => {
+      const view = source.cardinality()
+      return view === null ? [] : [[{}, view.trackedNames]]
+    },
+  )
   counter('lines_oversize_total', 'Forwarded lines longer than maxPacketSize, each sent alone.', () => c.linesOversize)
   counter('datagrams_sent_total', 'Datagrams sent to the forward target.', () => c.datagramsOut)
   counter('bytes_sent_total', 'Bytes sent to the forward target.', () => c.bytesOut)
@@ -84,6 +132,7 @@ export function createMetrics(source: MetricsSource): Exposition {
       [{ reason: 'blocked' }, c.linesBlocked],
       [{ reason: 'not_allowed' }, c.linesNotAllowed],
       [{ reason: 'over_limit' }, c.linesOverLimit],
+      [{ reason: 'cardinality_limit' }, c.linesCardinalityDropped],
       [{ reason: 'malformed' }, c.linesMalformed],
       [{ reason: 'backpressure' }, c.linesDroppedBackpressure],
       [{ reason: 'send_error' }, c.linesSendFailed],

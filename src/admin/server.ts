@@ -3,6 +3,7 @@ import type { Endpoint } from '../config/config.ts'
 import type { Mode, RuleStats } from '../match/rule-set.ts'
 import type { ReloadResult } from '../reload/reloader.ts'
 import type { Logger } from '../telemetry/logger.ts'
+import type { CardinalityView } from '../telemetry/cardinality.ts'
 import type { TopReport } from '../telemetry/top-talkers.ts'
 import { CONTENT_TYPE } from './exposition.ts'
 
@@ -18,6 +19,8 @@ export interface AdminHandlers {
   rules(): RuleStats | Promise<RuleStats>
   /** The heaviest metric names; null when insights are off. */
   top(n: number): TopReport | null | Promise<TopReport | null>
+  /** The names with the most distinct series; null when the view is off. */
+  cardinality(n: number): Promise<CardinalityView | null>
   reload(): Promise<ReloadResult>
 }
 
@@ -101,19 +104,37 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
         Object.assign(entry, stats(index))
         if (info.action === 'strip')
           Object.assign(entry, { linesStripped: rules.linesStripped[i], tagsStripped: rules.tagsStripped[i] })
+        if (info.limit !== null) {
+          const { windowMs, ...limit } = info.limit
+          Object.assign(entry, limit, {
+            windowSeconds: windowMs / 1000,
+            linesLimited: rules.linesStripped[i],
+            tagsLimited: rules.tagsStripped[i],
+          })
+        }
+        // What the rule saves (or would save, enforced): distinct series of its lines before and after it.
+        const series = rules.forecastOf(i)
+        if (series !== null) entry.series = series
         list.push(entry)
       })
       return send(res, 200, { mode: h.mode(), count: list.length, rules: list })
     }
     case '/top': {
       if (!get) return methodNotAllowed(res, 'GET')
-      const raw = url.searchParams.get('n') ?? '50'
-      const n = Number(raw)
-      if (!Number.isInteger(n) || n < 1 || n > TOP_MAX)
-        return send(res, 400, { error: `n must be an integer from 1 to ${TOP_MAX}` })
+      const n = count(url)
+      if (n === null) return send(res, 400, { error: `n must be an integer from 1 to ${TOP_MAX}` })
       const top = await h.top(n)
       if (top === null) return send(res, 404, { error: 'top talkers are off (insights: false)' })
       return send(res, 200, top)
+    }
+    case '/cardinality': {
+      if (!get) return methodNotAllowed(res, 'GET')
+      const n = count(url)
+      if (n === null) return send(res, 400, { error: `n must be an integer from 1 to ${TOP_MAX}` })
+      const view = await h.cardinality(n)
+      if (view === null)
+        return send(res, 404, { error: 'the cardinality view is off (cardinality.view.enabled: false)' })
+      return send(res, 200, view)
     }
     case '/-/reload': {
       if (req.method !== 'POST') return methodNotAllowed(res, 'POST')
@@ -129,9 +150,15 @@ async function route(req: IncomingMessage, res: ServerResponse, h: AdminHandlers
     default:
       return send(res, 404, {
         error: 'not found',
-        endpoints: ['/healthz', '/readyz', '/metrics', '/rules', '/top', 'POST /-/reload'],
+        endpoints: ['/healthz', '/readyz', '/metrics', '/rules', '/top', '/cardinality', 'POST /-/reload'],
       })
   }
+}
+
+/** The `n` of /top and /cardinality (50 unless given), or null when it is not an integer from 1 to TOP_MAX. */
+function count(url: URL): number | null {
+  const n = Number(url.searchParams.get('n') ?? '50')
+  return Number.isInteger(n) && n >= 1 && n <= TOP_MAX ? n : null
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

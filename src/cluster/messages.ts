@@ -1,12 +1,14 @@
 // What the control plane's thread and its reader threads say to each other (structured clone; the rules' and
 // counters' arrays live in SharedArrayBuffers, so they cross as references, never as copies).
 import type { Settings } from '../config/config.ts'
+import type { AdmissionData } from '../match/admission.ts'
 import type { PackedRules } from '../match/packed-rules.ts'
 import type { RuleHits } from '../match/rule-set.ts'
 import type { TagRulesData } from '../match/tag-rules.ts'
 import type { TrieData } from '../match/trie.ts'
 import type { SharedSocket } from '../receive/listener.ts'
 import type { SendQueue } from '../send/target.ts'
+import type { CardinalityReport } from '../telemetry/cardinality.ts'
 import type { TopReport } from '../telemetry/top-talkers.ts'
 
 /** A rule set in force as it crosses to a reader thread. */
@@ -16,6 +18,7 @@ export interface RulesPayload {
   rules: PackedRules
   trie: TrieData
   tags: TagRulesData | null
+  admission: readonly AdmissionData[]
   inherit: Int32Array | null
 }
 
@@ -29,12 +32,16 @@ export interface ReaderData {
   rules: RulesPayload
 }
 
-/** Asks for the reader's send pool and queue; with `hits`, its per-rule hits; with `top` > 0, that many top talkers. */
+/**
+ * Asks for the reader's send pool and queue; with `hits`, its per-rule hits; with `top` > 0, that many top
+ * talkers; with `cardinality` > 0, the cardinality sketches of that many names.
+ */
 export interface SnapshotRequest {
   type: 'snapshot'
   id: number
   hits: boolean
   top: number
+  cardinality: number
 }
 
 export type ToReader = { type: 'rules'; rules: RulesPayload } | SnapshotRequest | { type: 'shutdown' }
@@ -47,6 +54,7 @@ export interface ReaderSnapshot {
   sendQueue: SendQueue
   hits: RuleHits | null
   top: TopReport | null
+  cardinality: CardinalityReport | null
 }
 
 export type FromReader =

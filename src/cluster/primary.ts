@@ -14,6 +14,7 @@ import { siblingModule } from '../sibling-module.ts'
 import type { SendQueue } from '../send/target.ts'
 import { Counters } from '../telemetry/counters.ts'
 import type { Logger } from '../telemetry/logger.ts'
+import { mergeCardinality, type CardinalityView } from '../telemetry/cardinality.ts'
 import { mergeReports, TOP_TALKERS, type TopReport } from '../telemetry/top-talkers.ts'
 import type { FromReader, ReaderData, ReaderSnapshot, RulesPayload, ToReader } from './messages.ts'
 
@@ -60,10 +61,12 @@ class Reader {
   }
 
   /** Resolves with the reader's snapshot, or null if it did not answer in time or is not running. */
-  ask(hits: boolean, top: number): Promise<ReaderSnapshot | null> {
+  ask(hits: boolean, top: number, cardinality = 0): Promise<ReaderSnapshot | null> {
     if (!this.ready || this.stopped) return Promise.resolve(null)
     const id = this.nextId++
-    return awaitReply(this.answers, id, ANSWER_TIMEOUT_MS, () => this.post({ type: 'snapshot', id, hits, top }))
+    return awaitReply(this.answers, id, ANSWER_TIMEOUT_MS, () =>
+      this.post({ type: 'snapshot', id, hits, top, cardinality }),
+    )
   }
 
   /** Resolves with the reader's longest event-loop pause once it runs this generation; null if not in time. */
@@ -186,8 +189,8 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
     total.fill(0)
     for (let i = 0; i < slots.length; i++) total[i % Counters.size] += slots[i]
   }
-  const asks = async (hits: boolean, top: number): Promise<(ReaderSnapshot | null)[]> => {
-    const replies = await Promise.all(readers.map((reader) => reader.ask(hits, top)))
+  const asks = async (hits: boolean, top: number, cardinality = 0): Promise<(ReaderSnapshot | null)[]> => {
+    const replies = await Promise.all(readers.map((reader) => reader.ask(hits, top, cardinality)))
     sum()
     return replies
   }
@@ -250,6 +253,15 @@ export async function startWorkerPlane(options: WorkerPlaneOptions): Promise<Dat
       const replies = await asks(false, TOP_TALKERS.capacity)
       const reports = replies.flatMap((reply) => (reply?.top == null ? [] : [reply.top]))
       return mergeReports(own === null ? reports : [own, ...reports], n)
+    },
+    cardinality: async (n): Promise<CardinalityView | null> => {
+      const own = local.cardinalityReport(n)
+      if (own === null) return null
+      const replies = await asks(false, 0, n)
+      return mergeCardinality(
+        [own, ...replies.flatMap((reply) => (reply?.cardinality == null ? [] : [reply.cardinality]))],
+        n,
+      )
     },
     sendPool: () => ({
       size: local.sendPoolSize * count,

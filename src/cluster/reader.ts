@@ -58,9 +58,12 @@ async function snapshot(plane: LocalPlane, request: SnapshotRequest): Promise<vo
           lastHitMs: rules.lastHitMs,
           linesStripped: rules.linesStripped,
           tagsStripped: rules.tagsStripped,
+          forecast: rules.forecast,
+          forecastSlot: rules.forecastSlot,
         }
       : null,
     top: request.top > 0 ? await plane.top(request.top) : null,
+    cardinality: request.cardinality > 0 ? plane.cardinalityReport(request.cardinality) : null,
   })
 }
 

@@ -15,8 +15,11 @@ const { file, previous } = workerData as WorkerRequest
 let reply: WorkerReply
 try {
   const bytes = readConfigFile(file)
-  const { blocklist, allowlist, stripTags, limits, ...settings } = parseConfig(file, bytes.toString('utf8'))
-  const compiled = compileRules({ blocklist, allowlist, stripTags, limits })
+  const { blocklist, allowlist, stripTags, limits, cardinality, ...settings } = parseConfig(
+    file,
+    bytes.toString('utf8'),
+  )
+  const compiled = compileRules({ blocklist, allowlist, stripTags, limits, cardinality })
   // With reader threads, into shared memory the event loop's thread allocates: it receives a reference, not a
   // copy to deserialize (1,000,000 prefixes: the reload paused it 30-64 ms, against 234 ms when it copied them
   // into shared memory itself). Allocated here, that memory would pin this thread's malloc arena after the

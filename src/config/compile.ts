@@ -19,8 +19,8 @@ export interface Compiled extends RunnableRules {
 
 /** Compiles on the calling thread; for configs already in memory. */
 export function compileConfig(config: Config): Compiled {
-  const { blocklist, allowlist, stripTags, limits, ...settings } = config
-  const { rules, trie, tags } = compileRules({ blocklist, allowlist, stripTags, limits })
+  const { blocklist, allowlist, stripTags, limits, cardinality, ...settings } = config
+  const { rules, trie, tags } = compileRules({ blocklist, allowlist, stripTags, limits, cardinality })
   return { config: settings, rules, trie: new Trie(trie), tags, hash: null, inherit: null }
 }
 

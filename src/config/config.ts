@@ -1,6 +1,13 @@
 import type { LogLevel } from '../telemetry/logger.ts'
 import type { ConfigProblem } from './errors.ts'
-import type { Allowlist, Blocklist, Limits, StripRule } from '../match/rules.ts'
+import {
+  DEFAULT_CARDINALITY_WINDOW_MS,
+  type Allowlist,
+  type Blocklist,
+  type CardinalityRules,
+  type Limits,
+  type StripRule,
+} from '../match/rules.ts'
 import type { Mode } from '../match/rule-set.ts'
 import type { ReceiveMode } from '../receive/listener.ts'
 
@@ -23,6 +30,9 @@ export interface Config {
   allowlist: Allowlist | null
   stripTags: StripRule[]
   limits: Limits
+  cardinality: CardinalityRules
+  /** GET /cardinality: the names with the most series, tracked in fixed memory; null when disabled. */
+  cardinalityView: { trackedNames: number; windowMs: number } | null
   /** Largest datagram sent; null = chosen by the forward address (8192 on loopback, 1432 otherwise). */
   maxPacketSize: number | null
   recvBufferSize: number
@@ -44,7 +54,7 @@ export interface Config {
 }
 
 /** A config without its rules (those are compiled): what a running proxy holds. */
-export type Settings = Omit<Config, 'blocklist' | 'allowlist' | 'stripTags' | 'limits'>
+export type Settings = Omit<Config, 'blocklist' | 'allowlist' | 'stripTags' | 'limits' | 'cardinality'>
 
 export const DEFAULTS = {
   listen: { host: '0.0.0.0', port: 8125 },
@@ -60,6 +70,8 @@ export const DEFAULTS = {
   networkPacketSize: 1432,
   /** 5 ms holds ~25 datagrams per read at 5k dgram/s; the agent itself holds packets up to 100 ms. */
   receive: { mode: 'batch' as ReceiveMode, maxDelayMs: 5 },
+  cardinality: { windowMs: DEFAULT_CARDINALITY_WINDOW_MS, maxKeys: 1_000, over: 'overflow' as const },
+  cardinalityView: { trackedNames: 64, windowMs: 600_000 },
 } as const
 
 export const PACKET_SIZE_RANGE = { min: 512, max: 65507 } as const
@@ -70,3 +82,8 @@ export const RECEIVE_MODES: readonly ReceiveMode[] = ['batch', 'dgram']
 export const WORKERS_RANGE = { min: 1, max: 64 } as const
 /** Every limit: from one byte (or tag) to the largest datagram. */
 export const LIMIT_RANGE = { min: 1, max: 65507 } as const
+export const CARDINALITY_WINDOW_RANGE_MS = { min: 10_000, max: 86_400_000 } as const
+export const VIEW_WINDOW_RANGE_MS = { min: 60_000, max: 86_400_000 } as const
+export const VALUES_PER_TAG_RANGE = { min: 1, max: 100_000 } as const
+export const MAX_KEYS_RANGE = { min: 1, max: 1_000_000 } as const
+export const TRACKED_NAMES_RANGE = { min: 1, max: 1_000 } as const

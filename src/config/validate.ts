@@ -1,6 +1,11 @@
 import {
+  CARDINALITY_WINDOW_RANGE_MS,
   DEFAULTS,
   LIMIT_RANGE,
+  MAX_KEYS_RANGE,
+  TRACKED_NAMES_RANGE,
+  VALUES_PER_TAG_RANGE,
+  VIEW_WINDOW_RANGE_MS,
   MAX_DELAY_RANGE_MS,
   PACKET_SIZE_RANGE,
   RECEIVE_MODES,
@@ -15,7 +20,10 @@ import { NO_TAG_RULES } from '../match/rule-set.ts'
 import { PROTECTED_KEYS } from '../match/tag-rules.ts'
 import {
   METRIC_TYPES,
+  OVER_ACTIONS,
   type Allowlist,
+  type CardinalityLimit,
+  type CardinalityRules,
   type Limits,
   type MetricType,
   type Selector,
@@ -45,6 +53,7 @@ const TOP_KEYS = [
   'allowlist',
   'stripTags',
   'limits',
+  'cardinality',
   'maxPacketSize',
   'recvBufferSize',
   'sendBufferSize',
@@ -62,6 +71,7 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
   const top = object(c, [], root, TOP_KEYS) ?? {}
   const blocklist = object(c, ['blocklist'], top.blocklist, ['prefixes', 'names', 'globs', 'tags']) ?? {}
   const log = object(c, ['log'], top.log, ['level']) ?? {}
+  const card = object(c, ['cardinality'], top.cardinality, ['view', 'window', 'limits']) ?? {}
   const config: Config = {
     file,
     format: 'yaml',
@@ -77,6 +87,8 @@ export function validateYaml(root: unknown, c: Checker, file: string): Config {
     allowlist: allowlist(c, top.allowlist),
     stripTags: stripTags(c, top.stripTags),
     limits: limits(c, top.limits),
+    cardinality: cardinality(c, card),
+    cardinalityView: cardinalityView(c, card.view),
     maxPacketSize:
       top.maxPacketSize == null
         ? null
@@ -141,6 +153,7 @@ export function validateRustJson(root: unknown, c: Checker, file: string): Confi
     },
     ...NO_TAG_RULES,
     stripTags: [],
+    cardinalityView: { ...DEFAULTS.cardinalityView },
     maxPacketSize: null,
     recvBufferSize: DEFAULTS.recvBufferSize,
     sendBufferSize: null,
@@ -426,6 +439,90 @@ function limits(c: Checker, v: unknown): Limits {
   }
 }
 
+const LIMIT_KEYS = ['metrics', 'maxValuesPerTag', 'exempt', 'over', 'dryRun', 'maxKeys']
+
+function cardinality(c: Checker, obj: Record<string, unknown>): CardinalityRules {
+  const windowMs =
+    obj.window == null
+      ? DEFAULTS.cardinality.windowMs
+      : duration(
+          c,
+          ['cardinality', 'window'],
+          obj.window,
+          CARDINALITY_WINDOW_RANGE_MS.min,
+          CARDINALITY_WINDOW_RANGE_MS.max,
+        )
+  if (obj.limits == null) return { windowMs, limits: [] }
+  if (!Array.isArray(obj.limits)) {
+    c.problem(['cardinality', 'limits'], `must be a list of limits { ${LIMIT_KEYS.join(', ')} }`)
+    return { windowMs, limits: [] }
+  }
+  const limits = obj.limits.flatMap((item: unknown, i): CardinalityLimit[] => {
+    const at = ['cardinality', 'limits', i]
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      c.problem(at, `must be a mapping with the keys ${LIMIT_KEYS.join(', ')}`)
+      return []
+    }
+    const rule = object(c, at, item, LIMIT_KEYS) ?? {}
+    if (rule.metrics == null) c.problem(at, 'needs the key metrics (which metric names)')
+    const metricsObj = object(c, [...at, 'metrics'], rule.metrics, SELECTOR_KEYS)
+    const metrics =
+      metricsObj === undefined ? { prefixes: [], names: [], globs: [] } : selector(c, [...at, 'metrics'], metricsObj)
+    if (rule.maxValuesPerTag == null) c.problem(at, 'needs the key maxValuesPerTag (distinct values per tag key)')
+    return [
+      {
+        metrics,
+        maxValuesPerTag:
+          rule.maxValuesPerTag == null
+            ? VALUES_PER_TAG_RANGE.min
+            : integer(
+                c,
+                [...at, 'maxValuesPerTag'],
+                rule.maxValuesPerTag,
+                VALUES_PER_TAG_RANGE.min,
+                VALUES_PER_TAG_RANGE.max,
+                VALUES_PER_TAG_RANGE.min,
+              ),
+        exempt:
+          rule.exempt == null || (Array.isArray(rule.exempt) && rule.exempt.length === 0)
+            ? []
+            : keyList(c, [...at, 'exempt'], rule.exempt),
+        over: oneOf(c, [...at, 'over'], rule.over ?? DEFAULTS.cardinality.over, OVER_ACTIONS),
+        dryRun: boolean(c, [...at, 'dryRun'], rule.dryRun ?? false),
+        maxKeys: integer(
+          c,
+          [...at, 'maxKeys'],
+          rule.maxKeys ?? DEFAULTS.cardinality.maxKeys,
+          MAX_KEYS_RANGE.min,
+          MAX_KEYS_RANGE.max,
+          DEFAULTS.cardinality.maxKeys,
+        ),
+      },
+    ]
+  })
+  return { windowMs, limits }
+}
+
+function cardinalityView(c: Checker, v: unknown): Config['cardinalityView'] {
+  const path = ['cardinality', 'view']
+  const obj = object(c, path, v, ['enabled', 'names', 'window']) ?? {}
+  if (!boolean(c, [...path, 'enabled'], obj.enabled ?? true)) return null
+  return {
+    trackedNames: integer(
+      c,
+      [...path, 'names'],
+      obj.names ?? DEFAULTS.cardinalityView.trackedNames,
+      TRACKED_NAMES_RANGE.min,
+      TRACKED_NAMES_RANGE.max,
+      DEFAULTS.cardinalityView.trackedNames,
+    ),
+    windowMs:
+      obj.window == null
+        ? DEFAULTS.cardinalityView.windowMs
+        : duration(c, [...path, 'window'], obj.window, VIEW_WINDOW_RANGE_MS.min, VIEW_WINDOW_RANGE_MS.max),
+  }
+}
+
 function boolean(c: Checker, path: Path, v: unknown): boolean {
   if (typeof v !== 'boolean') {
     c.problem(path, 'must be true or false')
@@ -479,10 +576,10 @@ function receive(c: Checker, v: unknown): Config['receive'] {
   }
 }
 
-/** `1500ms`, `10s`, `1m`, or a number of seconds. */
+/** `1500ms`, `10s`, `1m`, `1h`, or a number of seconds. */
 function duration(c: Checker, path: Path, v: unknown, minMs: number, maxMs: number): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000 }
-  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(v.trim()) : null
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim()) : null
   const ms = typeof v === 'number' ? v * 1000 : m !== null ? Number(m[1]) * units[m[2]] : NaN
   if (!(ms >= minMs && ms <= maxMs)) {
     c.problem(
@@ -494,8 +591,9 @@ function duration(c: Checker, path: Path, v: unknown, minMs: number, maxMs: numb
   return ms
 }
 
-/** The largest of ms, s and m that states `ms` as a whole number. */
+/** The largest of ms, s, m and h that states `ms` as a whole number. */
 function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`
   if (ms % 60_000 === 0) return `${ms / 60_000}m`
   if (ms % 1000 === 0) return `${ms / 1000}s`
   return `${ms}ms`

@@ -1,6 +1,15 @@
+import { AdmissionTable, type AdmissionData } from './admission.ts'
 import { kindOf, packRules, ruleCount, ruleKinds as tableKinds, unpackRules, type PackedRules } from './packed-rules.ts'
-import { rulesFromBlocklist, type Blocklist, type FilterRules, type Rule, type RuleKind } from './rules.ts'
+import {
+  DEFAULT_CARDINALITY_WINDOW_MS,
+  rulesFromBlocklist,
+  type Blocklist,
+  type FilterRules,
+  type Rule,
+  type RuleKind,
+} from './rules.ts'
 import { compileTagRules, hasTagRules, TagRules, type TagRuleInfo, type TagRulesData } from './tag-rules.ts'
+import { hllEstimate, hllMerge } from '../telemetry/hyperloglog.ts'
 import { compileTrie, Trie, type TrieData } from './trie.ts'
 
 /** `enforce` drops what the rules match; `dry-run` treats every rule as `dryRun: true`. */
@@ -13,6 +22,25 @@ export interface RuleHits {
   /** Per tag rule (index - firstIndex): lines from which a strip rule removed (or would remove) tags, and the tags. */
   readonly linesStripped: Float64Array
   readonly tagsStripped: Float64Array
+  /**
+   * Per strip and limit rule (RuleStats.forecastSlot), two HyperLogLogs of FORECAST_PRECISION: the series of the
+   * lines it matched as they came, then as the rule alone leaves them (what it saves, or would save enforced).
+   */
+  readonly forecast: Uint8Array
+  /** Per tag rule: its slot in `forecast`, or -1. */
+  readonly forecastSlot: Int32Array
+}
+
+/** A forecast sketch's precision: 1,024 bytes, 3.25% standard error. */
+export const FORECAST_PRECISION = 10
+/** Bytes of one rule's two forecast sketches (before, after). */
+export const FORECAST_BYTES = 2 << FORECAST_PRECISION
+
+/** A rule's forecast: estimated distinct series of the lines it matched, before and after it. */
+export interface Forecast {
+  before: number
+  after: number
+  saved: number
 }
 
 /**
@@ -33,11 +61,45 @@ export interface RunnableRules {
   tags: TagRulesData | null
 }
 
+/**
+ * The admitted values of the cardinality limits of `tags`, one table per limit in its order (in shared memory,
+ * so every reader thread updates the same ones). A limit that was in `previous` unchanged (its description, window
+ * included, equal: `inherit` maps the previous rule indexes to these, as the loader worked them out) keeps its
+ * table, admitted values and all; the others start empty.
+ */
+export function admissionFor(
+  tags: TagRulesData | null,
+  previous: { tags: TagRulesData | null; admission: readonly AdmissionData[] } | null,
+  inherit: Int32Array | null,
+): AdmissionData[] {
+  if (tags === null || tags.limitRules === 0) return []
+  const kept: (AdmissionData | undefined)[] = []
+  if (previous?.tags != null && inherit !== null) {
+    const from = previous.tags
+    for (let r = 0; r < from.info.length; r++) {
+      const slot = from.limitSlot[r]
+      const to = inherit[from.firstIndex + r]
+      if (slot === -1 || to === -1 || to < tags.firstIndex) continue
+      const toSlot = tags.limitSlot[to - tags.firstIndex]
+      if (toSlot !== -1) kept[toSlot] ??= previous.admission[slot]
+    }
+  }
+  const out: AdmissionData[] = []
+  tags.info.forEach((info, r) => {
+    const slot = tags.limitSlot[r]
+    if (slot === -1 || info.limit === null) return
+    const { maxValuesPerTag, maxKeys, windowMs } = info.limit
+    out[slot] = kept[slot] ?? AdmissionTable.create({ maxValuesPerTag, maxKeys, windowMs }).data()
+  })
+  return out
+}
+
 /** No tag rules, no allowlist, no limits: what a blocklist alone (and the Rust-JSON config) means. */
 export const NO_TAG_RULES = {
   allowlist: null,
   stripTags: [],
   limits: { maxNameLength: null, maxTags: null, maxTagLength: null, dryRun: false },
+  cardinality: { windowMs: DEFAULT_CARDINALITY_WINDOW_MS, limits: [] },
 } as const satisfies Omit<FilterRules, 'blocklist'>
 
 /** The one place rules are compiled. */
@@ -52,16 +114,25 @@ export function compileRules(filterRules: FilterRules): CompiledRules {
 
 /** What the start, reload and --check lines report: rules by kind (tag-conditioned ones with their kind). */
 export function ruleKinds(compiled: { rules: PackedRules; tags: TagRulesData | null }): Record<string, number> {
-  const counts: Record<string, number> = { ...tableKinds(compiled.rules), globs: 0, tags: 0, allow: 0, stripTags: 0 }
+  const counts: Record<string, number> = {
+    ...tableKinds(compiled.rules),
+    globs: 0,
+    tags: 0,
+    allow: 0,
+    stripTags: 0,
+    cardinalityLimits: 0,
+  }
   for (const info of compiled.tags?.info ?? []) {
     const key =
       info.action === 'allow'
         ? 'allow'
         : info.action === 'strip'
           ? 'stripTags'
-          : ({ prefix: 'prefixes', name: 'names', glob: 'globs', tag: 'tags', metrics: 'stripTags' } as const)[
-              info.kind
-            ]
+          : info.action === 'limit'
+            ? 'cardinalityLimits'
+            : ({ prefix: 'prefixes', name: 'names', glob: 'globs', tag: 'tags', metrics: 'stripTags' } as const)[
+                info.kind
+              ]
     counts[key]++
   }
   return counts
@@ -126,6 +197,9 @@ export class RuleStats implements RuleHits {
   readonly lastHitMs: Float64Array
   readonly linesStripped: Float64Array
   readonly tagsStripped: Float64Array
+  readonly forecast: Uint8Array
+  /** Per tag rule (index - firstIndex): its forecast's slot (FORECAST_BYTES each), or -1 (no strip or limit rule). */
+  readonly forecastSlot: Int32Array
   private unpacked: Rule[] | null = null
 
   constructor(table: PackedRules, tags: TagRulesData | null, mode: Mode, generation = 0) {
@@ -146,6 +220,22 @@ export class RuleStats implements RuleHits {
     this.lastHitMs = new Float64Array(n)
     this.linesStripped = new Float64Array(extra)
     this.tagsStripped = new Float64Array(extra)
+    this.forecastSlot = new Int32Array(extra).fill(-1)
+    let slots = 0
+    tags?.info.forEach((info, r) => {
+      if (info.action === 'strip' || info.action === 'limit') this.forecastSlot[r] = slots++
+    })
+    this.forecast = new Uint8Array(slots * FORECAST_BYTES)
+  }
+
+  /** Tag rule i's forecast (a strip or limit rule), or null. */
+  forecastOf(i: number): Forecast | null {
+    const slot = this.forecastSlot[i]
+    if (slot === -1) return null
+    const at = slot * FORECAST_BYTES
+    const before = Math.round(hllEstimate(this.forecast, at, FORECAST_PRECISION))
+    const after = Math.round(hllEstimate(this.forecast, at + (FORECAST_BYTES >> 1), FORECAST_PRECISION))
+    return { before, after, saved: Math.max(0, before - after) }
   }
 
   get size(): number {
@@ -183,14 +273,25 @@ export class RuleStats implements RuleHits {
       if (i >= from && j >= to) {
         this.linesStripped[j - to] += previous.linesStripped[i - from]
         this.tagsStripped[j - to] += previous.tagsStripped[i - from]
+        const slot = this.forecastSlot[j - to]
+        const previousSlot = previous.forecastSlot[i - from]
+        if (slot !== -1 && previousSlot !== -1)
+          for (let half = 0; half < FORECAST_BYTES; half += FORECAST_BYTES >> 1)
+            hllMerge(
+              this.forecast,
+              slot * FORECAST_BYTES + half,
+              previous.forecast,
+              previousSlot * FORECAST_BYTES + half,
+              FORECAST_PRECISION,
+            )
       }
     }
   }
 }
 
 /** A /metrics kind label: what a rule matches, or (allow, strip_tags) what it is. */
-export type RuleLabel = RuleKind | 'glob' | 'tag' | 'allow' | 'strip_tags'
-const RULE_LABELS: readonly RuleLabel[] = ['prefix', 'name', 'glob', 'tag', 'allow', 'strip_tags']
+export type RuleLabel = RuleKind | 'glob' | 'tag' | 'allow' | 'strip_tags' | 'cardinality_limit'
+const RULE_LABELS: readonly RuleLabel[] = ['prefix', 'name', 'glob', 'tag', 'allow', 'strip_tags', 'cardinality_limit']
 
 /** Rules by label and by whether a match only counts (dryRun, or every rule in mode dry-run) or acts. */
 export function countRules(
@@ -206,7 +307,14 @@ export function countRules(
   const { rules, tags } = compiled
   for (let i = 0; i < ruleCount(rules); i++) count(kindOf(rules, i), rules.dryRun[i] === 1)
   tags?.info.forEach((info, i) => {
-    const label = info.action === 'allow' ? 'allow' : info.action === 'strip' ? 'strip_tags' : info.kind
+    const label =
+      info.action === 'allow'
+        ? 'allow'
+        : info.action === 'strip'
+          ? 'strip_tags'
+          : info.action === 'limit'
+            ? 'cardinality_limit'
+            : info.kind
     count(label as RuleLabel, tags.dryRun[i] === 1)
   })
   return counts
@@ -220,11 +328,16 @@ export class RuleSet extends RuleStats {
   readonly trie: Trie
   /** The matchers of the tag rules; null when there are none. */
   readonly tagMatcher: TagRules | null
+  /** The cardinality limits' admitted values, by limit (TagRules.limitSlot). */
+  readonly admission: readonly AdmissionTable[]
 
-  constructor(compiled: RunnableRules, mode: Mode, generation = 0) {
+  /** Without `admission` (rules made in place, not put in force by a control plane), every limit starts empty. */
+  constructor(compiled: RunnableRules & { admission?: readonly AdmissionData[] }, mode: Mode, generation = 0) {
     super(compiled.rules, compiled.tags, mode, generation)
     this.trie = compiled.trie
     this.tagMatcher = compiled.tags === null ? null : new TagRules(compiled.tags, mode)
+    const admission = compiled.admission ?? admissionFor(compiled.tags, null, null)
+    this.admission = admission.map((data) => new AdmissionTable(data))
   }
 
   /** Compiles on the calling thread; for rules already in memory. */

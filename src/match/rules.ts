@@ -82,10 +82,36 @@ export interface Limits {
   readonly dryRun: boolean
 }
 
+/** What happens to a tag value over a cardinality limit. */
+export const OVER_ACTIONS = ['overflow', 'dropTag', 'dropLine'] as const
+export type OverAction = (typeof OVER_ACTIONS)[number]
+
+/** A cardinality limit: at most maxValuesPerTag distinct values per tag key per metric name within the window. */
+export interface CardinalityLimit {
+  readonly metrics: Selector
+  readonly maxValuesPerTag: number
+  /** Keys never limited. */
+  readonly exempt: readonly string[]
+  readonly over: OverAction
+  readonly dryRun: boolean
+  /** (metric name, tag key) pairs tracked per window; past it, values of a new pair are over the limit. */
+  readonly maxKeys: number
+}
+
+/** Cardinality limits' window unless the config gives one. */
+export const DEFAULT_CARDINALITY_WINDOW_MS = 3_600_000
+
+export interface CardinalityRules {
+  /** Admitted values are forgotten when a window ends (tumbling windows, aligned to the clock). */
+  readonly windowMs: number
+  readonly limits: readonly CardinalityLimit[]
+}
+
 /** Every rule of a config: what the loader thread compiles and a reload swaps whole. */
 export interface FilterRules {
   readonly blocklist: Blocklist
   readonly allowlist: Allowlist | null
   readonly stripTags: readonly StripRule[]
   readonly limits: Limits
+  readonly cardinality: CardinalityRules
 }

@@ -1,5 +1,5 @@
 import { compileGlobs, GlobMatcher, type GlobData } from './glob.ts'
-import type { FilterRules, MetricType, RuleSpec, Selector, TagRuleSpec } from './rules.ts'
+import type { FilterRules, MetricType, OverAction, RuleSpec, Selector, TagRuleSpec } from './rules.ts'
 import { compileTrie, Trie, type TrieData } from './trie.ts'
 import type { PackedRules } from './packed-rules.ts'
 import type { Rule } from './rules.ts'
@@ -20,10 +20,27 @@ export const ALLOW = 2
 export const STRIP = 3
 /** A block glob: below every literal rule; the first candidate in file order picks the pattern (see filter.ts). */
 export const BLOCK_GLOB = 4
+/** A cardinality limit (cardinality.limits). */
+export const LIMIT = 5
+
+/** What a limit does to a new value over it, by severity (a line two limits hit gets the most severe). */
+export const OVERFLOW = 1
+export const DROP_TAG = 2
+export const DROP_LINE = 3
+const OVER_CODES: Record<OverAction, number> = { overflow: OVERFLOW, dropTag: DROP_TAG, dropLine: DROP_LINE }
+
+/** A cardinality limit as /rules shows it and a reload recognises it (its state carries over when all equal). */
+export interface LimitInfo {
+  maxValuesPerTag: number
+  exempt: readonly string[]
+  over: OverAction
+  maxKeys: number
+  windowMs: number
+}
 
 /** What /rules says about a rule beyond the packed table. */
 export interface TagRuleInfo {
-  action: 'block' | 'allow' | 'strip'
+  action: 'block' | 'allow' | 'strip' | 'limit'
   kind: 'prefix' | 'name' | 'glob' | 'tag' | 'metrics'
   /** The pattern (a tag for kind tag); a strip rule's selector is in `metrics`. */
   pattern: string | null
@@ -32,6 +49,7 @@ export interface TagRuleInfo {
   keys: readonly string[] | null
   keepOnly: readonly string[] | null
   types: readonly MetricType[] | null
+  limit: LimitInfo | null
 }
 
 /** Tag keys the agent reads as instructions; keepOnly never removes them (a `keys` rule that names one does). */
@@ -91,6 +109,11 @@ export interface TagRulesData {
   keepOnly: Uint8Array
   /** A strip rule's types as bits (TYPE_BITS); 0 = every type. */
   typeMask: Uint8Array
+  /** Per limit rule: its OVERFLOW, DROP_TAG or DROP_LINE; 0 for other rules. */
+  overAction: Uint8Array
+  /** Per limit rule: its position among the limit rules (its admission table); -1 for other rules. */
+  limitSlot: Int32Array
+  limitRules: number
   /** maxNameLength, maxTags, maxTagLength; 0 = no limit. */
   limits: Int32Array
   limitsDryRun: boolean
@@ -113,7 +136,8 @@ export function hasTagRules(rules: FilterRules): boolean {
     rules.stripTags.length > 0 ||
     limits.maxNameLength !== null ||
     limits.maxTags !== null ||
-    limits.maxTagLength !== null
+    limits.maxTagLength !== null ||
+    rules.cardinality.limits.length > 0
   )
 }
 
@@ -121,7 +145,7 @@ const spec = (e: string | TagRuleSpec): TagRuleSpec => (typeof e === 'string' ? 
 
 /**
  * The extra rules of `rules`, numbered from `firstIndex` in this order: tag-conditioned prefixes, then names,
- * block globs, blocklist.tags, the allowlist's prefixes, names and globs, then the strip rules.
+ * block globs, blocklist.tags, the allowlist's prefixes, names and globs, the strip rules, then the limits.
  */
 export function compileTagRules(rules: FilterRules, firstIndex: number): TagRulesData {
   const info: TagRuleInfo[] = []
@@ -202,6 +226,22 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
     keepOnly[rule] = r.keepOnly !== null ? 1 : 0
     typeMask[rule] = (r.types ?? []).reduce((bits, type) => bits | TYPE_BITS[type], 0)
   }
+  const overAction: number[] = []
+  const limitSlot: number[] = []
+  const { windowMs, limits: cardinalityLimits } = rules.cardinality
+  cardinalityLimits.forEach((l, slot) => {
+    const { metrics, maxValuesPerTag, exempt, over, maxKeys } = l
+    const limit = { maxValuesPerTag, exempt, over, maxKeys, windowMs }
+    const rule = add(ruleInfo('limit', 'metrics', null, { metrics, limit }), LIMIT, 0, l.dryRun, '')
+    for (const p of metrics.prefixes) literal.push({ kind: 'prefix', pattern: p, rule })
+    for (const p of metrics.names) literal.push({ kind: 'name', pattern: p, rule })
+    for (const p of metrics.globs) globs.push({ pattern: p, rule })
+    // The agent's instruction keys are never limited: overflowing one would break origin detection.
+    const never = PROTECTED_KEYS.filter((k) => k.startsWith('dd.internal.'))
+    stripKeys[rule] = [...new Set([...exempt, ...never].map(keyId))].sort((a, b) => a - b)
+    overAction[rule] = OVER_CODES[over]
+    limitSlot[rule] = slot
+  })
 
   const n = info.length
   const condStart = new Int32Array(n + 1)
@@ -247,6 +287,9 @@ export function compileTagRules(rules: FilterRules, firstIndex: number): TagRule
     stripKeys: Int32Array.from(stripKeys.flatMap((k) => k ?? [])),
     keepOnly: Uint8Array.from({ length: n }, (_, r) => keepOnly[r] ?? 0),
     typeMask: Uint8Array.from({ length: n }, (_, r) => typeMask[r] ?? 0),
+    overAction: Uint8Array.from({ length: n }, (_, r) => overAction[r] ?? 0),
+    limitSlot: Int32Array.from({ length: n }, (_, r) => limitSlot[r] ?? -1),
+    limitRules: cardinalityLimits.length,
     limits: Int32Array.from([
       rules.limits.maxNameLength ?? 0,
       rules.limits.maxTags ?? 0,
@@ -273,6 +316,7 @@ function ruleInfo(
     keys?: readonly string[] | null
     keepOnly?: readonly string[] | null
     types?: readonly MetricType[] | null
+    limit?: LimitInfo
   } = {},
 ): TagRuleInfo {
   return {
@@ -284,6 +328,7 @@ function ruleInfo(
     keys: more.keys ?? null,
     keepOnly: more.keepOnly ?? null,
     types: more.types ?? null,
+    limit: more.limit ?? null,
   }
 }
 
@@ -323,6 +368,13 @@ export class TagRules {
   /** Scratch for the filter: the strip rules that apply to the line, and the tags each removes. */
   readonly applying: Int32Array
   readonly ruleTags: Int32Array
+  /** Scratch for the filter: the limit rules that apply to the line, and the tags each limits. */
+  readonly limiting: Int32Array
+  readonly limitTags: Int32Array
+  /** Per limit rule: OVERFLOW, DROP_TAG or DROP_LINE. */
+  readonly overAction: Uint8Array
+  /** Limit rule r's admitted values are admission[limitSlot[r]]. */
+  readonly limitSlot: Int32Array
   /** seen[r] === line: strip rule r is in `applying` already (a name may match a rule through several entries). */
   private readonly seen: Int32Array
   private line = 0
@@ -369,6 +421,10 @@ export class TagRules {
     this.found = new Int32Array(data.groupRules.length + this.globCount)
     this.applying = new Int32Array(data.stripRules)
     this.ruleTags = new Int32Array(data.stripRules)
+    this.limiting = new Int32Array(data.limitRules)
+    this.limitTags = new Int32Array(data.limitRules)
+    this.overAction = data.overAction
+    this.limitSlot = data.limitSlot
     this.seen = new Int32Array(data.info.length)
     this.tags = new Trie(data.tags)
     this.blockTags = data.tags.ruleCount > 0
@@ -447,6 +503,11 @@ export class TagRules {
   /** Whether strip rule r removes tags with this key id. */
   removes(r: number, key: number): boolean {
     if (this.keepOnly[r] === 1) return key === -1 || (this.keyProtected[key] === 0 && !this.lists(r, key))
+    return key !== -1 && this.lists(r, key)
+  }
+
+  /** Whether limit rule r leaves tags with this key id alone (listed in exempt, or an instruction to the agent). */
+  exempts(r: number, key: number): boolean {
     return key !== -1 && this.lists(r, key)
   }
 

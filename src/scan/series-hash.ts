@@ -10,6 +10,13 @@ const FNV_PRIME = 0x01000193
 /** The second name hash's seed and multiplier (the golden ratio, and murmur2's m): another family than FNV-1a. */
 const NAME2_SEED = 0x9e3779b9 | 0
 const NAME2_PRIME = 0x5bd1e995
+/** What series(keep) does with tag i, by keep[i]: leaves it out, counts it, or counts it with a value of its own. */
+export const DROP_FROM_SERIES = 0
+export const KEEP_IN_SERIES = 1
+/** The tag as `key:<a value no line carries>`: what a cardinality limit's overflow makes of it. */
+export const OVERFLOW_IN_SERIES = 2
+const OVERFLOW_SEED = 0x3c6ef372
+
 /** Seeds of the two series folds. */
 const SERIES1_SEED = 0x2545f491
 const SERIES2_SEED = 0x61c88647
@@ -131,8 +138,9 @@ export class SeriesHasher {
   }
 
   /**
-   * Sets `series1` and `series2` for the last collected line: the name and the set of its tags i with
-   * `keep === null || keep[i] !== 0`. Tags are told apart by their 32-bit tagHash, so equal bytes count once.
+   * Sets `series1` and `series2` for the last collected line: the name and the set of its tags, each as
+   * keep[i] says (DROP_FROM_SERIES, KEEP_IN_SERIES, OVERFLOW_IN_SERIES; every tag kept when keep is null). Tags
+   * are told apart by their 32-bit tagHash, so equal bytes count once.
    */
   series(keep: Uint8Array | null): void {
     const tagHash = this.tagHash
@@ -141,8 +149,9 @@ export class SeriesHasher {
     let n = 0
     // Insertion sort: a line carries a handful of tags.
     for (let i = 0; i < count; i++) {
-      if (keep !== null && keep[i] === 0) continue
-      const v = tagHash[i]
+      const what = keep === null ? KEEP_IN_SERIES : keep[i]
+      if (what === DROP_FROM_SERIES) continue
+      const v = what === OVERFLOW_IN_SERIES ? fmix(this.keyHash[i] ^ OVERFLOW_SEED) || 1 : tagHash[i]
       let j = n++
       while (j > 0 && sorted[j - 1] > v) {
         sorted[j] = sorted[j - 1]

@@ -23,6 +23,14 @@ const FIELDS = [
   'linesStrippedS',
   'linesStrippedD',
   'linesStrippedOther',
+  'linesCardinalityDropped',
+  'linesCardinalityOverflow',
+  'linesCardinalityDropTag',
+  'linesCardinalityWouldOverflow',
+  'linesCardinalityWouldDropTag',
+  'linesCardinalityWouldDropLine',
+  'tagsCardinalityLimited',
+  'cardinalityKeysFull',
   'linesOversize',
   'linesSendFailed',
   'datagramsOut',
@@ -32,8 +40,8 @@ const FIELDS = [
 
 /**
  * The data path's counters, incremented in place by the stage that observes the event (no calls, no maps on the
- * hot path). Every line received ends in exactly one of forwarded, blocked, notAllowed, overLimit, malformed or
- * droppedBackpressure, so `linesIn` always equals their sum; the other line counters say more about some of those lines.
+ * hot path). Every line received ends in exactly one of forwarded, blocked, notAllowed, overLimit,
+ * cardinalityDropped, malformed or droppedBackpressure, so `linesIn` always equals their sum; the other line counters say more about some of those lines.
  *
  * Each counter is a slot of one Float64Array, which may live in shared memory: a reader thread increments its
  * own slots and the control plane reads them live, without asking. One writer per array.
@@ -74,6 +82,19 @@ export class Counters {
   declare linesStrippedD: number
   /** Stripped lines of a type other than c, g, ms, h, s, d. */
   declare linesStrippedOther: number
+  /** Metric lines dropped by a cardinality limit (over: dropLine). */
+  declare linesCardinalityDropped: number
+  /** Forwarded lines in which a cardinality limit replaced a tag's value by __overflow__ / removed a tag. */
+  declare linesCardinalityOverflow: number
+  declare linesCardinalityDropTag: number
+  /** Lines a dry-run cardinality limit would have changed (overflow, dropTag) or dropped (dropLine). */
+  declare linesCardinalityWouldOverflow: number
+  declare linesCardinalityWouldDropTag: number
+  declare linesCardinalityWouldDropLine: number
+  /** Tags over a cardinality limit (enforced), whatever the action. */
+  declare tagsCardinalityLimited: number
+  /** Values of a new (metric name, tag key) pair found a limit's maxKeys reached: treated as over the limit. */
+  declare cardinalityKeysFull: number
   /** Forwarded lines longer than maxPacketSize, each sent in a datagram of its own. */
   declare linesOversize: number
   /** Forwarded lines in datagrams whose send failed (as far as the socket reported it; see sendErrors). */
