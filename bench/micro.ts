@@ -5,35 +5,18 @@
 //
 //   npm run build && node dist/bench/micro.js [lines=10000000] [rules=1000]
 import type { LineFilter } from '../src/filter.ts'
+import { DEFAULTS } from '../src/config/config.ts'
 import { RuleSet } from '../src/match/rule-set.ts'
 import { createPipeline, type Pipeline } from '../src/pipeline.ts'
-import type { SendDone, SendQueue, Target } from '../src/send/target.ts'
 import type { Counters } from '../src/telemetry/counters.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
+import { NullTarget } from './lib/null-target.ts'
 import { countGcs, type GcCounts } from './lib/gc.ts'
 import { blockedPrefixes } from './workload.ts'
 
 const totalLines = Number(process.argv[2] ?? 10_000_000)
 const ruleCount = Number(process.argv[3] ?? 1_000)
 const LINES_PER_DATAGRAM = 10
-
-/** Completes every send at once, like a kernel that always has room: the pool never runs dry. */
-class NullTarget implements Target {
-  readonly address = 'null'
-  datagrams = 0
-  bytes = 0
-  send(_buf: Buffer, _offset: number, length: number, done: SendDone): void {
-    this.datagrams++
-    this.bytes += length
-    done(null)
-  }
-  queue(): SendQueue {
-    return { count: 0, bytes: 0 }
-  }
-  close(): Promise<void> {
-    return Promise.resolve()
-  }
-}
 
 function buildDatagrams(rules: number): Buffer[] {
   const datagrams: Buffer[] = []
@@ -50,11 +33,21 @@ function buildDatagrams(rules: number): Buffer[] {
   return datagrams
 }
 
-/** The production path: per-rule hits and both top-talker sketches on, sending to a NullTarget. */
-function buildFilter(): { path: Pipeline; target: NullTarget } {
+/**
+ * The production path: per-rule hits and both top-talker sketches on, sending to a NullTarget; with `view`, the
+ * cardinality view too (its defaults, as the proxy runs it).
+ */
+function buildFilter(view: boolean): { path: Pipeline; target: NullTarget } {
   const rules = RuleSet.fromBlocklist({ prefixes: blockedPrefixes(ruleCount), names: [] }, 'enforce')
   const target = new NullTarget()
-  const path = createPipeline({ rules, target, maxPacketSize: 8192, insights: true, log: createLogger('silent') })
+  const path = createPipeline({
+    rules,
+    target,
+    maxPacketSize: 8192,
+    insights: true,
+    cardinality: view ? { ...DEFAULTS.cardinalityView } : null,
+    log: createLogger('silent'),
+  })
   return { path, target }
 }
 
@@ -78,32 +71,56 @@ async function measure(
   return { lines: counters.linesIn - linesBefore, ns, heapGrowthBytes, gcs: gc.counts }
 }
 
+/** Rounds per variant, alternated (off, on, off, on, ...) so that the machine's drift hits both alike. */
+const ROUNDS = 3
+
 async function main(): Promise<void> {
-  const { path, target } = buildFilter()
-  const { counters } = path
-  const { lines, ns, heapGrowthBytes, gcs } = await measure(
-    path,
-    buildDatagrams(ruleCount),
-    Math.ceil(totalLines / LINES_PER_DATAGRAM),
-  )
-  path.close()
-  const result = {
-    lines,
-    rules: ruleCount,
-    nsPerLine: +(ns / lines).toFixed(1),
-    linesPerSecond: Math.round(lines / (ns / 1e9)),
-    scavenges: gcs.minor,
-    markSweeps: gcs.major,
-    heapGrowthBytes,
-    forwarded: counters.linesForwarded,
-    blocked: counters.linesBlocked,
-    datagramsOut: target.datagrams,
+  const datagrams = buildDatagrams(ruleCount)
+  const variants = [
+    { name: 'cardinality view off', view: false },
+    { name: 'cardinality view on', view: true },
+  ].map((v) => ({ ...v, ...buildFilter(v.view), nsPerLine: [] as number[], gcs: 0, heapGrowthBytes: 0, lines: 0 }))
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const v of variants) {
+      const { lines, ns, heapGrowthBytes, gcs } = await measure(
+        v.path,
+        datagrams,
+        Math.ceil(totalLines / LINES_PER_DATAGRAM),
+      )
+      v.nsPerLine.push(ns / lines)
+      v.gcs += gcs.minor + gcs.major
+      v.heapGrowthBytes = Math.max(v.heapGrowthBytes, heapGrowthBytes)
+      v.lines = lines
+    }
   }
-  console.log(JSON.stringify(result))
-  if (gcs.minor + gcs.major > 0) {
-    console.error(`FAIL: the scan+match+batch path allocated (${gcs.minor} scavenges, ${gcs.major} mark-sweeps)`)
-    process.exitCode = 1
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+  for (const v of variants) {
+    v.path.close()
+    const { counters } = v.path
+    const ns = median(v.nsPerLine)
+    console.log(
+      JSON.stringify({
+        variant: v.name,
+        lines: v.lines,
+        rules: ruleCount,
+        nsPerLine: +ns.toFixed(1),
+        rounds: v.nsPerLine.map((x) => +x.toFixed(1)),
+        linesPerSecond: Math.round(1e9 / ns),
+        gcs: v.gcs,
+        heapGrowthBytes: v.heapGrowthBytes,
+        forwarded: counters.linesForwarded,
+        blocked: counters.linesBlocked,
+        datagramsOut: v.target.datagrams,
+      }),
+    )
   }
+  const [off, on] = variants.map((v) => median(v.nsPerLine))
+  console.log(JSON.stringify({ cardinalityViewCost: +(on / off).toFixed(2) }))
+  for (const v of variants)
+    if (v.gcs > 0) {
+      console.error(`FAIL: the scan+match+batch path allocated (${v.name}: ${v.gcs} collections)`)
+      process.exitCode = 1
+    }
 }
 
 await main()

@@ -12,8 +12,8 @@ import type { LineFilter } from '../src/filter.ts'
 import { NO_TAG_RULES, RuleSet } from '../src/match/rule-set.ts'
 import type { FilterRules, StripRule } from '../src/match/rules.ts'
 import { createPipeline, type Pipeline } from '../src/pipeline.ts'
-import type { SendDone, SendQueue, Target } from '../src/send/target.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
+import { NullTarget } from './lib/null-target.ts'
 import { countGcs } from './lib/gc.ts'
 import { median } from './lib/stats.ts'
 import { blockedPrefixes } from './workload.ts'
@@ -24,19 +24,6 @@ const LINES_PER_DATAGRAM = 10
 const NAME_RULES = 1_000
 const STRIP_PREFIX_RULES = 50
 const STRIP_GLOB_RULES = 50
-
-class NullTarget implements Target {
-  readonly address = 'null'
-  send(_buf: Buffer, _offset: number, _length: number, done: SendDone): void {
-    done(null)
-  }
-  queue(): SendQueue {
-    return { count: 0, bytes: 0 }
-  }
-  close(): Promise<void> {
-    return Promise.resolve()
-  }
-}
 
 /**
  * Line n of the workload: 30% blocked by a prefix; of the rest, tags on 65% of all lines, and half of the tagged

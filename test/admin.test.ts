@@ -37,7 +37,7 @@ const TEXT_TYPE = 'text/plain'
 const PROMETHEUS_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 const NOT_FOUND = {
   error: 'not found',
-  endpoints: ['/healthz', '/readyz', '/metrics', '/rules', '/top', 'POST /-/reload'],
+  endpoints: ['/healthz', '/readyz', '/metrics', '/rules', '/top', '/cardinality', 'POST /-/reload'],
 }
 const BAD_N = { error: 'n must be an integer from 1 to 1000' }
 
@@ -268,6 +268,7 @@ t.test('after known traffic: probes, exact Prometheus metrics and rule hits', as
           '{reason="blocked"}': 3,
           '{reason="not_allowed"}': 0,
           '{reason="over_limit"}': 0,
+          '{reason="cardinality_limit"}': 0,
           '{reason="malformed"}': 1,
           '{reason="backpressure"}': 0,
           '{reason="send_error"}': 0,

@@ -11,7 +11,7 @@ import { startProxy, type Proxy } from '../src/proxy.ts'
 import { silentLogger } from './fixtures/udp.ts'
 
 const TOP =
-  'unknown key (expected one of: listen, forward, mode, blocklist, allowlist, stripTags, limits, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive)'
+  'unknown key (expected one of: listen, forward, mode, blocklist, allowlist, stripTags, limits, cardinality, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive)'
 const RUST =
   'unknown key (expected one of: listen_host, listen_port, target_host, target_port, metric_blocklist, multi_thread)'
 const LEVELS = 'must be one of fatal, error, warn, info, debug, trace, silent'
@@ -220,7 +220,7 @@ t.test('wrong types', async (t) => {
         line: 1,
         column: 1,
         message:
-          'must be a mapping with the keys listen, forward, mode, blocklist, allowlist, stripTags, limits, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive',
+          'must be a mapping with the keys listen, forward, mode, blocklist, allowlist, stripTags, limits, cardinality, maxPacketSize, recvBufferSize, sendBufferSize, log, admin, selfMetrics, insights, workers, receive',
       },
     ],
     'a document that is not a mapping',
@@ -1054,6 +1054,7 @@ t.test('tag rules: the Rust JSON config has none and takes none', async (t) => {
       allowlist: null,
       stripTags: [],
       limits: { maxNameLength: null, maxTags: null, maxTagLength: null, dryRun: false },
+      cardinality: { windowMs: 3_600_000, limits: [] },
     },
   )
   t.same(config.warnings, [], 'its entries are prefixes: no aggregate warning')
@@ -1123,4 +1124,133 @@ t.test('maxPacketSize: 1432 by default for a non-loopback target', async (t) => 
   t.teardown(() => proxy.close())
   t.equal(proxy.maxPacketSize, 1432)
   t.equal((await proxy.counters()).datagramsOut, 0)
+})
+
+t.test('cardinality: limits and the view, every default filled in', async (t) => {
+  const text = [
+    'cardinality:',
+    '  window: 30m',
+    '  view: { names: 10, window: 5m }',
+    '  limits:',
+    '    - metrics: { prefixes: [api.], globs: ["jobs.*"] }',
+    '      maxValuesPerTag: 100',
+    '      exempt: [env, service, host]',
+    '      over: dropTag',
+    '      dryRun: true',
+    '      maxKeys: 500',
+    '    - metrics: { names: [up] }',
+    '      maxValuesPerTag: 5',
+  ].join('\n')
+  const config = parseConfig('c.yaml', text)
+  t.same(config.cardinality, {
+    windowMs: 1_800_000,
+    limits: [
+      {
+        metrics: { prefixes: ['api.'], names: [], globs: ['jobs.*'] },
+        maxValuesPerTag: 100,
+        exempt: ['env', 'service', 'host'],
+        over: 'dropTag',
+        dryRun: true,
+        maxKeys: 500,
+      },
+      {
+        metrics: { prefixes: [], names: ['up'], globs: [] },
+        maxValuesPerTag: 5,
+        exempt: [],
+        over: 'overflow',
+        dryRun: false,
+        maxKeys: 1000,
+      },
+    ],
+  })
+  t.same(config.cardinalityView, { trackedNames: 10, windowMs: 300_000 })
+  t.equal(parseConfig('off.yaml', 'cardinality: { view: { enabled: false } }').cardinalityView, null, 'view off')
+  t.same(parseConfig('h.yaml', 'cardinality: { window: 2h }').cardinality, { windowMs: 7_200_000, limits: [] })
+})
+
+t.test('cardinality: a bad section fails with the file, line, column and reason', async (t) => {
+  const text = [
+    'cardinality:', //                                   1
+    '  window: 5s', //                                   2
+    '  view: { names: 0, window: 10s, colour: red }', // 3
+    '  limits:', //                                      4
+    '    - metrics: { prefixes: [] }', //                5
+    '      maxValuesPerTag: 0', //                       6
+    '      exempt: [user:id]', //                        7
+    '      over: drop', //                               8
+    '      maxKey: 5', //                                9
+    '    - maxValuesPerTag: 3', //                       10
+    '    - metrics: { names: [a] }', //                  11
+    '    - 7', //                                        12
+  ].join('\n')
+  t.same(problemsOf(text), [
+    {
+      path: 'cardinality.window',
+      line: 2,
+      column: 11,
+      message: 'must be a duration from 10s to 24h, e.g. 10s, 1m or 1500ms (got "5s")',
+    },
+    {
+      path: 'cardinality.view.names',
+      line: 3,
+      column: 18,
+      message: 'must be an integer from 1 to 1000 (got 0)',
+    },
+    {
+      path: 'cardinality.view.window',
+      line: 3,
+      column: 29,
+      message: 'must be a duration from 1m to 24h, e.g. 10s, 1m or 1500ms (got "10s")',
+    },
+    {
+      path: 'cardinality.view.colour',
+      line: 3,
+      column: 34,
+      message: 'unknown key (expected one of: enabled, names, window)',
+    },
+    {
+      path: 'cardinality.limits[0].metrics',
+      line: 5,
+      column: 16,
+      message: 'must list at least one prefix, name or glob',
+    },
+    {
+      path: 'cardinality.limits[0].maxValuesPerTag',
+      line: 6,
+      column: 24,
+      message: 'must be an integer from 1 to 100000 (got 0)',
+    },
+    {
+      path: 'cardinality.limits[0].exempt[0]',
+      line: 7,
+      column: 16,
+      message:
+        'must be a tag key alone, without ":" (a key ends at the first one), "," or "|" (they separate tags and fields) or a line break',
+    },
+    {
+      path: 'cardinality.limits[0].over',
+      line: 8,
+      column: 13,
+      message: 'must be one of overflow, dropTag, dropLine',
+    },
+    {
+      path: 'cardinality.limits[0].maxKey',
+      line: 9,
+      column: 7,
+      message: 'unknown key (expected one of: metrics, maxValuesPerTag, exempt, over, dryRun, maxKeys)',
+    },
+    { path: 'cardinality.limits[1]', line: 10, column: 7, message: 'needs the key metrics (which metric names)' },
+    {
+      path: 'cardinality.limits[2]',
+      line: 11,
+      column: 7,
+      message: 'needs the key maxValuesPerTag (distinct values per tag key)',
+    },
+    {
+      path: 'cardinality.limits[3]',
+      line: 12,
+      column: 7,
+      message: 'must be a mapping with the keys metrics, maxValuesPerTag, exempt, over, dryRun, maxKeys',
+    },
+  ])
 })

@@ -183,7 +183,7 @@ t.test('the selfMetrics settings', async (t) => {
         path: 'selfMetrics.interval',
         line: 1,
         column: 39,
-        message: 'must be a duration from 1s to 60m, e.g. 10s, 1m or 1500ms (got "500ms")',
+        message: 'must be a duration from 1s to 1h, e.g. 10s, 1m or 1500ms (got "500ms")',
       },
     ],
     'below 1s: rejected',
@@ -194,7 +194,7 @@ t.test('the selfMetrics settings', async (t) => {
       path: 'selfMetrics.interval',
       line: 1,
       column: 26,
-      message: 'must be a duration from 1s to 60m, e.g. 10s, 1m or 1500ms (got "61m")',
+      message: 'must be a duration from 1s to 1h, e.g. 10s, 1m or 1500ms (got "61m")',
     },
   ])
   t.same(problems('selfMetrics: { prefix: 1bad, interval: 1s, extra: 2 }\n'), [
