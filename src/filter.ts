@@ -15,7 +15,14 @@ import {
 } from './match/tag-rules.ts'
 import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
-import { DROP_FROM_SERIES, KEEP_IN_SERIES, OVERFLOW_IN_SERIES, SeriesHasher } from './scan/series-hash.ts'
+import {
+  DROP_FROM_SERIES,
+  KEEP_IN_SERIES,
+  lineHash,
+  lineHashes,
+  OVERFLOW_IN_SERIES,
+  SeriesHasher,
+} from './scan/series-hash.ts'
 import { nextPipe, TagCursor, typeSlot } from './scan/tags.ts'
 import type { CardinalityTracker } from './telemetry/cardinality.ts'
 import { Counters } from './telemetry/counters.ts'
@@ -146,7 +153,7 @@ export class LineFilter implements LineSink {
     const insights = this.insights
     if (rule === -1) {
       if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
-      if (this.assembler.append(buf, start, end) && this.cardinality !== null) this.observe(buf, start, nameEnd, end)
+      this.forward(buf, start, nameEnd, end)
       return
     }
     if (insights !== null) {
@@ -156,19 +163,37 @@ export class LineFilter implements LineSink {
     if (rs.dryRun[rule] === 1) {
       this.counters.linesWouldBlock++
       if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
-      if (this.assembler.append(buf, start, end) && this.cardinality !== null) this.observe(buf, start, nameEnd, end)
+      this.forward(buf, start, nameEnd, end)
     } else {
       this.counters.linesBlocked++
       if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
     }
   }
 
-  /** Counts the forwarded line `buf[start, end)` (name up to nameEnd) in the cardinality view. */
+  /**
+   * Forwards `buf[start, end)` as it came: with the cardinality view on, hashing its identity in the copy
+   * (appendHashing) and counting it. Returns false when it was dropped.
+   */
+  private forward(buf: Buffer, start: number, nameEnd: number, end: number): void {
+    if (this.cardinality === null) {
+      this.assembler.append(buf, start, end)
+      return
+    }
+    if (this.assembler.appendHashing(buf, start, nameEnd, nextPipe(buf, nameEnd + 1, end), end))
+      this.observe(buf, start, nameEnd, end)
+  }
+
+  /**
+   * Counts the forwarded line `buf[start, end)` (name up to nameEnd; its identity in lineHashes) in the
+   * cardinality view.
+   */
   private observe(buf: Buffer, start: number, nameEnd: number, end: number): void {
+    const tracker = this.cardinality as CardinalityTracker
+    if (tracker.recent(lineHashes[0], lineHashes[1])) return
     const hasher = this.hasher
     hasher.collect(buf, start, nameEnd, end)
     hasher.series(null)
-    ;(this.cardinality as CardinalityTracker).observe(hasher, buf, start, nameEnd)
+    tracker.observe(hasher, buf, start, nameEnd)
   }
 
   /**
@@ -270,7 +295,7 @@ export class LineFilter implements LineSink {
     }
     if (strips === 0 && limits === 0) {
       if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
-      if (this.assembler.append(buf, start, end) && this.cardinality !== null) this.observe(buf, start, nameEnd, end)
+      this.forward(buf, start, nameEnd, end)
       return
     }
     // Tags are walked from the type field's end: found now if no strip rule needed it.
@@ -586,7 +611,11 @@ export class LineFilter implements LineSink {
       }
       if (kept === 0) at = fieldAt
     }
-    if (this.cardinality !== null) this.observe(out, lineStart, lineStart + (nameEnd - start), at)
+    if (this.cardinality !== null) {
+      const outNameEnd = lineStart + (nameEnd - start)
+      lineHash(out, lineStart, outNameEnd, nextPipe(out, outNameEnd + 1, at), at)
+      this.observe(out, lineStart, outNameEnd, at)
+    }
     if (!assembler.endLine(at)) return
     // Per-rule counts are insights, like hits.
     for (let k = 0; k < strips && this.insights !== null; k++) {

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { Assembler } from '../src/batch/assembler.ts'
 import { BufferPool } from '../src/batch/pool.ts'
+import { lineHash, lineHashes } from '../src/scan/series-hash.ts'
 import type { SendDone, SendQueue, Target } from '../src/send/target.ts'
 import { Counters } from '../src/telemetry/counters.ts'
 
@@ -538,4 +539,35 @@ t.test('an oversize line written in place with every oversize send in flight: en
   target.complete(0)
   t.equal(inPlace(assembler, big, [1, 2, 3], 41), true, 'room again once one completes')
   t.same(target.texts(), [big, big, big])
+})
+
+t.test('appendHashing: the same datagrams as append, and the same line identity as lineHash', async (t) => {
+  const lines = Array.from({ length: 80 }, (_, i) => lineOf(`metric.n${i}`, 20 + ((i * 53) % 200)))
+  lines.push('a:1|c', 'ab:12345|c', 'abcdefg:1|ms|@0.5|#k:v,x|T12', 'x'.repeat(300) + ':1|c')
+  const byAppend = rig(64, 256)
+  for (const l of lines) byAppend.line(l)
+  byAppend.assembler.flush()
+  const hashing = rig(64, 256)
+  const seen = new Map<string, string>()
+  for (const l of lines) {
+    const src = Buffer.from(l, 'latin1')
+    const nameEnd = src.indexOf(0x3a)
+    const fields = src.indexOf(0x7c, nameEnd)
+    t.equal(hashing.assembler.appendHashing(src, 0, nameEnd, fields, src.length), true)
+    const fused = [...lineHashes]
+    lineHash(src, 0, nameEnd, fields, src.length)
+    t.same(fused, [...lineHashes], `identity of ${l.slice(0, 30)}: fused = standalone`)
+    // The value is not part of it; anything else is.
+    const other = Buffer.from(l.replace(/:[^|]*\|/, ':99999|'), 'latin1')
+    lineHash(other, 0, nameEnd, other.indexOf(0x7c, nameEnd), other.length)
+    t.same([...lineHashes], fused, 'another value: the same line identity')
+    seen.set(fused.join(','), l)
+  }
+  t.equal(seen.size, lines.length, 'distinct lines, distinct identities')
+  hashing.assembler.flush()
+  t.same(hashing.target.texts(), byAppend.target.texts())
+  t.same(
+    [hashing.counters.linesForwarded, hashing.counters.linesOversize, hashing.counters.bytesOut],
+    [byAppend.counters.linesForwarded, byAppend.counters.linesOversize, byAppend.counters.bytesOut],
+  )
 })

@@ -1,7 +1,7 @@
 // CardinalityTracker fed real DogStatsD bytes through SeriesHasher, as the filter feeds it: distinct series per
 // name, the heavy-distinct-hitter choice of names, tag keys by distinct values, window halves, and the merge.
 import t, { type Test } from 'tap'
-import { SeriesHasher } from '../src/scan/series-hash.ts'
+import { lineHash, lineHashes, SeriesHasher } from '../src/scan/series-hash.ts'
 import {
   CARDINALITY_DEFAULTS,
   CardinalityTracker,
@@ -67,7 +67,7 @@ function within(tt: Test, estimate: number, truth: number, tolerance: number, wh
 
 t.test('memory at the defaults', async (t) => {
   const tracker = new CardinalityTracker()
-  t.equal(tracker.memoryBytes, 2_841_664)
+  t.equal(tracker.memoryBytes, 3_169_600)
   t.ok(2 * tracker.memoryBytes <= 8 * 1024 * 1024, 'two readers fit in 8 MB')
   t.same(new CardinalityTracker(CARDINALITY_DEFAULTS).memoryBytes, tracker.memoryBytes, 'the defaults')
   t.throws(() => new CardinalityTracker({ precision: 17 }), RangeError)
@@ -193,4 +193,41 @@ t.test('merging two trackers is the union', async (t) => {
   t.equal(merged.memoryBytes, a.memoryBytes + b.memoryBytes)
   t.same(JSON.parse(JSON.stringify(merged)), merged, 'plain JSON')
   t.same(structuredClone(a.report(10)), a.report(10), 'reports are structured-cloneable')
+})
+
+t.test('recent(): a line of a tracked name seen in this window half adds nothing and is skipped', async (t) => {
+  const tracker = new CardinalityTracker({ trackedNames: 2, windowMs: 1_000 })
+  tracker.tick(0)
+  const lines = slab(['a.x:1|c|#k:1', 'a.x:2|c|#k:1', 'a.x:1|c|#k:2', 'b.y:1|c|#k:1', 'c.z:1|c|#k:1'])
+  /** recent() about line i (its identity from lineHash), then observe() unless it was recent. */
+  const see = (i: number): boolean => {
+    const { buf, starts, nameEnds, ends } = lines
+    lineHash(buf, starts[i], nameEnds[i], buf.indexOf(0x7c, nameEnds[i]), ends[i])
+    if (tracker.recent(lineHashes[0], lineHashes[1])) return true
+    hasher.collect(buf, starts[i], nameEnds[i], ends[i])
+    hasher.series(null)
+    tracker.observe(hasher, buf, starts[i], nameEnds[i])
+    return false
+  }
+  t.equal(see(0), false, 'first sight')
+  t.equal(see(0), true, 'the same line again')
+  t.equal(see(1), true, 'another value, the same series: recent')
+  t.equal(see(2), false, 'another tag value: a new series')
+  t.equal(see(3), false)
+  t.equal(see(3), true)
+  tracker.tick(500)
+  t.equal(see(0), false, 'a new window half: counted again')
+  t.equal(see(0), true)
+  const view = mergeCardinality([tracker.report(5)], 5)
+  t.same(
+    view.window.map((r) => [r.name, r.series]),
+    [
+      ['a.x', 2],
+      ['b.y', 1],
+    ],
+    'the window holds what the current half saw again, and the older half',
+  )
+  // c.z takes over the smallest counter (b.y, one series): b.y's recent lines no longer count as seen.
+  t.equal(see(4), false)
+  t.equal(see(3), false, "a displaced name's line is not recent")
 })
