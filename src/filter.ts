@@ -76,6 +76,8 @@ function pairHash(nameHash: number, keyHash: number, seed: number): number {
 /** What an over-limit value becomes: written after the tag's key (the `:` included), in place of its value. */
 const OVERFLOW_VALUE = Buffer.from(':__overflow__')
 const OVERFLOW_LENGTH = OVERFLOW_VALUE.length
+/** Lines the strip rules' forecasts remember as added (a direct-mapped table of line identities, 256 KB). */
+const FORECAST_LINES = 32_768
 
 /**
  * The per-datagram path: scan the lines in place, match each metric name against the rules in force, hand
@@ -108,6 +110,8 @@ export class LineFilter implements LineSink {
   private readonly keyIds = new Int32Array(MAX_TAGS)
   /** Per recorded tag, what one rule does to it, for that rule's forecast (SeriesHasher.series). */
   private readonly keep = new Uint8Array(MAX_TAGS)
+  /** The identities of lines lately added to the strip rules' forecasts (forecastedLately): 2 words each. */
+  private readonly forecastLines = new Int32Array(2 * FORECAST_LINES)
 
   constructor(options: LineFilterOptions) {
     this.ruleSet = options.rules
@@ -134,6 +138,7 @@ export class LineFilter implements LineSink {
   /** Takes effect from the next datagram on: a datagram is always filtered by one rule set. */
   setRules(ruleSet: RuleSet): void {
     this.ruleSet = ruleSet
+    this.forecastLines.fill(0)
   }
 
   tick(nowMs: number): void {
@@ -302,7 +307,7 @@ export class LineFilter implements LineSink {
     const typeEnd = this.typeEndOf(buf, nameEnd, end)
     // Limits decide before the copy; so do strip rules when their forecasts are kept (insights).
     let analysed = false
-    if (limits > 0 || insights !== null) {
+    if (limits > 0 || (insights !== null && !this.forecastedLately(buf, start, nameEnd, end))) {
       if (!this.analyse(rs, tr, strips, limits, buf, start, nameEnd, end)) {
         if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
         return
@@ -418,6 +423,24 @@ export class LineFilter implements LineSink {
     if ((enforced & (1 << DROP_TAG)) !== 0) counters.linesCardinalityDropTag++
     this.growth = growth
     return true
+  }
+
+  /**
+   * Whether a line with the identity of `buf[start, end)` (lineHash: its name and fields, the value left out) was
+   * added to the forecasts of the rules in force lately: the same bytes under the same strip rules add the same
+   * series, which a HyperLogLog already holds. Otherwise it is remembered, and the caller adds it (analyse).
+   * Strip rules only: a limit's answer for the same line changes as its values are admitted.
+   */
+  private forecastedLately(buf: Buffer, start: number, nameEnd: number, end: number): boolean {
+    lineHash(buf, start, nameEnd, nextPipe(buf, nameEnd + 1, end), end)
+    const h1 = lineHashes[0]
+    const h2 = lineHashes[1]
+    const at = ((Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) >>> 0) & (FORECAST_LINES - 1)) << 1
+    const lines = this.forecastLines
+    if (lines[at] === h1 && lines[at + 1] === h2) return true
+    lines[at] = h1
+    lines[at + 1] = h2
+    return false
   }
 
   /**
