@@ -177,7 +177,7 @@ export class LineFilter implements LineSink {
 
   /**
    * Forwards `buf[start, end)` as it came: with the cardinality view on, hashing its identity in the copy
-   * (appendHashing) and counting it. Returns false when it was dropped.
+   * (appendHashing) and counting it unless the assembler dropped it (no free buffer: counted as backpressure).
    */
   private forward(buf: Buffer, start: number, nameEnd: number, end: number): void {
     if (this.cardinality === null) {

@@ -222,7 +222,7 @@ t.test('an invalid file changes nothing but the failure count: rules stay, error
 )
 
 t.test(
-  'listen and forward changed in the file: the rules apply, the sockets stay, a warning lists the keys',
+  'listen, forward and the cardinality view changed in the file: the rules apply, the sockets stay, a warning lists the keys',
   async (t) =>
     eachTopology(t, async (t, { workers }) => {
       const other = await sinkFor(t)
@@ -237,17 +237,18 @@ t.test(
         sinkPort: other.port,
         prefixes: ['b.'],
         listen: `{ host: 127.0.0.1, port: ${otherListen} }`,
-      })
+      }).concat('cardinality: { view: { names: 3 } }\n')
       writeFileSync(file, changed)
       t.same(await postReload(r), {
         status: 200,
         type: 'application/json',
-        result: { ...OK, restartNeeded: ['listen', 'forward'] },
+        result: { ...OK, restartNeeded: ['listen', 'forward', 'cardinalityView'] },
       })
       const warnings = withMsg(r, RESTART_WARNING)
       t.equal(warnings.length, 1, 'one warning')
       t.match(warnings[0], { level: 40 })
-      t.same(warnings[0].keys, ['listen', 'forward'], 'the warning lists the keys')
+      t.same(warnings[0].keys, ['listen', 'forward', 'cardinalityView'], 'the warning lists the keys')
+      t.same(r.proxy.config().cardinalityView, started.cardinalityView, 'the view keeps the size it started with')
       t.equal(withMsg(r, RELOADED).length, 1)
       t.match(withMsg(r, RELOADED)[0], {
         level: 30,

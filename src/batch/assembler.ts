@@ -1,5 +1,5 @@
 import type { BufferPool } from './pool.ts'
-import { LINE_SEED1, LINE_SEED2, lineHash, lineHashes, lineStep1, lineStep2 } from '../scan/series-hash.ts'
+import { LINE_SEED, lineHash, lineHashes, lineStep } from '../scan/series-hash.ts'
 import type { SendDone, Target } from '../send/target.ts'
 import type { Counters } from '../telemetry/counters.ts'
 
@@ -88,8 +88,7 @@ export class Assembler {
     let at = this.room(length)
     if (at === -1) return false
     const buf = this.buf as Buffer
-    let h1 = LINE_SEED1
-    let h2 = LINE_SEED2
+    let h1 = LINE_SEED
     let i = start
     for (; i + 3 < nameEnd; i += 4) {
       const b0 = src[i]
@@ -102,13 +101,11 @@ export class Assembler {
       buf[at + 3] = b3
       at += 4
       const w = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
-      h1 = lineStep1(h1, w)
-      h2 = lineStep2(h2, w)
+      h1 = lineStep(h1, w)
     }
     for (; i < nameEnd; i++) {
       const b = (buf[at++] = src[i])
-      h1 = lineStep1(h1, b)
-      h2 = lineStep2(h2, b)
+      h1 = lineStep(h1, b)
     }
     for (; i < fields; i++) buf[at++] = src[i]
     for (; i + 3 < end; i += 4) {
@@ -122,16 +119,14 @@ export class Assembler {
       buf[at + 3] = b3
       at += 4
       const w = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
-      h1 = lineStep1(h1, w)
-      h2 = lineStep2(h2, w)
+      h1 = lineStep(h1, w)
     }
     for (; i < end; i++) {
       const b = (buf[at++] = src[i])
-      h1 = lineStep1(h1, b)
-      h2 = lineStep2(h2, b)
+      h1 = lineStep(h1, b)
     }
-    lineHashes[0] = h1 ^ (nameEnd - start)
-    lineHashes[1] = h2 ^ (end - fields)
+    lineHashes[0] = h1
+    lineHashes[1] = ((nameEnd - start) << 16) ^ (end - fields)
     this.lineDone(at)
     return true
   }

@@ -38,6 +38,7 @@ const RESTART_ONLY: readonly (keyof Settings)[] = [
   'selfMetrics',
   'insights',
   'workers',
+  'cardinalityView',
 ]
 
 export interface ReloaderOptions {

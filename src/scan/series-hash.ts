@@ -18,29 +18,22 @@ export const OVERFLOW_IN_SERIES = 2
 const OVERFLOW_SEED = 0x3c6ef372
 
 /**
- * A line's identity as sent (its name and the fields after its value, tag order included): two murmur3-style
- * lanes over 4-byte blocks (a byte-at-a-time multiply chain cost ~1.2 ns a byte, more than copying the byte).
- * What the cardinality view keys its recent lines by; the assembler computes it while it copies a line
- * (appendHashing), lineHash() the same elsewhere: both step each range as lineBlocks does.
+ * A line's identity as sent (its name and the fields after its value, tag order included): a murmur3-style hash
+ * over 4-byte blocks (a byte-at-a-time multiply chain cost ~1.2 ns a byte, more than copying the byte), and the
+ * two ranges' lengths. What the cardinality view and the forecasts key their recent lines by: two lines taken for
+ * one another skip one line's count (a 32-bit hash: once in 4 billion new lines). The assembler computes it while
+ * it copies a line (appendHashing), lineHash() the same elsewhere: both step each range in blocks, then bytes.
  */
-export const LINE_SEED1 = 0x811c9dc5 | 0
-export const LINE_SEED2 = 0x2545f491
+export const LINE_SEED = 0x811c9dc5 | 0
 
-/** Lane 1's step with the block (or tail byte) w. */
-export function lineStep1(h: number, w: number): number {
+/** The hash's step with the block (or last byte) w. */
+export function lineStep(h: number, w: number): number {
   const k = Math.imul(w, 0xcc9e2d51)
   h ^= Math.imul((k << 15) | (k >>> 17), 0x1b873593)
   return (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0
 }
 
-/** Lane 2's step: other constants, so the lanes are independent. */
-export function lineStep2(h: number, w: number): number {
-  const k = Math.imul(w, 0x85ebca6b)
-  h ^= Math.imul((k << 13) | (k >>> 19), 0xc2b2ae35)
-  return (Math.imul((h << 15) | (h >>> 17), 9) + 0x7fb5d329) | 0
-}
-
-/** lineHash's results: the two lanes of the last line hashed. */
+/** The last line identity computed: [hash, name length << 16 ^ fields' length]. */
 export const lineHashes = new Int32Array(2)
 
 /**
@@ -48,29 +41,24 @@ export const lineHashes = new Int32Array(2)
  * end) into lineHashes: each range in 4-byte blocks (little-endian), then its last bytes one by one.
  */
 export function lineHash(buf: Uint8Array, start: number, nameEnd: number, fields: number, end: number): void {
-  let h1 = LINE_SEED1
-  let h2 = LINE_SEED2
+  let h1 = LINE_SEED
   let i = start
   for (; i + 3 < nameEnd; i += 4) {
     const w = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)
-    h1 = lineStep1(h1, w)
-    h2 = lineStep2(h2, w)
+    h1 = lineStep(h1, w)
   }
   for (; i < nameEnd; i++) {
-    h1 = lineStep1(h1, buf[i])
-    h2 = lineStep2(h2, buf[i])
+    h1 = lineStep(h1, buf[i])
   }
   for (i = fields; i + 3 < end; i += 4) {
     const w = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)
-    h1 = lineStep1(h1, w)
-    h2 = lineStep2(h2, w)
+    h1 = lineStep(h1, w)
   }
   for (; i < end; i++) {
-    h1 = lineStep1(h1, buf[i])
-    h2 = lineStep2(h2, buf[i])
+    h1 = lineStep(h1, buf[i])
   }
-  lineHashes[0] = h1 ^ (nameEnd - start)
-  lineHashes[1] = h2 ^ (end - fields)
+  lineHashes[0] = h1
+  lineHashes[1] = ((nameEnd - start) << 16) ^ (end - fields)
 }
 
 /** Seeds of the two series folds. */

@@ -37,8 +37,8 @@ const SEEN_LIMIT = SEEN_SLOTS / 2
 const EMPTY = -1
 const TRUNCATION_MARK = '…'
 /**
- * Recent lines of tracked names, by their identity as sent (lineHash of series-hash.ts: 64 bits of the name and
- * the fields after the value), in a direct-mapped cache: a line the cache holds adds nothing to any sketch (a
+ * Recent lines of tracked names, by their identity as sent (lineHash of series-hash.ts: a 32-bit hash of the name
+ * and the fields after the value, and their lengths), in a direct-mapped cache: a line the cache holds adds nothing to any sketch (a
  * HyperLogLog add is idempotent), so it skips the series hashing and eight scattered sketch updates. 320 KB.
  */
 const RECENT_ENTRIES = 16_384
