@@ -460,6 +460,12 @@ t.test(
       type: JSON_TYPE,
       json: { error: 'top talkers are off (insights: false)' },
     })
+    t.same(await getJson(server.port, '/cardinality?n=3'), {
+      status: 404,
+      type: JSON_TYPE,
+      json: { error: 'the cardinality view is off (cardinality.view.enabled: false)' },
+    })
+    t.same((await getJson(server.port, '/cardinality?n=1001')).status, 400, '/cardinality: n out of range')
     t.same(await getJson(server.port, '/-/reload'), { status: 405, type: JSON_TYPE, json: { error: 'use POST' } })
     const refused = await http(server.port, '/-/reload', { method: 'POST' })
     t.same(
