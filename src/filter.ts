@@ -103,6 +103,8 @@ export class LineFilter implements LineSink {
   /** Per tag the hasher recorded: KEEP, STRIPPED, WOULD_STRIP, OVERFLOWED or DROPPED (lines under limits). */
   private readonly decisions = new Uint8Array(MAX_TAGS)
   private readonly cardinality: CardinalityTracker | null
+  /** Whether lineHashes holds the identity of the received line tagged() is on (see there). */
+  private identified = false
   /** Bytes the last analyse() adds to its line (values replaced by OVERFLOW_VALUE). */
   private growth = 0
   /** Per recorded tag: the most severe enforced limit action on it (0: none), and its key id. */
@@ -138,7 +140,9 @@ export class LineFilter implements LineSink {
   /** Takes effect from the next datagram on: a datagram is always filtered by one rule set. */
   setRules(ruleSet: RuleSet): void {
     this.ruleSet = ruleSet
+    // Both keyed stripped lines by the bytes they came with, which other rules may change.
     this.forecastLines.fill(0)
+    this.cardinality?.forgetRecent()
   }
 
   tick(nowMs: number): void {
@@ -305,9 +309,13 @@ export class LineFilter implements LineSink {
     }
     // Tags are walked from the type field's end: found now if no strip rule needed it.
     const typeEnd = this.typeEndOf(buf, nameEnd, end)
+    // Under strip rules alone a received line always leaves the same: its identity (lineHash of the received
+    // bytes) then keys what the forecasts and the view saw lately. Limits change a line as values are admitted.
+    this.identified = limits === 0 && (insights !== null || this.cardinality !== null)
+    if (this.identified) lineHash(buf, start, nameEnd, nextPipe(buf, nameEnd + 1, end), end)
     // Limits decide before the copy; so do strip rules when their forecasts are kept (insights).
     let analysed = false
-    if (limits > 0 || (insights !== null && !this.forecastedLately(buf, start, nameEnd, end))) {
+    if (limits > 0 || (insights !== null && !this.forecastedLately())) {
       if (!this.analyse(rs, tr, strips, limits, buf, start, nameEnd, end)) {
         if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
         return
@@ -426,13 +434,11 @@ export class LineFilter implements LineSink {
   }
 
   /**
-   * Whether a line with the identity of `buf[start, end)` (lineHash: its name and fields, the value left out) was
-   * added to the forecasts of the rules in force lately: the same bytes under the same strip rules add the same
-   * series, which a HyperLogLog already holds. Otherwise it is remembered, and the caller adds it (analyse).
-   * Strip rules only: a limit's answer for the same line changes as its values are admitted.
+   * Whether a line with the identity in lineHashes (its name and fields, the value left out) was added to the
+   * forecasts of the rules in force lately: the same bytes under the same strip rules add the same series, which
+   * a HyperLogLog already holds. Otherwise it is remembered, and the caller adds it (analyse).
    */
-  private forecastedLately(buf: Buffer, start: number, nameEnd: number, end: number): boolean {
-    lineHash(buf, start, nameEnd, nextPipe(buf, nameEnd + 1, end), end)
+  private forecastedLately(): boolean {
     const h1 = lineHashes[0]
     const h2 = lineHashes[1]
     const at = ((Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) >>> 0) & (FORECAST_LINES - 1)) << 1
@@ -635,8 +641,9 @@ export class LineFilter implements LineSink {
       if (kept === 0) at = fieldAt
     }
     if (this.cardinality !== null) {
+      // Under limits, by the bytes it leaves with (see tagged): the view counts what the agent receives.
       const outNameEnd = lineStart + (nameEnd - start)
-      lineHash(out, lineStart, outNameEnd, nextPipe(out, outNameEnd + 1, at), at)
+      if (!this.identified) lineHash(out, lineStart, outNameEnd, nextPipe(out, outNameEnd + 1, at), at)
       this.observe(out, lineStart, outNameEnd, at)
     }
     if (!assembler.endLine(at)) return

@@ -96,3 +96,15 @@ t.test('the series of a stripped line is the one it leaves with', async (t) => {
     'the stripped key is not among them',
   )
 })
+
+t.test('new rules: a line counted as it left under the old ones is counted again as it leaves now', async (t) => {
+  const strip = filterRules({ stripTags: [stripRule({ prefixes: ['api.'] }, { keys: ['request_id'] })] })
+  const path = pipeline(t, strip)
+  const lines = Array.from({ length: 2_000 }, (_, i) => `api.req:1|c|#request_id:r${i},status:${i % 4}`)
+  send(path, lines)
+  t.equal(row(view(path).sinceStart, 'api.req').series, 4, 'stripped: 4 series')
+  path.filter.setRules(RuleSet.fromRules(filterRules({}), 'enforce'))
+  send(path, lines)
+  const series = row(view(path).sinceStart, 'api.req').series
+  t.ok(within(series, 2_004, 0.03), `unstripped now: every request_id is a series (${series})`)
+})

@@ -333,6 +333,11 @@ export class CardinalityTracker {
     if (this.pendingEntry !== -1) this.remember(slot)
   }
 
+  /** Forgets every recent line (the rules changed: a line may leave otherwise than it did). */
+  forgetRecent(): void {
+    this.recentGeneration.fill(0)
+  }
+
   /** Keeps the line recent() was last asked about, of the name in `slot`, as recent. */
   private remember(slot: number): void {
     const e = this.pendingEntry
