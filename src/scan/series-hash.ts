@@ -18,19 +18,18 @@ export const OVERFLOW_IN_SERIES = 2
 const OVERFLOW_SEED = 0x3c6ef372
 
 /**
- * A line's identity as sent (its name and the fields after its value, tag order included): a murmur3-style hash
- * over 4-byte blocks (a byte-at-a-time multiply chain cost ~1.2 ns a byte, more than copying the byte), and the
+ * A line's identity as sent (its name and the fields after its value, tag order included): a multiply-xorshift
+ * hash over 4-byte blocks (a byte-at-a-time multiply chain cost ~1.2 ns a byte, more than copying the byte), and the
  * two ranges' lengths. What the cardinality view and the forecasts key their recent lines by: two lines taken for
  * one another skip one line's count (a 32-bit hash: once in 4 billion new lines). The assembler computes it while
  * it copies a line (appendHashing), lineHash() the same elsewhere: both step each range in blocks, then bytes.
  */
 export const LINE_SEED = 0x811c9dc5 | 0
 
-/** The hash's step with the block (or last byte) w. */
+/** The hash's step with the block (or last byte) w: a multiply and a shift-xor, one multiply in the chain. */
 export function lineStep(h: number, w: number): number {
-  const k = Math.imul(w, 0xcc9e2d51)
-  h ^= Math.imul((k << 15) | (k >>> 17), 0x1b873593)
-  return (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0
+  h = Math.imul(h ^ w, 0x9e3779b1)
+  return h ^ (h >>> 15)
 }
 
 /** The last line identity computed: [hash, name length << 16 ^ fields' length]. */

@@ -42,6 +42,7 @@ const TRUNCATION_MARK = '…'
  * HyperLogLog add is idempotent), so it skips the series hashing and eight scattered sketch updates. 320 KB.
  */
 const RECENT_ENTRIES = 16_384
+const RECENT_FIELDS = 5
 
 const decoder = new TextDecoder()
 
@@ -171,14 +172,13 @@ export class CardinalityTracker {
 
   /** Bumped when a slot is given to a name: a recent line of the slot's previous name no longer counts. */
   private readonly slotGeneration: Int32Array
-  /** Recent line e: its identity, its name's slot and the slot's generation then (0: empty). */
-  private readonly recentHash1: Int32Array
-  private readonly recentHash2: Int32Array
-  private readonly recentSlot: Int32Array
-  private readonly recentGeneration: Int32Array
-  /** The window half a recent line was counted in: a line must be counted again in a new half. */
-  private readonly recentHalf: Int32Array
-  /** What recent() was asked about, for observe() to keep: the entry (-1: none) and the identity. */
+  /**
+   * Recent line e at recent[e × RECENT_FIELDS]: its identity (2 words), its name's slot, the slot's generation
+   * then (0: empty), and the window half it was counted in (a line must be counted again in a new half). One
+   * array, so a lookup reads one place of memory, not five.
+   */
+  private readonly recentLines: Int32Array
+  /** What recent() was asked about, for observe() to keep: the entry's offset (-1: none) and the identity. */
   private pendingEntry = -1
   private pendingHash1 = 0
   private pendingHash2 = 0
@@ -224,11 +224,7 @@ export class CardinalityTracker {
     this.seen = new Int32Array(SEEN_SLOTS)
     this.thinned = new Int32Array(SEEN_LIMIT)
     this.slotGeneration = new Int32Array(capacity)
-    this.recentHash1 = new Int32Array(RECENT_ENTRIES)
-    this.recentHash2 = new Int32Array(RECENT_ENTRIES)
-    this.recentSlot = new Int32Array(RECENT_ENTRIES)
-    this.recentGeneration = new Int32Array(RECENT_ENTRIES)
-    this.recentHalf = new Int32Array(RECENT_ENTRIES)
+    this.recentLines = new Int32Array(RECENT_ENTRIES * RECENT_FIELDS)
     this.memoryBytes = [
       this.table,
       this.hash1,
@@ -252,11 +248,7 @@ export class CardinalityTracker {
       this.seen,
       this.thinned,
       this.slotGeneration,
-      this.recentHash1,
-      this.recentHash2,
-      this.recentSlot,
-      this.recentGeneration,
-      this.recentHalf,
+      this.recentLines,
     ].reduce((bytes, array) => bytes + array.byteLength, 0)
   }
 
@@ -268,15 +260,16 @@ export class CardinalityTracker {
   recent(hash1: number, hash2: number): boolean {
     let x = Math.imul(hash1 ^ (hash1 >>> 16), 0x85ebca6b)
     x ^= x >>> 13
-    const e = x & (RECENT_ENTRIES - 1)
-    this.pendingEntry = e
+    const at = (x & (RECENT_ENTRIES - 1)) * RECENT_FIELDS
+    this.pendingEntry = at
     this.pendingHash1 = hash1
     this.pendingHash2 = hash2
+    const lines = this.recentLines
     return (
-      this.recentHash1[e] === hash1 &&
-      this.recentHash2[e] === hash2 &&
-      this.recentHalf[e] === this.halfIndex &&
-      this.slotGeneration[this.recentSlot[e]] === this.recentGeneration[e]
+      lines[at] === hash1 &&
+      lines[at + 1] === hash2 &&
+      lines[at + 4] === this.halfIndex &&
+      this.slotGeneration[lines[at + 2]] === lines[at + 3]
     )
   }
 
@@ -335,17 +328,19 @@ export class CardinalityTracker {
 
   /** Forgets every recent line (the rules changed: a line may leave otherwise than it did). */
   forgetRecent(): void {
-    this.recentGeneration.fill(0)
+    const lines = this.recentLines
+    for (let at = 3; at < lines.length; at += RECENT_FIELDS) lines[at] = 0
   }
 
   /** Keeps the line recent() was last asked about, of the name in `slot`, as recent. */
   private remember(slot: number): void {
-    const e = this.pendingEntry
-    this.recentHash1[e] = this.pendingHash1
-    this.recentHash2[e] = this.pendingHash2
-    this.recentSlot[e] = slot
-    this.recentGeneration[e] = this.slotGeneration[slot]
-    this.recentHalf[e] = this.halfIndex
+    const at = this.pendingEntry
+    const lines = this.recentLines
+    lines[at] = this.pendingHash1
+    lines[at + 1] = this.pendingHash2
+    lines[at + 2] = slot
+    lines[at + 3] = this.slotGeneration[slot]
+    lines[at + 4] = this.halfIndex
     this.pendingEntry = -1
   }
 
