@@ -590,6 +590,13 @@ export class LineFilter implements LineSink {
     // The next tag analyse() decided on (the hasher skips empty tags: those are decided here).
     let t = 0
     let i = start
+    // Name, value and type as they came, 4 bytes a turn (as Assembler.append copies).
+    for (; i + 3 < typeEnd; i += 4, at += 4) {
+      out[at] = buf[i]
+      out[at + 1] = buf[i + 1]
+      out[at + 2] = buf[i + 2]
+      out[at + 3] = buf[i + 3]
+    }
     while (i < typeEnd) out[at++] = buf[i++]
     // buf[i] is a field's `|` (or i is the end).
     while (i < end) {
