@@ -1,4 +1,4 @@
-import type { Assembler } from './batch/assembler.ts'
+import { copyBytes, type Assembler } from './batch/assembler.ts'
 import { FORECAST_BYTES, FORECAST_PRECISION, type RuleSet } from './match/rule-set.ts'
 import { ADMITTED, FULL } from './match/admission.ts'
 import {
@@ -100,7 +100,7 @@ export class LineFilter implements LineSink {
   private readonly cursor = new TagCursor()
   /** A line's tags and series hashes: for the cardinality view, and the limits' admission sets. */
   private readonly hasher = new SeriesHasher(MAX_TAGS)
-  /** Per tag the hasher recorded: KEEP, STRIPPED, WOULD_STRIP, OVERFLOWED or DROPPED (lines under limits). */
+  /** Per tag the hasher recorded: KEEP, STRIPPED, WOULD_STRIP, OVERFLOWED or DROPPED (lines analyse() decided). */
   private readonly decisions = new Uint8Array(MAX_TAGS)
   private readonly cardinality: CardinalityTracker | null
   /** Whether lineHashes holds the identity of the received line tagged() is on (see there). */
@@ -583,21 +583,14 @@ export class LineFilter implements LineSink {
     }
     const lineStart = assembler.beginLine(end - start + (analysed ? this.growth : 0))
     if (lineStart === -1) return
-    let at = lineStart
     const out = assembler.lineBuffer
     let removed = 0
     let wouldRemove = 0
     // The next tag analyse() decided on (the hasher skips empty tags: those are decided here).
     let t = 0
-    let i = start
-    // Name, value and type as they came, 4 bytes a turn (as Assembler.append copies).
-    for (; i + 3 < typeEnd; i += 4, at += 4) {
-      out[at] = buf[i]
-      out[at + 1] = buf[i + 1]
-      out[at + 2] = buf[i + 2]
-      out[at + 3] = buf[i + 3]
-    }
-    while (i < typeEnd) out[at++] = buf[i++]
+    // Name, value and type as they came.
+    let at = copyBytes(buf, start, typeEnd, out, lineStart)
+    let i = typeEnd
     // buf[i] is a field's `|` (or i is the end).
     while (i < end) {
       const fieldAt = at
@@ -631,7 +624,7 @@ export class LineFilter implements LineSink {
           if (b === COLON) while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) i++
         } else if (decision === OVERFLOWED) {
           kept++
-          for (let k = 0; k < OVERFLOW_LENGTH; k++) out[at++] = OVERFLOW_VALUE[k]
+          at = copyBytes(OVERFLOW_VALUE, 0, OVERFLOW_LENGTH, out, at)
           if (b === COLON) while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) i++
         } else {
           if (decision === WOULD_STRIP) wouldRemove++

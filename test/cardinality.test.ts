@@ -8,6 +8,7 @@ import {
   mergeCardinality,
   type CardinalityRow,
 } from '../src/telemetry/cardinality.ts'
+import { prng } from './fixtures/faults.ts'
 
 /** Lines packed into one buffer, `\n`-separated, with where each name and line ends. */
 interface Slab {
@@ -40,17 +41,6 @@ function feed(tracker: CardinalityTracker, lines: Slab): void {
     hasher.collect(buf, starts[i], nameEnds[i], ends[i])
     hasher.series(null)
     tracker.observe(hasher, buf, starts[i], nameEnds[i])
-  }
-}
-
-/** A seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed | 0
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
   }
 }
 

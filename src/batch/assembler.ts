@@ -1,5 +1,5 @@
 import type { BufferPool } from './pool.ts'
-import { LINE_SEED, lineHash, lineHashes, lineStep } from '../scan/series-hash.ts'
+import { keepLineHash, LINE_SEED, lineHash, lineStep } from '../scan/series-hash.ts'
 import type { SendDone, Target } from '../send/target.ts'
 import type { Counters } from '../telemetry/counters.ts'
 
@@ -65,20 +65,9 @@ export class Assembler {
   append(src: Buffer, start: number, end: number): boolean {
     const length = end - start
     if (length > this.maxPacketSize) return this.sendOversize(src, start, length)
-    let at = this.room(length)
+    const at = this.room(length)
     if (at === -1) return false
-    const buf = this.buf as Buffer
-    // A byte loop, not Buffer#copy: on Node 20 copy() allocates a Uint8Array view of the source per call. Four
-    // bytes a turn: a 70-byte line took 60 ns instead of 88.
-    let i = start
-    for (; i + 3 < end; i += 4, at += 4) {
-      buf[at] = src[i]
-      buf[at + 1] = src[i + 1]
-      buf[at + 2] = src[i + 2]
-      buf[at + 3] = src[i + 3]
-    }
-    for (; i < end; i++) buf[at++] = src[i]
-    this.lineDone(at)
+    this.lineDone(copyBytes(src, start, end, this.buf as Buffer, at))
     return true
   }
 
@@ -96,46 +85,10 @@ export class Assembler {
     let at = this.room(length)
     if (at === -1) return false
     const buf = this.buf as Buffer
-    let h1 = LINE_SEED
-    let i = start
-    for (; i + 3 < nameEnd; i += 4) {
-      const b0 = src[i]
-      const b1 = src[i + 1]
-      const b2 = src[i + 2]
-      const b3 = src[i + 3]
-      buf[at] = b0
-      buf[at + 1] = b1
-      buf[at + 2] = b2
-      buf[at + 3] = b3
-      at += 4
-      const w = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
-      h1 = lineStep(h1, w)
-    }
-    for (; i < nameEnd; i++) {
-      const b = (buf[at++] = src[i])
-      h1 = lineStep(h1, b)
-    }
-    for (; i < fields; i++) buf[at++] = src[i]
-    for (; i + 3 < end; i += 4) {
-      const b0 = src[i]
-      const b1 = src[i + 1]
-      const b2 = src[i + 2]
-      const b3 = src[i + 3]
-      buf[at] = b0
-      buf[at + 1] = b1
-      buf[at + 2] = b2
-      buf[at + 3] = b3
-      at += 4
-      const w = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
-      h1 = lineStep(h1, w)
-    }
-    for (; i < end; i++) {
-      const b = (buf[at++] = src[i])
-      h1 = lineStep(h1, b)
-    }
-    lineHashes[0] = h1
-    lineHashes[1] = ((nameEnd - start) << 16) ^ (end - fields)
-    this.lineDone(at)
+    const h = copyHashing(src, start, nameEnd, buf, at, LINE_SEED)
+    at = copyBytes(src, nameEnd, fields, buf, at + nameEnd - start)
+    keepLineHash(copyHashing(src, fields, end, buf, at, h), nameEnd - start, end - fields)
+    this.lineDone(at + end - fields)
     return true
   }
 
@@ -274,4 +227,35 @@ export class Assembler {
       this.resolveIdle()
     }
   }
+}
+
+/**
+ * Copies `src[from, to)` into `dst` from `at`, 4 bytes a turn; returns where the copy ends. A byte loop, not
+ * Buffer#copy: on Node 20 copy() allocates a Uint8Array view of the source per call. Four bytes a turn: a 70-byte
+ * line took 60 ns instead of 88.
+ */
+export function copyBytes(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number): number {
+  let i = from
+  for (; i + 3 < to; i += 4, at += 4) {
+    dst[at] = src[i]
+    dst[at + 1] = src[i + 1]
+    dst[at + 2] = src[i + 2]
+    dst[at + 3] = src[i + 3]
+  }
+  for (; i < to; i++) dst[at++] = src[i]
+  return at
+}
+
+/** copyBytes, returning `h` stepped over the bytes as lineHash steps a range (the same blocks, in the same loop). */
+function copyHashing(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number, h: number): number {
+  let i = from
+  for (; i + 3 < to; i += 4, at += 4) {
+    const b0 = (dst[at] = src[i])
+    const b1 = (dst[at + 1] = src[i + 1])
+    const b2 = (dst[at + 2] = src[i + 2])
+    const b3 = (dst[at + 3] = src[i + 3])
+    h = lineStep(h, b0 | (b1 << 8) | (b2 << 16) | (b3 << 24))
+  }
+  for (; i < to; i++) h = lineStep(h, (dst[at++] = src[i]))
+  return h
 }

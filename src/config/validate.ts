@@ -196,6 +196,11 @@ function host(c: Checker, path: Path, v: unknown): string {
   return v
 }
 
+/** An optional integer in `range`, `fallback` when absent (and when invalid, besides the problem). */
+function inRange(c: Checker, path: Path, v: unknown, range: { min: number; max: number }, fallback: number): number {
+  return integer(c, path, v ?? fallback, range.min, range.max, fallback)
+}
+
 function integer(c: Checker, path: Path, v: unknown, min: number, max: number, fallback: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     c.problem(path, `must be an integer from ${min} to ${max} (got ${JSON.stringify(v)})`)
@@ -368,6 +373,13 @@ function selector(c: Checker, path: Path, obj: Record<string, unknown>): Selecto
   return result
 }
 
+/** A rule's `metrics` selector (stripTags, cardinality limits): required, a mapping, at least one entry. */
+function metricsOf(c: Checker, rulePath: Path, v: unknown): Selector {
+  if (v == null) c.problem(rulePath, 'needs the key metrics (which metric names)')
+  const obj = object(c, [...rulePath, 'metrics'], v, SELECTOR_KEYS)
+  return obj === undefined ? { prefixes: [], names: [], globs: [] } : selector(c, [...rulePath, 'metrics'], obj)
+}
+
 function allowlist(c: Checker, v: unknown): Allowlist | null {
   if (v === undefined || v === null) return null
   const obj = object(c, ['allowlist'], v, [...SELECTOR_KEYS, 'dryRun'])
@@ -391,10 +403,7 @@ function stripTags(c: Checker, v: unknown): StripRule[] {
       return []
     }
     const obj = object(c, at, item, STRIP_KEYS) ?? {}
-    if (obj.metrics === undefined || obj.metrics === null) c.problem(at, 'needs the key metrics (which metric names)')
-    const metricsObj = object(c, [...at, 'metrics'], obj.metrics, SELECTOR_KEYS)
-    const metrics =
-      metricsObj === undefined ? { prefixes: [], names: [], globs: [] } : selector(c, [...at, 'metrics'], metricsObj)
+    const metrics = metricsOf(c, at, obj.metrics)
     const hasKeys = obj.keys !== undefined
     const hasKeepOnly = obj.keepOnly !== undefined
     if (hasKeys && hasKeepOnly)
@@ -464,39 +473,25 @@ function cardinality(c: Checker, obj: Record<string, unknown>): CardinalityRules
       return []
     }
     const rule = object(c, at, item, LIMIT_KEYS) ?? {}
-    if (rule.metrics == null) c.problem(at, 'needs the key metrics (which metric names)')
-    const metricsObj = object(c, [...at, 'metrics'], rule.metrics, SELECTOR_KEYS)
-    const metrics =
-      metricsObj === undefined ? { prefixes: [], names: [], globs: [] } : selector(c, [...at, 'metrics'], metricsObj)
+    const metrics = metricsOf(c, at, rule.metrics)
     if (rule.maxValuesPerTag == null) c.problem(at, 'needs the key maxValuesPerTag (distinct values per tag key)')
     return [
       {
         metrics,
-        maxValuesPerTag:
-          rule.maxValuesPerTag == null
-            ? VALUES_PER_TAG_RANGE.min
-            : integer(
-                c,
-                [...at, 'maxValuesPerTag'],
-                rule.maxValuesPerTag,
-                VALUES_PER_TAG_RANGE.min,
-                VALUES_PER_TAG_RANGE.max,
-                VALUES_PER_TAG_RANGE.min,
-              ),
+        maxValuesPerTag: inRange(
+          c,
+          [...at, 'maxValuesPerTag'],
+          rule.maxValuesPerTag,
+          VALUES_PER_TAG_RANGE,
+          VALUES_PER_TAG_RANGE.min,
+        ),
         exempt:
           rule.exempt == null || (Array.isArray(rule.exempt) && rule.exempt.length === 0)
             ? []
             : keyList(c, [...at, 'exempt'], rule.exempt),
         over: oneOf(c, [...at, 'over'], rule.over ?? DEFAULTS.cardinality.over, OVER_ACTIONS),
         dryRun: boolean(c, [...at, 'dryRun'], rule.dryRun ?? false),
-        maxKeys: integer(
-          c,
-          [...at, 'maxKeys'],
-          rule.maxKeys ?? DEFAULTS.cardinality.maxKeys,
-          MAX_KEYS_RANGE.min,
-          MAX_KEYS_RANGE.max,
-          DEFAULTS.cardinality.maxKeys,
-        ),
+        maxKeys: inRange(c, [...at, 'maxKeys'], rule.maxKeys, MAX_KEYS_RANGE, DEFAULTS.cardinality.maxKeys),
       },
     ]
   })
@@ -508,14 +503,7 @@ function cardinalityView(c: Checker, v: unknown): Config['cardinalityView'] {
   const obj = object(c, path, v, ['enabled', 'names', 'window']) ?? {}
   if (!boolean(c, [...path, 'enabled'], obj.enabled ?? true)) return null
   return {
-    trackedNames: integer(
-      c,
-      [...path, 'names'],
-      obj.names ?? DEFAULTS.cardinalityView.trackedNames,
-      TRACKED_NAMES_RANGE.min,
-      TRACKED_NAMES_RANGE.max,
-      DEFAULTS.cardinalityView.trackedNames,
-    ),
+    trackedNames: inRange(c, [...path, 'names'], obj.names, TRACKED_NAMES_RANGE, DEFAULTS.cardinalityView.trackedNames),
     windowMs:
       obj.window == null
         ? DEFAULTS.cardinalityView.windowMs

@@ -122,19 +122,7 @@ export function ruleKinds(compiled: { rules: PackedRules; tags: TagRulesData | n
     stripTags: 0,
     cardinalityLimits: 0,
   }
-  for (const info of compiled.tags?.info ?? []) {
-    const key =
-      info.action === 'allow'
-        ? 'allow'
-        : info.action === 'strip'
-          ? 'stripTags'
-          : info.action === 'limit'
-            ? 'cardinalityLimits'
-            : ({ prefix: 'prefixes', name: 'names', glob: 'globs', tag: 'tags', metrics: 'stripTags' } as const)[
-                info.kind
-              ]
-    counts[key]++
-  }
+  for (const info of compiled.tags?.info ?? []) counts[KIND_KEYS[ruleLabel(info)]]++
   return counts
 }
 
@@ -293,6 +281,25 @@ export class RuleStats implements RuleHits {
 export type RuleLabel = RuleKind | 'glob' | 'tag' | 'allow' | 'strip_tags' | 'cardinality_limit'
 const RULE_LABELS: readonly RuleLabel[] = ['prefix', 'name', 'glob', 'tag', 'allow', 'strip_tags', 'cardinality_limit']
 
+/** A tag rule's label: what it is (allow, strip_tags, cardinality_limit), or for a block rule what it matches. */
+function ruleLabel(info: TagRuleInfo): RuleLabel {
+  if (info.action === 'allow') return 'allow'
+  if (info.action === 'strip') return 'strip_tags'
+  if (info.action === 'limit') return 'cardinality_limit'
+  return info.kind as RuleLabel
+}
+
+/** The key of ruleKinds' counts for each label. */
+const KIND_KEYS: Record<RuleLabel, string> = {
+  prefix: 'prefixes',
+  name: 'names',
+  glob: 'globs',
+  tag: 'tags',
+  allow: 'allow',
+  strip_tags: 'stripTags',
+  cardinality_limit: 'cardinalityLimits',
+}
+
 /** Rules by label and by whether a match only counts (dryRun, or every rule in mode dry-run) or acts. */
 export function countRules(
   compiled: { rules: PackedRules; tags: TagRulesData | null },
@@ -306,17 +313,7 @@ export function countRules(
   }
   const { rules, tags } = compiled
   for (let i = 0; i < ruleCount(rules); i++) count(kindOf(rules, i), rules.dryRun[i] === 1)
-  tags?.info.forEach((info, i) => {
-    const label =
-      info.action === 'allow'
-        ? 'allow'
-        : info.action === 'strip'
-          ? 'strip_tags'
-          : info.action === 'limit'
-            ? 'cardinality_limit'
-            : info.kind
-    count(label as RuleLabel, tags.dryRun[i] === 1)
-  })
+  tags?.info.forEach((info, i) => count(ruleLabel(info), tags.dryRun[i] === 1))
   return counts
 }
 

@@ -22,7 +22,7 @@ const OVERFLOW_SEED = 0x3c6ef372
  * hash over 4-byte blocks (a byte-at-a-time multiply chain cost ~1.2 ns a byte, more than copying the byte), and the
  * two ranges' lengths. What the cardinality view and the forecasts key their recent lines by: two lines taken for
  * one another skip one line's count (a 32-bit hash: once in 4 billion new lines). The assembler computes it while
- * it copies a line (appendHashing), lineHash() the same elsewhere: both step each range in blocks, then bytes.
+ * it copies a line (appendHashing), lineHash() the same elsewhere: both step each range as hashRange does.
  */
 export const LINE_SEED = 0x811c9dc5 | 0
 
@@ -35,29 +35,26 @@ export function lineStep(h: number, w: number): number {
 /** The last line identity computed: [hash, name length << 16 ^ fields' length]. */
 export const lineHashes = new Int32Array(2)
 
+/** `h` stepped over `buf[from, to)`: 4-byte blocks (little-endian), then the last bytes one by one. */
+function hashRange(buf: Uint8Array, from: number, to: number, h: number): number {
+  let i = from
+  for (; i + 3 < to; i += 4) h = lineStep(h, buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24))
+  for (; i < to; i++) h = lineStep(h, buf[i])
+  return h
+}
+
+/** Puts in lineHashes the identity of a line whose name and fields hashed to `h`, with their lengths. */
+export function keepLineHash(h: number, nameLength: number, fieldsLength: number): void {
+  lineHashes[0] = h
+  lineHashes[1] = (nameLength << 16) ^ fieldsLength
+}
+
 /**
  * The line identity of `buf[start, end)` (its name ends at nameEnd, its value at `fields`: the fields' `|` or the
- * end) into lineHashes: each range in 4-byte blocks (little-endian), then its last bytes one by one.
+ * end) into lineHashes: the name, then the fields, each stepped as hashRange does.
  */
 export function lineHash(buf: Uint8Array, start: number, nameEnd: number, fields: number, end: number): void {
-  let h1 = LINE_SEED
-  let i = start
-  for (; i + 3 < nameEnd; i += 4) {
-    const w = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)
-    h1 = lineStep(h1, w)
-  }
-  for (; i < nameEnd; i++) {
-    h1 = lineStep(h1, buf[i])
-  }
-  for (i = fields; i + 3 < end; i += 4) {
-    const w = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)
-    h1 = lineStep(h1, w)
-  }
-  for (; i < end; i++) {
-    h1 = lineStep(h1, buf[i])
-  }
-  lineHashes[0] = h1
-  lineHashes[1] = ((nameEnd - start) << 16) ^ (end - fields)
+  keepLineHash(hashRange(buf, fields, end, hashRange(buf, start, nameEnd, LINE_SEED)), nameEnd - start, end - fields)
 }
 
 /** Seeds of the two series folds. */

@@ -1,5 +1,6 @@
 import type { SeriesHasher } from '../scan/series-hash.ts'
 import { hllAdd, hllEstimate, hllMerge } from './hyperloglog.ts'
+import { EMPTY, linkSlot, unlinkSlot } from './slot-table.ts'
 
 /** What {@link CardinalityTracker} keeps, at the defaults /cardinality runs with. */
 export interface CardinalityOptions {
@@ -34,7 +35,6 @@ const UNTRACKED_PRECISION = 6
 /** Slots of the distinct sampler's seen-set; it is thinned when it holds SEEN_LIMIT sampled series (50%). */
 const SEEN_SLOTS = 65_536
 const SEEN_LIMIT = SEEN_SLOTS / 2
-const EMPTY = -1
 const TRUNCATION_MARK = '…'
 /**
  * Recent lines of tracked names, by their identity as sent (lineHash of series-hash.ts: a 32-bit hash of the name
@@ -462,7 +462,7 @@ export class CardinalityTracker {
       slot = 0
       for (let s = 1; s < this.capacity; s++) if (this.counts[s] < this.counts[slot]) slot = s
       this.counts[slot] += weight
-      this.unlink(slot)
+      unlinkSlot(this.table, this.hash1, slot)
       const m = this.m
       this.series.fill(0, slot * m, (slot + 1) * m)
       this.seriesHalf0.fill(0, slot * m, (slot + 1) * m)
@@ -473,11 +473,7 @@ export class CardinalityTracker {
     this.hash1[slot] = h1
     this.hash2[slot] = h2
     this.slotGeneration[slot]++
-    const table = this.table
-    const mask = this.mask
-    let i = h1 & mask
-    while (table[i] !== EMPTY) i = (i + 1) & mask
-    table[i] = slot
+    linkSlot(this.table, h1, slot)
     this.nameLengths[slot] = copyCut(
       buf,
       start,
@@ -500,23 +496,6 @@ export class CardinalityTracker {
     this.valuesHalf1.fill(0, k * keyM, (k + 1) * keyM)
     this.keyLengths[k] = copyCut(buf, start, end, this.options.maxKeyBytes, this.keys, k * this.options.maxKeyBytes)
     this.keyCut[k] = end - start > this.options.maxKeyBytes ? 1 : 0
-  }
-
-  /** Removes the slot from the name table by backward-shift deletion (as TopTalkers does: no tombstones). */
-  private unlink(slot: number): void {
-    const table = this.table
-    const hash1 = this.hash1
-    const mask = this.mask
-    let hole = hash1[slot] & mask
-    while (table[hole] !== slot) hole = (hole + 1) & mask
-    for (let i = (hole + 1) & mask; table[i] !== EMPTY; i = (i + 1) & mask) {
-      const other = table[i]
-      if (((i - (hash1[other] & mask)) & mask) >= ((i - hole) & mask)) {
-        table[hole] = other
-        hole = i
-      }
-    }
-    table[hole] = EMPTY
   }
 
   private clearHalf(half: number): void {

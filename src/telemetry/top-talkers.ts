@@ -1,3 +1,5 @@
+import { EMPTY, linkSlot, unlinkSlot } from './slot-table.ts'
+
 /** One row of {@link TopTalkers.top}. */
 export interface TopEntry {
   /** The name as UTF-8 text (invalid bytes shown as U+FFFD); a name cut to maxNameBytes ends in '…'. */
@@ -9,7 +11,6 @@ export interface TopEntry {
 }
 
 const TRUNCATION_MARK = '…'
-const EMPTY = -1
 const FNV_OFFSET = 0x811c9dc5 | 0
 const FNV_PRIME = 0x01000193
 const SEED = 0x9e3779b9 | 0
@@ -169,7 +170,7 @@ export class TopTalkers {
     // Space-Saving: the new name takes over the smallest counter and inherits its count as possible overcount.
     const slot = this.heap[0]
     const min = this.counts[slot]
-    this.unlink(slot)
+    unlinkSlot(this.table, this.hashes, slot)
     this.counts[slot] = min + 1
     this.errors[slot] = min
     this.store(slot, buf, start, length, cut, hash)
@@ -192,32 +193,7 @@ export class TopTalkers {
     this.nameLengths[slot] = length
     this.truncated[slot] = cut
     this.hashes[slot] = hash
-    const table = this.table
-    const mask = this.mask
-    let i = hash & mask
-    while (table[i] !== EMPTY) i = (i + 1) & mask
-    table[i] = slot
-  }
-
-  /**
-   * Removes the slot from the hash table by backward-shift deletion: later entries of the probe run move into the
-   * hole when their home position allows, so no lookup ever stops early and no tombstones accumulate.
-   */
-  private unlink(slot: number): void {
-    const table = this.table
-    const hashes = this.hashes
-    const mask = this.mask
-    let hole = hashes[slot] & mask
-    while (table[hole] !== slot) hole = (hole + 1) & mask
-    for (let i = (hole + 1) & mask; table[i] !== EMPTY; i = (i + 1) & mask) {
-      const other = table[i]
-      // The entry at i may move back to the hole if the hole lies on its probe path, home..i.
-      if (((i - (hashes[other] & mask)) & mask) >= ((i - hole) & mask)) {
-        table[hole] = other
-        hole = i
-      }
-    }
-    table[hole] = EMPTY
+    linkSlot(this.table, hash, slot)
   }
 
   /** Moves the counter at heap position `pos` up to its place: a new counter, below counters that have grown. */
