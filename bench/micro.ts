@@ -12,6 +12,7 @@ import type { Counters } from '../src/telemetry/counters.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 import { NullTarget } from './lib/null-target.ts'
 import { countGcs, type GcCounts } from './lib/gc.ts'
+import { median } from './lib/stats.ts'
 import { blockedPrefixes } from './workload.ts'
 
 const totalLines = Number(process.argv[2] ?? 10_000_000)
@@ -76,8 +77,9 @@ async function measure(
 
 /**
  * Rounds per variant, alternated (off, on, off, on, ...) so that the machine's drift hits both alike; the view's
- * cost is the median of each round's on/off ratio (a pair half a second apart), which moved 0.03 between quiet
- * runs where the ratio of the two medians moved 0.3 under a neighbour's load.
+ * cost is the median of each round's on/off ratio (a pair half a second apart). Within a run the rounds agree to
+ * ±0.02; between runs the cost moves by up to 0.2 (1.07-1.28 over ten runs), with the code V8 generates for the
+ * process: compare several runs.
  */
 const ROUNDS = 7
 
@@ -100,7 +102,6 @@ async function main(): Promise<void> {
       v.lines = lines
     }
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]
   for (const v of variants) {
     v.path.close()
     const { counters } = v.path
