@@ -550,11 +550,12 @@ export class LineFilter implements LineSink {
 
   /**
    * Forwards the line without the tags that the applying strip rules (tr.applying[0, strips)) remove, and (when
-   * `analysed`) with what analyse() decided for each tag, in one pass that copies the line straight into the output
-   * datagram while it finds the tags: a removed tag is taken back by moving the write position back to where it
-   * began (with the comma written before it), an overflowed one keeps its key and gets OVERFLOW_VALUE, and a tag
-   * field left without tags goes whole, `|#` included. Every other byte leaves as it came. One pass instead of a
-   * walk and a copy: the walk alone cost as much as the copy.
+   * `analysed`) with what analyse() decided for each tag, copying it straight into the output datagram in runs: the
+   * bytes kept since the last cut (`buf[run, i)`) go in one copyBytes when a tag is cut, an overflowed value is
+   * replaced, or the line ends. A removed tag goes with one comma (the one before it, or after it when no tag of its
+   * field was kept before it), a tag field left without tags goes whole (`|#` included), every other byte leaves
+   * as it came. Tags are only read here (each key walked once, through the key trie as its end is sought): a copy
+   * in the walk's byte loop cost 2-3x copyBytes per byte.
    */
   private rewrite(
     rs: RuleSet,
@@ -588,58 +589,73 @@ export class LineFilter implements LineSink {
     let wouldRemove = 0
     // The next tag analyse() decided on (the hasher skips empty tags: those are decided here).
     let t = 0
-    // Name, value and type as they came.
-    let at = copyBytes(buf, start, typeEnd, out, lineStart)
+    let at = lineStart
+    let run = start
     let i = typeEnd
     // buf[i] is a field's `|` (or i is the end).
     while (i < end) {
-      const fieldAt = at
-      out[at++] = PIPE
-      i++
-      if (i + 1 >= end || buf[i] !== HASH || buf[i + 1] === PIPE) {
-        // Not a tag field, or an empty one (no tags): as it came.
-        while (i < end && buf[i] !== PIPE) out[at++] = buf[i++]
+      const fieldStart = i
+      // Not a tag field, or an empty one (no tags): as it came.
+      if (i + 2 >= end || buf[i + 1] !== HASH || buf[i + 2] === PIPE) {
+        i = nextPipe(buf, i + 1, end)
         continue
       }
-      out[at++] = HASH
-      i++
+      // Where the field's `|` is in the output, for a field left without tags.
+      const fieldAt = at + (fieldStart - run)
       let kept = 0
+      let tagStart = i + 2
+      // Each tag ends at a `,` (another follows), or at the field's end: a `|` or the line's.
+      let tagEnd: number
+      let more: boolean
       for (;;) {
-        const tagAt = at
-        if (kept > 0) out[at++] = COMMA
-        const tagStart = i
-        // The key (up to a `:`), copied as it is read; the decision comes before the value is.
-        let b = 0
-        while (i < end && (b = buf[i]) !== COLON && b !== COMMA && b !== PIPE) {
-          out[at++] = b
-          i++
-        }
-        if (i === end) b = 0
+        let keyEnd: number
         let decision: number
-        if (analysed && t < hasher.count && hasher.tagStart[t] === tagStart) decision = decisions[t++]
-        else decision = this.stripDecision(tr, strips, tr.keyId(buf, tagStart, i), dryRun)
+        if (analysed && t < hasher.count && hasher.tagStart[t] === tagStart) {
+          keyEnd = hasher.keyEnd[t]
+          tagEnd = hasher.tagEnd[t]
+          decision = decisions[t++]
+        } else {
+          const key = tr.keyIdUntil(buf, tagStart, end)
+          keyEnd = tr.keyEnd
+          tagEnd = keyEnd
+          if (tagEnd < end && buf[tagEnd] === COLON) {
+            while (++tagEnd < end) {
+              const b = buf[tagEnd]
+              if (b === COMMA || b === PIPE) break
+            }
+          }
+          decision = this.stripDecision(tr, strips, key, dryRun)
+        }
+        more = tagEnd < end && buf[tagEnd] === COMMA
         if (decision === STRIPPED || decision === DROPPED) {
           if (decision === STRIPPED) removed++
-          at = tagAt
-          if (b === COLON) while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) i++
+          if (kept === 0) {
+            // The first kept tag of the field will start it: its comma goes with this tag.
+            at = copyBytes(buf, run, tagStart, out, at)
+            run = more ? tagEnd + 1 : tagEnd
+          } else {
+            // Its comma before goes; the one after (if any) comes before the next tag kept.
+            at = copyBytes(buf, run, tagStart - 1, out, at)
+            run = tagEnd
+          }
         } else if (decision === OVERFLOWED) {
           kept++
-          at = copyBytes(OVERFLOW_VALUE, 0, OVERFLOW_LENGTH, out, at)
-          if (b === COLON) while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) i++
+          at = copyBytes(OVERFLOW_VALUE, 0, OVERFLOW_LENGTH, out, copyBytes(buf, run, keyEnd, out, at))
+          run = tagEnd
         } else {
           if (decision === WOULD_STRIP) wouldRemove++
           kept++
-          if (b === COLON)
-            while (i < end && (b = buf[i]) !== COMMA && b !== PIPE) {
-              out[at++] = b
-              i++
-            }
         }
-        if (i < end && b === COMMA) i++
-        else break
+        if (!more) break
+        tagStart = tagEnd + 1
       }
-      if (kept === 0) at = fieldAt
+      i = tagEnd
+      if (kept === 0) {
+        at = fieldAt
+        run = tagEnd
+      }
     }
+    at = copyBytes(buf, run, end, out, at)
     if (this.cardinality !== null) {
       // Under limits, by the bytes it leaves with (see tagged): the view counts what the agent receives.
       const outNameEnd = lineStart + (nameEnd - start)

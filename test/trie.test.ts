@@ -223,3 +223,20 @@ t.test('matchAll agrees with a naive reference, and match() is its last result',
   }
   t.pass('100 random rule sets x 30 names agree')
 })
+
+t.test('matchUntil: the exact name up to the first stop byte, and where it stopped', async (t) => {
+  const trie = compile(['env'], ['env', 'user_id', 'host'])
+  const stops = new Uint8Array(256)
+  for (const c of ':,|') stops[c.charCodeAt(0)] = 1
+  const buf = Buffer.from('#env:prod,user_id:u1,host,user_idx:1,en|x,,us', 'utf8')
+  const at = (s: string, from = 0): number => buf.indexOf(s, from)
+  const walk = (from: number): [number, number] => [trie.matchUntil(buf, from, buf.length, stops), trie.stoppedAt]
+  t.same(walk(1), [1, at(':prod')], 'a name rule, not the prefix of the same pattern')
+  t.same(walk(at('user_id')), [2, at(':u1')])
+  t.same(walk(at('host')), [3, at(',user_idx')], 'stops at a comma')
+  t.same(walk(at('user_idx')), [-1, at(':1')], 'a longer key is another key')
+  t.same(walk(at('en|')), [-1, at('|x')], 'a shorter key is another key; stops at a pipe')
+  t.same(walk(at(',,') + 1), [-1, at(',,') + 1], 'an empty key')
+  t.same(walk(buf.lastIndexOf(',us') + 1), [-1, buf.length], 'a walk that leaves the trie still finds the end')
+  t.same([trie.matchUntil(buf, at('host'), at('host') + 2, stops), trie.stoppedAt], [-1, at('host') + 2], 'or the end')
+})

@@ -12,6 +12,12 @@ import type { Mode } from './rule-set.ts'
  * matched through typed arrays only (shareable between threads like the trie).
  */
 
+/** Where a tag's key ends: its `:`, the `,` before the next tag, or the `|` of the next field. */
+const KEY_ENDS = new Uint8Array(256)
+KEY_ENDS[0x3a] = 1
+KEY_ENDS[0x2c] = 1
+KEY_ENDS[0x7c] = 1
+
 /** What an extra rule does when it matches. */
 export const BLOCK = 0
 /** A blocklist.tags entry: blocks on a tag, whatever the name. */
@@ -375,6 +381,8 @@ export class TagRules {
   readonly overAction: Uint8Array
   /** Limit rule r's admitted values are admission[limitSlot[r]]. */
   readonly limitSlot: Int32Array
+  /** Where the key keyIdUntil looked up ends. */
+  keyEnd = 0
   /** seen[r] === line: strip rule r is in `applying` already (a name may match a rule through several entries). */
   private readonly seen: Int32Array
   private line = 0
@@ -498,6 +506,16 @@ export class TagRules {
   /** The key id of `buf[start, end)`, or -1 for a key no strip rule names. */
   keyId(buf: Uint8Array, start: number, end: number): number {
     return this.keys.match(buf, start, end)
+  }
+
+  /**
+   * The key id of the tag starting at `start` in a line ending at `end` (its key: up to its first `:`, `,` or
+   * `|`), or -1 for a key no strip rule names; where the key ends is left in `keyEnd`.
+   */
+  keyIdUntil(buf: Uint8Array, start: number, end: number): number {
+    const id = this.keys.matchUntil(buf, start, end, KEY_ENDS)
+    this.keyEnd = this.keys.stoppedAt
+    return id
   }
 
   /** Whether strip rule r removes tags with this key id. */

@@ -31,6 +31,8 @@ export class Trie {
   private readonly check: Int32Array
   private readonly prefixRule: Int32Array
   private readonly exactRule: Int32Array
+  /** Where the last matchUntil stopped. */
+  stoppedAt = 0
 
   constructor(data: TrieData) {
     this.nodeCount = data.nodeCount
@@ -82,6 +84,27 @@ export class Trie {
     if (exact !== NONE) return exact
     const p = prefixRule[s]
     return p !== NONE ? p : best
+  }
+
+  /**
+   * The exact-name rule of the bytes from `start` up to the first byte that `stops` marks 1 (or `end`), or -1,
+   * walking the trie while that end is sought: one pass over the bytes, for a caller that does not know where they
+   * end. Where the walk stopped is left in `stoppedAt`.
+   */
+  matchUntil(buf: Uint8Array, start: number, end: number, stops: Uint8Array): number {
+    const base = this.base
+    const check = this.check
+    let s = 0
+    let i = start
+    for (; i < end; i++) {
+      const b = buf[i]
+      if (stops[b] === 1) break
+      if (s === NONE) continue
+      const t = base[s] + b
+      s = check[t] === s ? t : NONE
+    }
+    this.stoppedAt = i
+    return s === NONE ? NONE : this.exactRule[s]
   }
 
   /**
