@@ -201,6 +201,27 @@ t.test('the generation stamps wrap around without losing or repeating a match', 
   t.ok((m as unknown as { generation: number }).generation < 100, 'the stamps started over')
 })
 
+t.test('the DFA starts over when full, and a name that filled it finishes on the NFA', async (t) => {
+  // Each `teamN.` name walks ~5 states no other name reaches: 20,000 of them are more than the DFA holds.
+  const globs = Array.from({ length: 20_000 }, (_, i) => `team${i}.**`)
+  const m = compile([...globs, '**.x'])
+  const dfa = m as unknown as { states: number; maxStates: number }
+  let wrong = 0
+  let startedOver = 0
+  let last = 0
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < globs.length; i++) {
+      if (matchIds(m, `team${i}.a.x`).join() !== `${i},${globs.length}`) wrong++
+      if (matchIds(m, `team${i}`).length !== 0) wrong++
+      if (dfa.states < last) startedOver++
+      last = dfa.states
+    }
+  }
+  t.equal(wrong, 0, 'every name matched its globs, before and after each start-over')
+  t.ok(startedOver >= 2, `the DFA started over ${startedOver} times (it holds ${dfa.maxStates} states)`)
+  t.ok(dfa.states <= dfa.maxStates)
+})
+
 t.test('globProblem: every invalid shape, and valid ones', async (t) => {
   const invalid: [string, RegExp][] = [
     ['', /empty/],
