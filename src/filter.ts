@@ -1,4 +1,4 @@
-import { copyBytes, type Assembler } from './batch/assembler.ts'
+import { copyBytes, copyHashing, type Assembler } from './batch/assembler.ts'
 import { FORECAST_BYTES, FORECAST_PRECISION, type RuleSet } from './match/rule-set.ts'
 import { ADMITTED, FULL } from './match/admission.ts'
 import {
@@ -17,7 +17,10 @@ import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
 import {
   DROP_FROM_SERIES,
+  hashRange,
   KEEP_IN_SERIES,
+  keepLineHash,
+  LINE_SEED,
   lineHash,
   lineHashes,
   OVERFLOW_IN_SERIES,
@@ -76,7 +79,11 @@ function pairHash(nameHash: number, keyHash: number, seed: number): number {
 /** What an over-limit value becomes: written after the tag's key (the `:` included), in place of its value. */
 const OVERFLOW_VALUE = Buffer.from(':__overflow__')
 const OVERFLOW_LENGTH = OVERFLOW_VALUE.length
-/** Lines the strip rules' forecasts remember as added (a direct-mapped table of line identities, 256 KB). */
+/**
+ * Lines the strip rules' forecasts remember as added: a table of line identities in pairs (a line goes in one of
+ * two places), 256 KB. Direct-mapped, two identities in one place evicted each other: with the 3,400 identities of
+ * bench/tag-rules.ts's strip run, 9.3% of lookups missed and re-added a line.
+ */
 const FORECAST_LINES = 32_768
 
 /**
@@ -103,8 +110,10 @@ export class LineFilter implements LineSink {
   /** Per tag the hasher recorded: KEEP, STRIPPED, WOULD_STRIP, OVERFLOWED or DROPPED (lines analyse() decided). */
   private readonly decisions = new Uint8Array(MAX_TAGS)
   private readonly cardinality: CardinalityTracker | null
-  /** Whether lineHashes holds the identity of the received line tagged() is on (see there). */
+  /** Whether rewrite() puts the identity of the received line in lineHashes (see tagged). */
   private identified = false
+  /** The identity's hash so far, while rewrite() copies an identified line. */
+  private identity = 0
   /** Bytes the last analyse() adds to its line (values replaced by OVERFLOW_VALUE). */
   private growth = 0
   /** Per recorded tag: the most severe enforced limit action on it (0: none), and its key id. */
@@ -309,21 +318,62 @@ export class LineFilter implements LineSink {
     }
     // Tags are walked from the type field's end: found now if no strip rule needed it.
     const typeEnd = this.typeEndOf(buf, nameEnd, end)
-    // Under strip rules alone a received line always leaves the same: its identity (lineHash of the received
-    // bytes) then keys what the forecasts and the view saw lately. Limits change a line as values are admitted.
-    this.identified = limits === 0 && (insights !== null || this.cardinality !== null)
-    if (this.identified) lineHash(buf, start, nameEnd, nextPipe(buf, nameEnd + 1, end), end)
-    // Limits decide before the copy; so do strip rules when their forecasts are kept (insights).
-    let analysed = false
-    if (limits > 0 || (insights !== null && !this.forecastedLately())) {
+    // Limits decide before the copy: a value over a dropLine limit drops the line.
+    if (limits > 0) {
+      this.identified = false
       if (!this.analyse(rs, tr, strips, limits, buf, start, nameEnd, end)) {
         if (insights !== null) insights.blocked.observe(buf, start, nameEnd)
         return
       }
-      analysed = true
+      if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
+      this.rewrite(rs, tr, strips, true, buf, start, nameEnd, end, typeEnd, slot)
+      return
     }
+    // Under strip rules alone a received line always leaves the same: its identity (of the received bytes, the
+    // value left out; hashed by the rewrite as it copies) then keys what the forecasts and the view saw lately.
+    this.identified = insights !== null || this.cardinality !== null
     if (insights !== null) insights.forwarded.observe(buf, start, nameEnd)
-    this.rewrite(rs, tr, strips, analysed, buf, start, nameEnd, end, typeEnd, slot)
+    if (this.rewrite(rs, tr, strips, false, buf, start, nameEnd, end, typeEnd, slot) && insights !== null) {
+      if (!this.forecastedLately()) this.forecastStrips(rs, tr, strips, buf, start, nameEnd, end)
+    }
+  }
+
+  /**
+   * Adds the line `buf[start, end)` to the forecasts of the strip rules tr.applying[0, strips), after the rewrite
+   * decided and counted what they remove.
+   */
+  private forecastStrips(
+    rs: RuleSet,
+    tr: TagRules,
+    strips: number,
+    buf: Buffer,
+    start: number,
+    nameEnd: number,
+    end: number,
+  ): void {
+    const hasher = this.hasher
+    const n = hasher.collect(buf, start, nameEnd, end)
+    for (let t = 0; t < n; t++) this.keyIds[t] = tr.keyId(buf, hasher.tagStart[t], hasher.keyEnd[t])
+    this.forecastStripRules(rs, tr, strips, n)
+  }
+
+  /**
+   * Adds the line the hasher collected (its n tags' key ids in keyIds) to the forecast of each strip rule
+   * tr.applying[0, strips): its series as it came, and without the tags that rule alone removes. Returns the
+   * former (series1 of the hasher is then the last rule's after).
+   */
+  private forecastStripRules(rs: RuleSet, tr: TagRules, strips: number, n: number): number {
+    const hasher = this.hasher
+    const keep = this.keep
+    const keyIds = this.keyIds
+    hasher.series(null)
+    const before = hasher.series1
+    for (let k = 0; k < strips; k++) {
+      const r = tr.applying[k]
+      for (let t = 0; t < n; t++) keep[t] = tr.removes(r, keyIds[t]) ? DROP_FROM_SERIES : KEEP_IN_SERIES
+      this.forecast(rs, r, before, true)
+    }
+    return before
   }
 
   /**
@@ -362,16 +412,7 @@ export class LineFilter implements LineSink {
       decisions[t] = this.stripDecision(tr, strips, key, dryRun)
       actions[t] = 0
     }
-    let before = 0
-    if (forecasts) {
-      hasher.series(null)
-      before = hasher.series1
-      for (let k = 0; k < strips; k++) {
-        const r = tr.applying[k]
-        for (let t = 0; t < n; t++) keep[t] = tr.removes(r, keyIds[t]) ? DROP_FROM_SERIES : KEEP_IN_SERIES
-        this.forecast(rs, r, before, true)
-      }
-    }
+    const before = forecasts ? this.forecastStripRules(rs, tr, strips, n) : 0
     let would = 0
     for (let k = 0; k < limits; k++) {
       const r = limiting[k]
@@ -436,14 +477,18 @@ export class LineFilter implements LineSink {
   /**
    * Whether a line with the identity in lineHashes (its name and fields, the value left out) was added to the
    * forecasts of the rules in force lately: the same bytes under the same strip rules add the same series, which
-   * a HyperLogLog already holds. Otherwise it is remembered, and the caller adds it (analyse).
+   * a HyperLogLog already holds. Otherwise it is remembered in its pair's first place (the other one moves to
+   * the second, the one there is forgotten), and the caller adds it (forecastStrips).
    */
   private forecastedLately(): boolean {
     const h1 = lineHashes[0]
     const h2 = lineHashes[1]
-    const at = ((Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) >>> 0) & (FORECAST_LINES - 1)) << 1
+    const at = ((Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) >>> 0) & (FORECAST_LINES - 2)) << 1
     const lines = this.forecastLines
     if (lines[at] === h1 && lines[at + 1] === h2) return true
+    if (lines[at + 2] === h1 && lines[at + 3] === h2) return true
+    lines[at + 2] = lines[at]
+    lines[at + 3] = lines[at + 1]
     lines[at] = h1
     lines[at + 1] = h2
     return false
@@ -568,7 +613,7 @@ export class LineFilter implements LineSink {
     end: number,
     typeEnd: number,
     slot: number,
-  ): void {
+  ): boolean {
     const assembler = this.assembler
     const counters = this.counters
     const hasher = this.hasher
@@ -583,7 +628,7 @@ export class LineFilter implements LineSink {
       this.hit(rs, first + applying[i])
     }
     const lineStart = assembler.beginLine(end - start + (analysed ? this.growth : 0))
-    if (lineStart === -1) return
+    if (lineStart === -1) return false
     const out = assembler.lineBuffer
     let removed = 0
     let wouldRemove = 0
@@ -591,6 +636,13 @@ export class LineFilter implements LineSink {
     let t = 0
     let at = lineStart
     let run = start
+    // The identity leaves the value out: the name and value go first.
+    const valueEnd = this.typeStart - 1
+    if (this.identified) {
+      this.identity = LINE_SEED
+      at = copyBytes(buf, nameEnd, valueEnd, out, this.copyRun(buf, start, nameEnd, out, at))
+      run = valueEnd
+    }
     let i = typeEnd
     // buf[i] is a field's `|` (or i is the end).
     while (i < end) {
@@ -629,18 +681,16 @@ export class LineFilter implements LineSink {
         more = tagEnd < end && buf[tagEnd] === COMMA
         if (decision === STRIPPED || decision === DROPPED) {
           if (decision === STRIPPED) removed++
-          if (kept === 0) {
-            // The first kept tag of the field will start it: its comma goes with this tag.
-            at = copyBytes(buf, run, tagStart, out, at)
-            run = more ? tagEnd + 1 : tagEnd
-          } else {
-            // Its comma before goes; the one after (if any) comes before the next tag kept.
-            at = copyBytes(buf, run, tagStart - 1, out, at)
-            run = tagEnd
-          }
+          // The first kept tag of a field starts it: with none before, its comma after goes with it, else the
+          // one before does (and the one after, if any, comes before the next tag kept).
+          const cut = kept === 0 ? tagStart : tagStart - 1
+          at = this.copyRun(buf, run, cut, out, at)
+          run = kept === 0 && more ? tagEnd + 1 : tagEnd
+          this.skipRun(buf, cut, run)
         } else if (decision === OVERFLOWED) {
           kept++
-          at = copyBytes(OVERFLOW_VALUE, 0, OVERFLOW_LENGTH, out, copyBytes(buf, run, keyEnd, out, at))
+          at = copyBytes(OVERFLOW_VALUE, 0, OVERFLOW_LENGTH, out, this.copyRun(buf, run, keyEnd, out, at))
+          this.skipRun(buf, keyEnd, tagEnd)
           run = tagEnd
         } else {
           if (decision === WOULD_STRIP) wouldRemove++
@@ -655,14 +705,15 @@ export class LineFilter implements LineSink {
         run = tagEnd
       }
     }
-    at = copyBytes(buf, run, end, out, at)
+    at = this.copyRun(buf, run, end, out, at)
+    if (this.identified) keepLineHash(this.identity, nameEnd - start, end - valueEnd)
     if (this.cardinality !== null) {
       // Under limits, by the bytes it leaves with (see tagged): the view counts what the agent receives.
       const outNameEnd = lineStart + (nameEnd - start)
       if (!this.identified) lineHash(out, lineStart, outNameEnd, nextPipe(out, outNameEnd + 1, at), at)
       this.observe(out, lineStart, outNameEnd, at)
     }
-    if (!assembler.endLine(at)) return
+    if (!assembler.endLine(at)) return false
     // Per-rule counts are insights, like hits.
     for (let k = 0; k < strips && this.insights !== null; k++) {
       if (ruleTags[k] === 0) continue
@@ -679,6 +730,19 @@ export class LineFilter implements LineSink {
       counters.linesTagsWouldStrip++
       counters.tagsWouldStrip += wouldRemove
     }
+    return true
+  }
+
+  /** rewrite's copy of the kept bytes `buf[from, to)` to `out` at `at` (returns their end there), stepping the identity over them when the line is identified. */
+  private copyRun(buf: Buffer, from: number, to: number, out: Buffer, at: number): number {
+    if (!this.identified) return copyBytes(buf, from, to, out, at)
+    this.identity = copyHashing(buf, from, to, out, at, this.identity)
+    return at + to - from
+  }
+
+  /** rewrite's step of the identity over bytes it cuts, `buf[from, to)`. */
+  private skipRun(buf: Buffer, from: number, to: number): void {
+    if (this.identified) this.identity = hashRange(buf, from, to, this.identity)
   }
 
   event(buf: Buffer, start: number, end: number): void {

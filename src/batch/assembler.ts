@@ -247,7 +247,7 @@ export function copyBytes(src: Uint8Array, from: number, to: number, dst: Uint8A
 }
 
 /** copyBytes, returning `h` stepped over the bytes as lineHash steps a range (the same blocks, in the same loop). */
-function copyHashing(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number, h: number): number {
+export function copyHashing(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number, h: number): number {
   let i = from
   for (; i + 3 < to; i += 4, at += 4) {
     const b0 = (dst[at] = src[i])

@@ -36,7 +36,7 @@ export function lineStep(h: number, w: number): number {
 export const lineHashes = new Int32Array(2)
 
 /** `h` stepped over `buf[from, to)`: 4-byte blocks (little-endian), then the last bytes one by one. */
-function hashRange(buf: Uint8Array, from: number, to: number, h: number): number {
+export function hashRange(buf: Uint8Array, from: number, to: number, h: number): number {
   let i = from
   for (; i + 3 < to; i += 4) h = lineStep(h, buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24))
   for (; i < to; i++) h = lineStep(h, buf[i])
