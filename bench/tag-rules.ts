@@ -5,6 +5,8 @@
 //                   65% of lines carry tags, half of those (a third of all lines) lose one
 //   - globs10:      1,000 prefixes + 10 block globs
 //   - globs10k:     1,000 prefixes + 10,000 block globs
+//   - namesNoInsights, stripNoInsights: names and strip with `insights: false` (no hit counts, top talkers or
+//                   strip rule forecasts): what the insights cost each
 // and counts garbage collections that start during each timed loop: the per-line path must allocate nothing.
 //
 //   npm run build && node --expose-gc dist/bench/tag-rules.js [linesPerRound=2000000] [rounds=5]
@@ -88,7 +90,7 @@ interface Kind {
   path: Pipeline
 }
 
-function kind(name: string, rules: FilterRules): Kind {
+function kind(name: string, rules: FilterRules, insights = true): Kind {
   const t0 = performance.now()
   const ruleSet = RuleSet.fromRules(rules, 'enforce')
   const compileMs = performance.now() - t0
@@ -96,7 +98,7 @@ function kind(name: string, rules: FilterRules): Kind {
     rules: ruleSet,
     target: new NullTarget(),
     maxPacketSize: 8192,
-    insights: true,
+    insights,
     log: createLogger('silent'),
   })
   return { name, rules, compileMs, path }
@@ -114,6 +116,8 @@ async function main(): Promise<void> {
     kind('strip', { blocklist, ...NO_TAG_RULES, stripTags: stripRules() }),
     kind('globs10', { blocklist: { ...blocklist, globs: globs(10) }, ...NO_TAG_RULES }),
     kind('globs10k', { blocklist: { ...blocklist, globs: globs(10_000) }, ...NO_TAG_RULES }),
+    kind('namesNoInsights', { blocklist, ...NO_TAG_RULES }, false),
+    kind('stripNoInsights', { blocklist, ...NO_TAG_RULES, stripTags: stripRules() }, false),
   ]
   // Compiling 10,000 globs leaves garbage whose collection would land in a timed loop: collect it first (the
   // script runs with --expose-gc; without it a mark-sweep may show up, which is the compile's, not a line's).
@@ -150,6 +154,7 @@ async function main(): Promise<void> {
     ratios: {
       stripVsNames: +(nsPerLine('strip') / nsPerLine('names')).toFixed(3),
       globs10kVsGlobs10: +(nsPerLine('globs10k') / nsPerLine('globs10')).toFixed(3),
+      stripVsNamesNoInsights: +(nsPerLine('stripNoInsights') / nsPerLine('namesNoInsights')).toFixed(3),
     },
     strip: (() => {
       const c = kinds[1].path.counters

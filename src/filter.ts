@@ -627,6 +627,11 @@ export class LineFilter implements LineSink {
       if (!analysed) ruleTags[i] = 0
       this.hit(rs, first + applying[i])
     }
+    // One strip rule, the common case: its decision on a key is one read of the removal table.
+    const single = strips === 1 && !analysed && tr.removal !== null
+    const removal = single ? tr.removal : null
+    const row = single ? tr.removalRow[applying[0]] + 1 : 0
+    const removedAs = single && dryRun[first + applying[0]] === 1 ? WOULD_STRIP : STRIPPED
     const lineStart = assembler.beginLine(end - start + (analysed ? this.growth : 0))
     if (lineStart === -1) return false
     const out = assembler.lineBuffer
@@ -676,7 +681,12 @@ export class LineFilter implements LineSink {
               if (b === COMMA || b === PIPE) break
             }
           }
-          decision = this.stripDecision(tr, strips, key, dryRun)
+          if (removal === null) decision = this.stripDecision(tr, strips, key, dryRun)
+          else if (removal[row + key] === 0) decision = KEEP
+          else {
+            decision = removedAs
+            ruleTags[0]++
+          }
         }
         more = tagEnd < end && buf[tagEnd] === COMMA
         if (decision === STRIPPED || decision === DROPPED) {

@@ -221,6 +221,18 @@ t.test('strip keys: the tags with a listed key go, the others keep their bytes a
   t.same([r.extraHits(0), r.set.linesStripped[0], r.set.tagsStripped[0]], [4, 3, 4], 'hits: the lines it applied to')
 })
 
+t.test('strip rules past the removal table (1,100 rules x 1,105 keys): each decides by its own keys', async (t) => {
+  const rules = Array.from({ length: 1_100 }, (_, i) => stripRule({ prefixes: [`m${i}.`] }, { keys: [`k${i}`] }))
+  const r = run(t, filterRules({ stripTags: [...rules, stripRule({ prefixes: ['m7.'] }, { keepOnly: ['k8'] })] }), [
+    'm7.x:1|c|#k7:a,k8:b,k9:c,host:h',
+    'm8.x:1|c|#k7:a,k8:b,k9:c',
+    'm1099.x:1|c|#k1099,k0',
+  ])
+  t.equal(r.set.tagMatcher?.removal, null, 'the table would be 1.2 MB: not made')
+  t.same(r.out, ['m7.x:1|c|#k8:b,host:h', 'm8.x:1|c|#k7:a,k9:c', 'm1099.x:1|c|#k0'])
+  t.same([r.counts.linesTagsStripped, r.counts.tagsStripped], [3, 4])
+})
+
 t.test('strip keepOnly: every unlisted key goes, except the protected ones; a keys rule removes those', async (t) => {
   const internal = 'host:h,dd.internal.entity_id:e,dd.internal.card:low,dd.internal.jmx_check_name:j'
   const r = run(t, filterRules({ stripTags: [stripRule({ names: ['req'] }, { keepOnly: ['service'] })] }), [

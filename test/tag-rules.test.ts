@@ -275,6 +275,14 @@ t.test('keyId and removes: keys rules and keepOnly rules, protected keys', async
   t.equal(tr.removes(1, -1), true, 'a key no rule names: keepOnly removes it')
   t.equal(tr.removes(0, -1), false, 'a key no rule names: keys keeps it')
 
+  // The removal table the filter reads for a line under one strip rule says what removes() says.
+  const table = tr.removal
+  t.ok(table !== null)
+  let disagree = 0
+  for (let r = 0; r < 5; r++)
+    for (let k = -1; k < 7; k++) if ((table?.[tr.removalRow[r] + k + 1] === 1) !== tr.removes(r, k)) disagree++
+  t.equal(disagree, 0, 'the removal table agrees with removes() for 5 rules x 8 key ids')
+
   // A key inside a tag in a larger buffer: keyId looks at the range only.
   const buf = Buffer.from('|#env:prod,service')
   t.equal(tr.keyId(buf, 2, 5), keyId(tr, 'env'))

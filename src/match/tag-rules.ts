@@ -18,6 +18,12 @@ KEY_ENDS[0x3a] = 1
 KEY_ENDS[0x2c] = 1
 KEY_ENDS[0x7c] = 1
 
+/**
+ * The most bytes the strip rules' removal table may take (a byte per strip rule and key id): past it, as with
+ * thousands of strip rules naming thousands of keys, removes() decides by a search of the rule's keys instead.
+ */
+const REMOVAL_TABLE_BYTES = 1 << 20
+
 /** What an extra rule does when it matches. */
 export const BLOCK = 0
 /** A blocklist.tags entry: blocks on a tag, whatever the name. */
@@ -383,6 +389,12 @@ export class TagRules {
   readonly limitSlot: Int32Array
   /** Where the key keyIdUntil looked up ends. */
   keyEnd = 0
+  /**
+   * Whether strip rule r removes tags with key id k: removal[removalRow[r] + k + 1] === 1 (k = -1: a key no rule
+   * names); null when it would exceed REMOVAL_TABLE_BYTES. One read per tag, where removes() searches the rule's keys.
+   */
+  readonly removal: Uint8Array | null
+  readonly removalRow: Int32Array
   /** seen[r] === line: strip rule r is in `applying` already (a name may match a rule through several entries). */
   private readonly seen: Int32Array
   private line = 0
@@ -445,6 +457,18 @@ export class TagRules {
     this.stripKeysStart = data.stripKeysStart
     this.stripKeys = data.stripKeys
     this.keepOnly = data.keepOnly
+    const stride = data.keyProtected.length + 1
+    this.removalRow = new Int32Array(data.info.length).fill(-1)
+    if (data.stripRules * stride <= REMOVAL_TABLE_BYTES) {
+      this.removal = new Uint8Array(data.stripRules * stride)
+      let row = 0
+      for (let r = 0; r < data.info.length; r++) {
+        if (data.action[r] !== STRIP) continue
+        this.removalRow[r] = row
+        for (let key = -1; key < stride - 1; key++) this.removal[row + key + 1] = this.removes(r, key) ? 1 : 0
+        row += stride
+      }
+    } else this.removal = null
   }
 
   /**
