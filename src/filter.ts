@@ -377,10 +377,10 @@ export class LineFilter implements LineSink {
   }
 
   /**
-   * Decides, for every tag the hasher records, what the strip rules (tr.applying[0, strips)) and the limits
-   * (tr.limiting[0, limits)) do to it, into `decisions`, and (with insights) adds the line to each rule's
-   * forecast. Before the copy, because a value over a dropLine limit drops the whole line, and because the
-   * values admitted must not be those of tags a strip rule removes. Returns false when the line is dropped
+   * For a line under limits: decides, for every tag the hasher records, what the strip rules (tr.applying[0,
+   * strips)) and the limits (tr.limiting[0, limits)) do to it, into `decisions`, and (with insights) adds the line
+   * to each rule's forecast. Before the copy, because a value over a dropLine limit drops the whole line, and
+   * because the values admitted must not be those of tags a strip rule removes. Returns false when the line is dropped
    * (counted); `growth` is then what OVERFLOWED values add to the line.
    */
   private analyse(
@@ -743,7 +743,10 @@ export class LineFilter implements LineSink {
     return true
   }
 
-  /** rewrite's copy of the kept bytes `buf[from, to)` to `out` at `at` (returns their end there), stepping the identity over them when the line is identified. */
+  /**
+   * rewrite's copy of the kept bytes `buf[from, to)` to `out` at `at` (returns their end there), stepping the
+   * identity over them when the line is identified.
+   */
   private copyRun(buf: Buffer, from: number, to: number, out: Buffer, at: number): number {
     if (!this.identified) return copyBytes(buf, from, to, out, at)
     this.identity = copyHashing(buf, from, to, out, at, this.identity)
