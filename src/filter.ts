@@ -483,7 +483,8 @@ export class LineFilter implements LineSink {
   private forecastedLately(): boolean {
     const h1 = lineHashes[0]
     const h2 = lineHashes[1]
-    const at = ((Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) >>> 0) & (FORECAST_LINES - 2)) << 1
+    // The pair's first word: 4 words a pair, FORECAST_LINES / 2 pairs.
+    const at = ((Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) >>> 0) & (FORECAST_LINES / 2 - 1)) << 2
     const lines = this.forecastLines
     if (lines[at] === h1 && lines[at + 1] === h2) return true
     if (lines[at + 2] === h1 && lines[at + 3] === h2) return true

@@ -311,7 +311,8 @@ export class GlobMatcher {
 
   /**
    * Writes the id of every glob matching the name `buf[start, end)` into `out` (any order, each once); returns how
-   * many. Allocates nothing once the DFA has room for the states the names reach (its arrays double up to then).
+   * many. Allocates nothing once the DFA's arrays have grown to the room the names need (they double up to the
+   * maxima, and keep their size when the DFA starts over).
    */
   match(buf: Uint8Array, start: number, end: number, out: Int32Array): number {
     const byteClass = this.byteClass
@@ -369,7 +370,7 @@ export class GlobMatcher {
     const used = this.setStart[d]
     if (d === this.maxStates || used + count > MAX_SET_WORDS) return FULL
     this.makeRoom(d + 1, used + count)
-    this.sets.set(set.subarray(0, count), used)
+    for (let k = 0; k < count; k++) this.sets[used + k] = set[k]
     this.setStart[d + 1] = used + count
     this.transitions.fill(UNKNOWN, d * this.classCount, (d + 1) * this.classCount)
     this.setHash[d] = h
@@ -495,8 +496,8 @@ function lookupSize(states: number): number {
 }
 
 /** A copy of `array` with room for `length` elements. */
-function grown<T extends Int32Array>(array: T, length: number): T {
+function grown(array: Int32Array, length: number): Int32Array {
   const copy = new Int32Array(length)
   copy.set(array)
-  return copy as T
+  return copy
 }

@@ -12,15 +12,18 @@ import type { Mode } from './rule-set.ts'
  * matched through typed arrays only (shareable between threads like the trie).
  */
 
+const COLON = 0x3a
+const COMMA = 0x2c
+const PIPE = 0x7c
 /** Where a tag's key ends: its `:`, the `,` before the next tag, or the `|` of the next field. */
 const KEY_ENDS = new Uint8Array(256)
-KEY_ENDS[0x3a] = 1
-KEY_ENDS[0x2c] = 1
-KEY_ENDS[0x7c] = 1
+KEY_ENDS[COLON] = 1
+KEY_ENDS[COMMA] = 1
+KEY_ENDS[PIPE] = 1
 
 /**
  * The most bytes the strip rules' removal table may take (a byte per strip rule and key id): past it, as with
- * thousands of strip rules naming thousands of keys, removes() decides by a search of the rule's keys instead.
+ * thousands of strip rules naming thousands of keys, the filter decides by removes() instead.
  */
 const REMOVAL_TABLE_BYTES = 1 << 20
 
@@ -391,7 +394,8 @@ export class TagRules {
   keyEnd = 0
   /**
    * Whether strip rule r removes tags with key id k: removal[removalRow[r] + k + 1] === 1 (k = -1: a key no rule
-   * names); null when it would exceed REMOVAL_TABLE_BYTES. One read per tag, where removes() searches the rule's keys.
+   * names); null when it would exceed REMOVAL_TABLE_BYTES. The filter reads it for a line under one strip rule:
+   * one read per tag, where removes() searches the rule's keys.
    */
   readonly removal: Uint8Array | null
   readonly removalRow: Int32Array
