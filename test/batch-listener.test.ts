@@ -79,36 +79,52 @@ t.test(
   },
 )
 
-t.test('an idle socket leaves no timer armed; a datagram wakes it; close works idle and busy', linuxOnly, async (t) => {
-  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
-  const before = timers()
-  const { listener, received } = await batchListener(t)
-  t.equal(timers(), before + 1, 'a tick is armed after start')
-  const client = await sender(t)
-  await send(client, listener.port, '127.0.0.1', 'a:1|c')
-  await waitFor(
-    () => received.datagrams.length === 1,
-    () => 'the first datagram',
-  )
-  // Two empty reads at maxDelay (5 ms) apart, then the tick waits in poll(2) instead.
-  await waitFor(
-    () => timers() === before,
-    () => `timers ${timers()}, ${before} before the listener`,
-  )
-  await send(client, listener.port, '127.0.0.1', 'b:1|c')
-  await waitFor(
-    () => received.datagrams.length === 2,
-    () => 'the datagram after idle',
-  )
-  t.same(received.datagrams, ['a:1|c', 'b:1|c'])
-  await listener.close()
-  t.equal(timers(), before, 'closed: no timer left')
+t.test(
+  'an idle socket leaves no timer armed; a datagram wakes it, also after a poll timed out; close works idle and busy',
+  linuxOnly,
+  async (t) => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+    const before = timers()
+    const { listener, received } = await batchListener(t)
+    t.equal(timers(), before + 1, 'a tick is armed after start')
+    const client = await sender(t)
+    await send(client, listener.port, '127.0.0.1', 'a:1|c')
+    await waitFor(
+      () => received.datagrams.length === 1,
+      () => 'the first datagram',
+    )
+    // Two empty reads at maxDelay (5 ms) apart, then the tick waits in poll(2) instead.
+    await waitFor(
+      () => timers() === before,
+      () => `timers ${timers()}, ${before} before the listener`,
+    )
+    await send(client, listener.port, '127.0.0.1', 'b:1|c')
+    await waitFor(
+      () => received.datagrams.length === 2,
+      () => 'the datagram after idle',
+    )
+    t.same(received.datagrams, ['a:1|c', 'b:1|c'])
+    // Idle longer than one poll(2) waits (1 s): it timed out and waits again, without a tick in between.
+    await waitFor(
+      () => timers() === before,
+      () => `timers ${timers()}, ${before} before the listener`,
+    )
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    t.equal(timers(), before, 'still no timer after a poll timed out')
+    await send(client, listener.port, '127.0.0.1', 'c:1|c')
+    await waitFor(
+      () => received.datagrams.length === 3,
+      () => 'the datagram after a poll timed out',
+    )
+    await listener.close()
+    t.equal(timers(), before, 'closed: no timer left')
 
-  const busy = await batchListener(t)
-  await send(client, busy.listener.port, '127.0.0.1', 'c:1|c')
-  await busy.listener.close()
-  t.pass('closed while its tick was armed')
-})
+    const busy = await batchListener(t)
+    await send(client, busy.listener.port, '127.0.0.1', 'c:1|c')
+    await busy.listener.close()
+    t.pass('closed while its tick was armed')
+  },
+)
 
 t.test('a shared socket: two readers on one descriptor; only the owner closes it', linuxOnly, async (t) => {
   const owner = await batchListener(t)

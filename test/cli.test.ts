@@ -2,8 +2,9 @@
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
-import { CLI, cliFor, ensureBuilt, logLines, output, ROOT, type CliRun, type Exit } from './fixtures/faults.ts'
+import { CLI, cliFor, ensureBuilt, logLines, output, ROOT, sleep, type CliRun, type Exit } from './fixtures/faults.ts'
 import { eachTopology } from './fixtures/topology.ts'
 import { createClient, NO_COUNTS, sinkFor, startSink, waitFor } from './fixtures/udp.ts'
 
@@ -228,8 +229,8 @@ t.test('an invalid config: exit 1 without starting', async (t) => {
 })
 
 /** The CLI started on `config` (worker processes start slowly on a busy machine: the bound only bounds a failure). */
-async function startCli(t: Test, config: string): Promise<CliRun> {
-  const run = await cliFor(t, config, 60_000)
+async function startCli(t: Test, config: string, nodeArgs: readonly string[] = []): Promise<CliRun> {
+  const run = await cliFor(t, config, 60_000, nodeArgs)
   t.match(run.listen, /^127\.0\.0\.1:\d+$/)
   return run
 }
@@ -324,6 +325,35 @@ t.test('SIGINT stops it the same way', async (t) => {
     counters: { datagramsIn: 0, linesIn: 0, datagramsOut: 0 },
   })
 })
+
+t.test('an uncaught exception exits 1 with its stack, also while the socket is idle', async (t) =>
+  eachTopology(t, async (t, topology) => {
+    // The exception comes from a preload, on the main thread, on a signal sent once the socket has been idle for
+    // a while (it goes idle 10 ms after the start without datagrams): an idle poll(2) on a pool thread once held
+    // the exit, and the process hung with its port bound after printing the stack.
+    const dir = t.testdir({
+      'run.yaml': `listen: { host: 127.0.0.1, port: 0 }\nadmin: { port: 0 }\nforward: { host: 127.0.0.1, port: 9 }\nworkers: ${topology.workers}\nreceive: { mode: ${topology.receive} }\n`,
+      'throw.mjs':
+        "import { isMainThread } from 'node:worker_threads'\n" +
+        "if (isMainThread) process.on('SIGUSR2', () => { throw new Error('planted failure') })\n",
+    })
+    const { child, done } = await startCli(t, join(dir, 'run.yaml'), [
+      '--import',
+      pathToFileURL(join(dir, 'throw.mjs')).href,
+    ])
+    await sleep(500)
+    child.kill('SIGUSR2')
+    let timer: NodeJS.Timeout | undefined
+    const r = await Promise.race([done, new Promise<null>((resolve) => (timer = setTimeout(resolve, 30_000, null)))])
+    clearTimeout(timer)
+    if (r === null) {
+      t.fail('still running 30 s after the exception')
+      return
+    }
+    t.equal(r.code, 1)
+    t.match(r.stderr, /Error: planted failure/)
+  }),
+)
 
 t.test('a listen port in use: exit 1 with a fatal log line', async (t) => {
   const taken = await startSink()

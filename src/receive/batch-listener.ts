@@ -34,6 +34,13 @@ const MAX_READS_PER_TICK = 16
 const TARGET_BATCH = 32
 /** Empty reads in a row (at maxDelay apart) before the tick stops and a poll(2) waits for the next datagram. */
 const IDLE_AFTER_EMPTY = 2
+/**
+ * How long one idle poll(2) waits before it is made again: the process cannot exit while a pool thread is inside
+ * one. With no bound, an uncaught exception printed its stack and the process then hung with its port bound
+ * (as would any exit that did not go through close()); with it, the exit waits at most this long. One wake-up a
+ * second is the idle cost.
+ */
+const IDLE_POLL_MS = 1000
 
 /**
  * The listen socket read with recvmmsg(2) into one preallocated area that JavaScript sees as one Buffer, on a
@@ -145,7 +152,7 @@ class BatchReceiver {
   private closed: Promise<void> | null = null
   private finishClose: () => void = () => {}
   private readonly tick: () => void
-  private readonly ready: (err: unknown) => void
+  private readonly ready: (err: unknown, ready: number) => void
 
   constructor(libc: Libc, fd: number, options: ListenOptions & ReceiveOptions) {
     const wakeFd = libc.eventfd(0, EVENTFD_FLAGS)
@@ -188,7 +195,7 @@ class BatchReceiver {
     this.lengthStride = mmsghdr / 4
     this.data = Buffer.from(area, dataAt, VLEN * SLOT)
     this.tick = () => this.read()
-    this.ready = (err) => this.wake(err)
+    this.ready = (err, ready) => this.wake(err, ready)
   }
 
   start(): void {
@@ -259,13 +266,15 @@ class BatchReceiver {
   private idle(): void {
     this.emptyTicks = 0
     this.polling = true
-    this.libc.pollAsync(this.memory, 2, -1, this.ready)
+    this.libc.pollAsync(this.memory, 2, IDLE_POLL_MS, this.ready)
   }
 
-  private wake(err: unknown): void {
+  /** The idle poll returned: `ready` descriptors (0: it timed out, and waits again). */
+  private wake(err: unknown, ready: number): void {
     this.polling = false
     if (this.closed !== null) return this.release()
     if (err !== null && err !== undefined) this.onError(err instanceof Error ? err : new Error(String(err)))
+    else if (ready === 0) return this.idle()
     this.lastTickMs = performance.now()
     this.arm(this.maxDelay)
   }
