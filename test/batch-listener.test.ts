@@ -4,6 +4,7 @@
 import dgram from 'node:dgram'
 import t, { type Test } from 'tap'
 import { listen, type Listener, type ListenOptions } from '../src/receive/listener.ts'
+import { sleep } from './fixtures/faults.ts'
 import { waitFor } from './fixtures/udp.ts'
 
 const linuxOnly = { skip: process.platform === 'linux' ? false : 'recvmmsg is Linux only' }
@@ -109,7 +110,7 @@ t.test(
       () => timers() === before,
       () => `timers ${timers()}, ${before} before the listener`,
     )
-    await new Promise((resolve) => setTimeout(resolve, 1500))
+    await sleep(1500)
     t.equal(timers(), before, 'still no timer after a poll timed out')
     await send(client, listener.port, '127.0.0.1', 'c:1|c')
     await waitFor(

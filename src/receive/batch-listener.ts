@@ -36,9 +36,8 @@ const TARGET_BATCH = 32
 const IDLE_AFTER_EMPTY = 2
 /**
  * How long one idle poll(2) waits before it is made again: the process cannot exit while a pool thread is inside
- * one. With no bound, an uncaught exception printed its stack and the process then hung with its port bound
- * (as would any exit that did not go through close()); with it, the exit waits at most this long. One wake-up a
- * second is the idle cost.
+ * one, so an exit that does not go through close() (an uncaught exception) waits at most this long. The idle cost
+ * is one wake-up a second.
  */
 const IDLE_POLL_MS = 1000
 
