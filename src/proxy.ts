@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import type { AdminServer } from './admin/server.ts'
 import { workerCount } from './cluster/worker-count.ts'
 import { startWorkerPlane } from './cluster/primary.ts'
@@ -9,6 +10,7 @@ import { admissionFor, shareRules, type RuleStats, type RunnableRules } from './
 import { Trie } from './match/trie.ts'
 import type { ResolvedAddress } from './net/address.ts'
 import { startOperations, type Operations } from './operations.ts'
+import { releaseFreeMemory } from './receive/libc.ts'
 import type { ListenInfo } from './receive/listener.ts'
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.ts'
 import type { SendQueue } from './send/target.ts'
@@ -98,6 +100,7 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
       }
       log.level = next.config.log.level
       await plane.apply(inForce)
+      releaseMemory(log)
     },
   })
 
@@ -119,6 +122,8 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
     await plane.close()
     throw err
   }
+
+  releaseMemory(log)
 
   const close = async (): Promise<void> => {
     await plane.close()
@@ -142,5 +147,27 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
     config: () => inForce.settings,
     reload: (trigger) => reloader.reload(trigger),
     close: () => (closing ??= close()),
+  }
+}
+
+/**
+ * After start-up and after each reload, once the loader thread has exited: what it and the compile freed goes
+ * back to the kernel (see releaseFreeMemory), RssAnon before and after logged at debug.
+ */
+function releaseMemory(log: Logger): void {
+  const before = rssAnonKb()
+  void releaseFreeMemory().then((released) => {
+    if (released) log.debug({ rssAnonKb: { before, after: rssAnonKb() } }, 'free memory returned to the system')
+  })
+}
+
+/** RssAnon of this process in kB (Linux), or null. */
+function rssAnonKb(): number | null {
+  try {
+    const status = readFileSync('/proc/self/status', 'latin1')
+    const at = status.indexOf('RssAnon:')
+    return at === -1 ? null : parseInt(status.slice(at + 8), 10)
+  } catch {
+    return null
   }
 }

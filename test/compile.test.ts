@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { compileConfig, loadAndCompile } from '../src/config/compile.ts'
@@ -76,3 +76,19 @@ t.test('100,000 rules load off the event loop', async (t) => {
   t.equal(match(trie, 'legacy.team100000.x'), -1, 'legacy.team10000. is listed, legacy.team100000. is not')
   t.ok(turns > 0, `the event loop ran ${turns} timer turns meanwhile`)
 })
+
+t.test(
+  'loadAndCompile settles once the worker thread has exited (its memory is freed by then)',
+  { skip: process.platform === 'linux' ? false : 'counts threads in /proc/self/task' },
+  async (t) => {
+    const dir = t.testdir({ 'f.yaml': 'blocklist:\n  prefixes: [legacy.]\n' })
+    const threads = (): number => readdirSync('/proc/self/task').length
+    const before = threads()
+    await loadAndCompile(join(dir, 'f.yaml'))
+    t.equal(threads(), before, 'no thread left running')
+    const bad = join(dir, 'bad.yaml')
+    writeFileSync(bad, 'blocklist: [\n')
+    await t.rejects(loadAndCompile(bad), ConfigError)
+    t.equal(threads(), before, 'a rejected config waits for the exit too')
+  },
+)

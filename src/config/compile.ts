@@ -44,22 +44,28 @@ export type WorkerReply =
  * `workers` > 1 in SharedArrayBuffers this thread allocates at the worker's request (shareRules): a reference
  * each, nothing to deserialize.
  * With `previous`, the worker also maps the previous rule set's rules onto the new one, so hit counts of the
- * rules that stay survive a reload without work on the event loop.
+ * rules that stay survive a reload without work on the event loop. It settles once the worker has exited.
  */
 export function loadAndCompile(file: string, previous: PreviousRules | null = null): Promise<Compiled> {
   const workerData: WorkerRequest = { file, previous }
   const worker = new Worker(siblingModule(import.meta.url, 'compile-worker'), { workerData })
   return new Promise((resolve, reject) => {
+    let compiled: Compiled | null = null
+    let failure: Error | null = null
     worker.on('message', (reply: WorkerReply) => {
       if (reply.ok === 'sizes') worker.postMessage(reply.sizes.map((size) => new SharedArrayBuffer(size)))
       else if (reply.ok) {
         const inherit = previous !== null && reply.inherit !== null ? { from: previous.rules, to: reply.inherit } : null
         const { config, rules, trie, tags, hash } = reply
-        resolve({ config, rules, trie: new Trie(trie), tags, hash, inherit })
-      } else if ('problems' in reply) reject(new ConfigError(file, reply.problems))
-      else reject(new Error(reply.error))
+        compiled = { config, rules, trie: new Trie(trie), tags, hash, inherit }
+      } else if ('problems' in reply) failure = new ConfigError(file, reply.problems)
+      else failure = new Error(reply.error)
     })
-    worker.once('error', reject)
-    worker.once('exit', (code) => reject(new Error(`config compiler exited with code ${code}`)))
+    worker.once('error', (err) => (failure = err))
+    // Settled once the worker is gone, its memory freed, so that what the caller releases includes it.
+    worker.once('exit', (code) => {
+      if (compiled !== null) resolve(compiled)
+      else reject(failure ?? new Error(`config compiler exited with code ${code}`))
+    })
   })
 }

@@ -42,6 +42,11 @@ export interface Libc {
   errnoName(errno: number): string
   malloc(size: number): Pointer
   free(ptr: Pointer): void
+  /**
+   * glibc's malloc_trim(0) on a libuv pool thread: gives the kernel back the free memory of every malloc arena;
+   * `done` gets whether any was. null where libc has none (musl returns free memory by itself).
+   */
+  mallocTrimAsync: ((done: (err: unknown, released: number) => void) => void) | null
   /** The address of `ptr`'s memory as a BigInt (for pointers stored inside structs). */
   address(ptr: Pointer): bigint
   /** An ArrayBuffer over native memory, without a copy. */
@@ -51,6 +56,21 @@ export interface Libc {
 }
 
 let loaded: Promise<Libc | string> | null = null
+
+/**
+ * Gives the kernel back what malloc holds free, when the batch listener has loaded libc (in dgram mode nothing
+ * is loaded for it: koffi alone costs 2.9 MB). A loader thread's arena and a compile's scratch stay resident
+ * after they are freed: the trim after start-up takes an idle proxy from 61.4-62.1 to 60.3-60.4 MB (1,000
+ * prefixes, RssAnon 16.7-17.3 to 15.5-15.7 MB). Resolves to whether memory was released.
+ */
+export async function releaseFreeMemory(): Promise<boolean> {
+  const libc = loaded === null ? null : await loaded
+  const trim = typeof libc === 'object' ? libc?.mallocTrimAsync : null
+  if (!trim) return false
+  return new Promise((resolve) =>
+    trim((err, released) => resolve((err === null || err === undefined) && released === 1)),
+  )
+}
 
 /** libc through koffi, loaded once; a string says why it cannot be (another platform, koffi missing). */
 export function loadLibc(): Promise<Libc | string> {
@@ -81,6 +101,7 @@ async function load(): Promise<Libc | string> {
     })
     const mmsghdr = koffi.struct({ msg_hdr: msghdr, msg_len: 'unsigned int' })
     const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)')
+    const mallocTrim = bindOptional(() => lib.func('int malloc_trim(size_t pad)'))
     const names = new Map<number, string>()
     for (const [name, value] of Object.entries(koffi.os.errno)) if (!names.has(value)) names.set(value, name)
     return {
@@ -99,6 +120,7 @@ async function load(): Promise<Libc | string> {
       errnoName: (errno) => names.get(errno) ?? `errno ${errno}`,
       malloc: lib.func('void *malloc(size_t size)'),
       free: lib.func('void free(void *ptr)'),
+      mallocTrimAsync: mallocTrim && ((done) => mallocTrim.async(0, done)),
       address: (ptr) => koffi.address(ptr),
       view: (ptr, length) => koffi.view(ptr, length),
       layout: {
@@ -111,5 +133,14 @@ async function load(): Promise<Libc | string> {
     }
   } catch (err) {
     return `libc calls could not be bound through koffi: ${(err as Error).message}`
+  }
+}
+
+/** A binding of a symbol this libc may not have (glibc's own functions), or null. */
+function bindOptional<T>(bind: () => T): T | null {
+  try {
+    return bind()
+  } catch {
+    return null
   }
 }
