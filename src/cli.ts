@@ -2,13 +2,17 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { createRequire } from 'node:module'
+import type * as Util from 'node:util'
 import { compileConfig, loadAndCompile, type Compiled } from './config/compile.ts'
 import { configPath, loadConfig } from './config/load.ts'
 import { ConfigError, formatProblem } from './config/errors.ts'
 import { ruleKinds } from './match/rule-set.ts'
 import { startProxy, WATCH, type Proxy } from './proxy.ts'
 import { createLogger } from './telemetry/logger.ts'
+
+/** node:util by require: imported, Node 24 builds its ES namespace from every export, 1.5 MB of RSS (24.22). */
+const { parseArgs } = createRequire(import.meta.url)('node:util') as typeof Util
 
 const USAGE = `Usage: statsd-filter-proxy [--config PATH] [--check]
 

@@ -52,6 +52,14 @@ t.test('started without selfMetrics: no hot-shots; yaml only on the loader threa
   t.notOk(packages.includes('yaml'), 'no yaml: the config was parsed on the loader thread')
 })
 
+t.test('the built-ins are required, not imported: no undici bundle for node:http on Node 24', async (t) => {
+  // Node 24 builds an imported built-in's ES namespace from all its exports, and http's WebSocket getter loads
+  // undici (+12.6 MB in a bare process, 3 MB of the idle proxy); Node 20's http has no such export.
+  const packages = await loadedPackages(t, BASE + ADMIN)
+  t.ok(packages.includes('node:http'), 'the admin server loaded node:http')
+  t.notOk(packages.includes('node:internal/deps/undici/undici'), 'but not undici')
+})
+
 t.test('started with selfMetrics: hot-shots (the preload sees it when it is there)', async (t) => {
   const packages = await loadedPackages(t, `${BASE}${ADMIN}selfMetrics: { interval: 10s }\n`)
   t.ok(packages.includes('hot-shots'))

@@ -1,4 +1,6 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type * as Http from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import type { Endpoint } from '../config/config.ts'
 import type { Mode, RuleStats } from '../match/rule-set.ts'
 import type { ReloadResult } from '../reload/reloader.ts'
@@ -6,6 +8,14 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { CardinalityView } from '../telemetry/cardinality.ts'
 import type { TopReport } from '../telemetry/top-talkers.ts'
 import { CONTENT_TYPE } from './exposition.ts'
+
+/**
+ * node:http by require, not import: Node 24 gives an imported built-in an ES module namespace of all its exports,
+ * and reading http's WebSocket, CloseEvent and MessageEvent getters for it loads the whole undici bundle. Idle
+ * proxy on Node 24.22: 12.6 MB of RSS for nothing (a bare import: 60.5 MB against 47.9 for require; Node 20: no
+ * difference).
+ */
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof Http
 
 export interface AdminHandlers {
   /** The listen socket is bound and a valid config is in force (false once shutdown starts). */
