@@ -184,7 +184,7 @@ async function main(): Promise<void> {
   const structures: [string, string, string, string][] = [1000, 100_000].flatMap(
     (n): [string, string, string, string][] => [
       [
-        `rules in force, ${n.toLocaleString('en-US')} prefixes, from the loader thread (as the proxy starts)`,
+        `rules in force, ${n.toLocaleString('en-US')} prefixes, from a file as the proxy loads it (${n > 1000 ? 'on the loader thread' : 'up to 64 KiB: on the calling thread'})`,
         'config/compile.js',
         `lib.loadAndCompile(${JSON.stringify(prefixFile(n))})`,
         arrays('kept.rules', 'kept.trie'),

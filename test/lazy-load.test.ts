@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import { CLI, ensureBuilt, output, ROOT, sleep } from './fixtures/faults.ts'
+import { LOADER_THREAD_PADDING } from './fixtures/reload.ts'
 import { ownTestdir } from './fixtures/udp.ts'
 
 const PRELOAD = pathToFileURL(join(ROOT, 'test', 'fixtures', 'loaded-packages.mjs')).href
@@ -40,7 +41,7 @@ async function loadedPackages(tt: Test, config: string, check = false): Promise<
 
 const ADMIN_MODULES = ['dist/src/admin/exposition.js', 'dist/src/admin/metrics.js', 'dist/src/admin/server.js']
 
-t.test('started without selfMetrics: no hot-shots; yaml only on the loader thread', async (t) => {
+t.test('started without selfMetrics: no hot-shots; yaml on the thread that parsed the config', async (t) => {
   const packages = await loadedPackages(t, BASE + ADMIN)
   t.ok(packages.includes('pino'), 'pino (the logger)')
   t.same(
@@ -49,12 +50,14 @@ t.test('started without selfMetrics: no hot-shots; yaml only on the loader threa
     'the admin modules, the metrics exposition among them (the admin server is on)',
   )
   t.notOk(packages.includes('hot-shots'), 'no hot-shots')
-  t.notOk(packages.includes('yaml'), 'no yaml: the config was parsed on the loader thread')
+  t.ok(packages.includes('yaml'), 'yaml: a file up to 64 KiB is parsed on the main thread')
+  const large = await loadedPackages(t, BASE + ADMIN + LOADER_THREAD_PADDING)
+  t.notOk(large.includes('yaml'), 'no yaml for a larger file: it was parsed on the loader thread')
 })
 
 t.test('the built-ins are required, not imported: no undici bundle for node:http on Node 24', async (t) => {
   // Node 24 builds an imported built-in's ES namespace from all its exports, and http's WebSocket getter loads
-  // undici (+12.6 MB in a bare process, 3 MB of the idle proxy); Node 20's http has no such export.
+  // undici (+12.4 MiB in a bare process, 3 MiB of the idle proxy); Node 20's http has no such export.
   const packages = await loadedPackages(t, BASE + ADMIN)
   t.ok(packages.includes('node:http'), 'the admin server loaded node:http')
   t.notOk(packages.includes('node:internal/deps/undici/undici'), 'but not undici')

@@ -3,7 +3,17 @@
 import { writeFileSync } from 'node:fs'
 import t from 'tap'
 import type { ReloadResult } from '../src/reload/reloader.ts'
-import { counts, fileRig, OK, postReload, probe, RELOADED, reloads, withMsg } from './fixtures/reload.ts'
+import {
+  counts,
+  fileRig,
+  LOADER_THREAD_PADDING,
+  OK,
+  postReload,
+  probe,
+  RELOADED,
+  reloads,
+  withMsg,
+} from './fixtures/reload.ts'
 import { eachTopology, waitForCounters } from './fixtures/topology.ts'
 import { assertInvariant } from './fixtures/udp.ts'
 
@@ -156,8 +166,9 @@ t.test('reload triggers that overlap: the queued one runs, and later reloads sti
     const r = await fileRig(t, workers, { prefixes: ['a.'] }, null)
     const { file } = r
     // A second trigger arrives while the first reload runs (as when SIGHUP follows a file-change event): it is
-    // served by one more reload after it. (The first is running once this turn of the event loop is over: its
-    // worker thread takes far longer than that to answer.)
+    // served by one more reload after it. (The first is running once this turn of the event loop is over: the
+    // file is past 64 KiB, and the loader thread it then runs on takes far longer than that to answer.)
+    writeFileSync(file, r.yaml({ prefixes: ['a.'] }) + LOADER_THREAD_PADDING)
     const first = r.proxy.reload('signal')
     await new Promise((resolve) => setImmediate(resolve))
     t.equal(withMsg(r, RELOADED).length, 0, 'the first reload is still running')

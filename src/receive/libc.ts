@@ -60,8 +60,8 @@ let loaded: Promise<Libc | string> | null = null
 /**
  * Gives the kernel back what malloc holds free, when the batch listener has loaded libc (in dgram mode nothing
  * is loaded for it: koffi alone costs 2.9 MB). A loader thread's arena and a compile's scratch stay resident
- * after they are freed: the trim after start-up takes an idle proxy from 61.4-62.1 to 60.3-60.4 MB (1,000
- * prefixes, RssAnon 16.7-17.3 to 15.5-15.7 MB). Resolves to whether memory was released.
+ * after they are freed: the trim after start-up takes an idle proxy from 60.0-60.7 to 58.8-59.6 MiB (1,000
+ * prefixes, Node 20; RssAnon 16.3-17.0 to 15.0-15.8). Resolves to whether memory was released.
  */
 export async function releaseFreeMemory(): Promise<boolean> {
   const libc = loaded === null ? null : await loaded
