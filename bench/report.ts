@@ -176,7 +176,7 @@ export function render(report: BenchReport): string {
   out.push(
     '## Proxy processes',
     '',
-    'Each proxy loads its config the way the CLI does (a YAML file, parsed and compiled on a worker thread), in ' +
+    'Each proxy loads its config the way the CLI does (a YAML file, compiled on the event loop up to 64 KiB, on a worker thread beyond), in ' +
       'its own process, and lives for the whole bench. Start-up = process start to listening. RSS under load = ' +
       "highest RSS sampled (every 100 ms) in the measurement windows; RSS peak = the kernel's maxrss for the " +
       'process, start-up (config loading) included. For ours-w2 each is summed over its processes (RSS: the sum at ' +
