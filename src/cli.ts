@@ -11,7 +11,7 @@ import { ruleKinds } from './match/rule-set.ts'
 import { startProxy, WATCH, type Proxy } from './proxy.ts'
 import { createLogger } from './telemetry/logger.ts'
 
-/** node:util by require: imported, Node 24 builds its ES namespace from every export, 1.5 MB of RSS (24.22). */
+/** node:util by require: imported, Node 24 builds its ES namespace from every export, 1.4 MiB of RSS (24.22). */
 const { parseArgs } = createRequire(import.meta.url)('node:util') as typeof Util
 
 const USAGE = `Usage: statsd-filter-proxy [--config PATH] [--check]

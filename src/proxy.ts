@@ -151,13 +151,15 @@ export async function startProxy(source: Config | Compiled, log: Logger, options
 }
 
 /**
- * After start-up and after each reload, once the loader thread has exited: what it and the compile freed goes
- * back to the kernel (see releaseFreeMemory), RssAnon before and after logged at debug.
+ * After start-up and after each reload: what the compile (and a loader thread, once it has exited) freed goes back
+ * to the kernel (see releaseFreeMemory), RssAnon before and after logged at debug (read only then).
  */
 function releaseMemory(log: Logger): void {
-  const before = rssAnonKb()
+  const debug = log.isLevelEnabled('debug')
+  const before = debug ? rssAnonKb() : null
   void releaseFreeMemory().then((released) => {
-    if (released) log.debug({ rssAnonKb: { before, after: rssAnonKb() } }, 'free memory returned to the system')
+    if (released && debug)
+      log.debug({ rssAnonKb: { before, after: rssAnonKb() } }, 'free memory returned to the system')
   })
 }
 

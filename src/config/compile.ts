@@ -55,7 +55,7 @@ export async function loadAndCompile(file: string, previous: PreviousRules | nul
   const { config, rules, trie, tags, hash, inherit } =
     fileBytes(file) > INLINE_COMPILE_BYTES
       ? await compileOnWorker(file, previous)
-      : await compileFile(file, previous, (compiled) => shareRules(compiled))
+      : await compileFile(file, previous, shareRules)
   return {
     config,
     rules,
