@@ -207,11 +207,7 @@ export class LineFilter implements LineSink {
    */
   private observe(buf: Buffer, start: number, nameEnd: number, end: number): void {
     const tracker = this.cardinality as CardinalityTracker
-    if (tracker.recent(lineHashes[0], lineHashes[1])) return
-    const hasher = this.hasher
-    hasher.collect(buf, start, nameEnd, end)
-    hasher.series(null)
-    tracker.observe(hasher, buf, start, nameEnd)
+    tracker.observe(this.hasher, buf, start, nameEnd, end, lineHashes[0], lineHashes[1])
   }
 
   /**
@@ -360,14 +356,14 @@ export class LineFilter implements LineSink {
   /**
    * Adds the line the hasher collected (its n tags' key ids in keyIds) to the forecast of each strip rule
    * tr.applying[0, strips): its series as it came, and without the tags that rule alone removes. Returns the
-   * former (series1 of the hasher is then the last rule's after).
+   * former (seriesHash of the hasher is then the last rule's after).
    */
   private forecastStripRules(rs: RuleSet, tr: TagRules, strips: number, n: number): number {
     const hasher = this.hasher
     const keep = this.keep
     const keyIds = this.keyIds
     hasher.series(null)
-    const before = hasher.series1
+    const before = hasher.seriesHash
     for (let k = 0; k < strips; k++) {
       const r = tr.applying[k]
       for (let t = 0; t < n; t++) keep[t] = tr.removes(r, keyIds[t]) ? DROP_FROM_SERIES : KEEP_IN_SERIES
@@ -504,7 +500,7 @@ export class LineFilter implements LineSink {
     hllAdd(rs.forecast, at, FORECAST_PRECISION, before)
     if (!leaves) return
     this.hasher.series(this.keep)
-    hllAdd(rs.forecast, at + (FORECAST_BYTES >> 1), FORECAST_PRECISION, this.hasher.series1)
+    hllAdd(rs.forecast, at + (FORECAST_BYTES >> 1), FORECAST_PRECISION, this.hasher.seriesHash)
   }
 
   /**

@@ -35,13 +35,15 @@ function slab(lines: readonly string[]): Slab {
 
 const hasher = new SeriesHasher(32)
 
-function feed(tracker: CardinalityTracker, lines: Slab): void {
+/** Line i as the filter hands it over, with its identity (lineHash); true when it was skipped (tags not hashed). */
+function see(tracker: CardinalityTracker, lines: Slab, i: number, by = hasher): boolean {
   const { buf, starts, nameEnds, ends } = lines
-  for (let i = 0; i < starts.length; i++) {
-    hasher.collect(buf, starts[i], nameEnds[i], ends[i])
-    hasher.series(null)
-    tracker.observe(hasher, buf, starts[i], nameEnds[i])
-  }
+  lineHash(buf, starts[i], nameEnds[i], buf.indexOf(0x7c, nameEnds[i]), ends[i])
+  return !tracker.observe(by, buf, starts[i], nameEnds[i], ends[i], lineHashes[0], lineHashes[1])
+}
+
+function feed(tracker: CardinalityTracker, lines: Slab): void {
+  for (let i = 0; i < lines.starts.length; i++) see(tracker, lines, i)
 }
 
 function row(rows: CardinalityRow[], name: string): CardinalityRow {
@@ -185,29 +187,47 @@ t.test('merging two trackers is the union', async (t) => {
   t.same(structuredClone(a.report(10)), a.report(10), 'reports are structured-cloneable')
 })
 
-t.test('recent(): a line of a tracked name seen in this window half adds nothing and is skipped', async (t) => {
+t.test('a line of an untracked name whose identity adds nothing is skipped before its tags are hashed', async (t) => {
+  class CountingHasher extends SeriesHasher {
+    tagWalks = 0
+    override collectTags(buf: Uint8Array, nameEnd: number, end: number): number {
+      this.tagWalks++
+      return super.collectTags(buf, nameEnd, end)
+    }
+  }
+  const counting = new CountingHasher(32)
+  const tracker = new CardinalityTracker({ trackedNames: 1 })
+  tracker.tick(0)
+  const lines = slab(['a.x:1|c|#k:1,user:u1', 'b.y:1|c|#k:1', 'a.x:2|c|#k:1,user:u1'])
+  const walks = (i: number): number => {
+    const before = counting.tagWalks
+    t.equal(see(tracker, lines, i, counting), counting.tagWalks === before, 'observe() says whether it hashed tags')
+    return counting.tagWalks - before
+  }
+  t.equal(walks(0), 1, 'a.x gets the one counter: its tags go into its sketches')
+  t.equal(walks(1), 1, 'b.y, a new sampled identity, takes the counter over')
+  t.equal(walks(2), 0, 'a.x is untracked now and its identity was counted already: nothing to hash')
+  const view = mergeCardinality([tracker.report(5)], 5)
+  t.same(
+    view.sinceStart.map((r) => [r.name, r.series]),
+    [['b.y', 1]],
+  )
+})
+
+t.test('a recent line of a tracked name in this window half adds nothing and is skipped', async (t) => {
   const tracker = new CardinalityTracker({ trackedNames: 2, windowMs: 1_000 })
   tracker.tick(0)
-  const lines = slab(['a.x:1|c|#k:1', 'a.x:2|c|#k:1', 'a.x:1|c|#k:2', 'b.y:1|c|#k:1', 'c.z:1|c|#k:1'])
-  /** recent() about line i (its identity from lineHash), then observe() unless it was recent. */
-  const see = (i: number): boolean => {
-    const { buf, starts, nameEnds, ends } = lines
-    lineHash(buf, starts[i], nameEnds[i], buf.indexOf(0x7c, nameEnds[i]), ends[i])
-    if (tracker.recent(lineHashes[0], lineHashes[1])) return true
-    hasher.collect(buf, starts[i], nameEnds[i], ends[i])
-    hasher.series(null)
-    tracker.observe(hasher, buf, starts[i], nameEnds[i])
-    return false
-  }
-  t.equal(see(0), false, 'first sight')
-  t.equal(see(0), true, 'the same line again')
-  t.equal(see(1), true, 'another value, the same series: recent')
-  t.equal(see(2), false, 'another tag value: a new series')
-  t.equal(see(3), false)
-  t.equal(see(3), true)
+  const lines = slab(['a.x:1|c|#k:1', 'a.x:2|c|#k:1', 'a.x:1|c|#k:2', 'b.y:1|c|#k:1', 'c.z:1|c|#k:1', 'b.y:1|c|#k:3'])
+  t.equal(see(tracker, lines, 0), false, 'first sight')
+  t.equal(see(tracker, lines, 0), true, 'the same line again')
+  t.equal(see(tracker, lines, 1), true, 'another value, the same series: recent')
+  t.equal(see(tracker, lines, 2), false, 'another tag value: a new series')
+  t.equal(see(tracker, lines, 3), false)
+  t.equal(see(tracker, lines, 3), true)
   tracker.tick(500)
-  t.equal(see(0), false, 'a new window half: counted again')
-  t.equal(see(0), true)
+  t.equal(see(tracker, lines, 0), false, 'a new window half: counted again')
+  t.equal(see(tracker, lines, 0), true)
+  t.equal(see(tracker, lines, 3), false)
   const view = mergeCardinality([tracker.report(5)], 5)
   t.same(
     view.window.map((r) => [r.name, r.series]),
@@ -217,7 +237,11 @@ t.test('recent(): a line of a tracked name seen in this window half adds nothing
     ],
     'the window holds what the current half saw again, and the older half',
   )
-  // c.z takes over the smallest counter (b.y, one series): b.y's recent lines no longer count as seen.
-  t.equal(see(4), false)
-  t.equal(see(3), false, "a displaced name's line is not recent")
+  // c.z takes over the smallest counter (b.y, one series).
+  t.equal(see(tracker, lines, 4), false)
+  t.equal(see(tracker, lines, 3), true, "a displaced name's line already counted adds nothing")
+  // b.y comes back with a new series (a counter of its own again): its lines from before are not recent there.
+  t.equal(see(tracker, lines, 5), false)
+  t.equal(see(tracker, lines, 3), false, "a name's recent lines from before it was displaced do not count")
+  t.equal(see(tracker, lines, 3), true)
 })

@@ -7,7 +7,9 @@ const COMMA = 0x2c
 const COLON = 0x3a
 const FNV_OFFSET = 0x811c9dc5 | 0
 const FNV_PRIME = 0x01000193
-/** The second name hash's seed and multiplier (the golden ratio, and murmur2's m): another family than FNV-1a. */
+/** The first name hash's multiplier (the golden ratio; its seed is FNV-1a's offset). */
+const NAME1_PRIME = 0x9e3779b1 | 0
+/** The second name hash's seed and multiplier (murmur2's m): a multiply-rotate, another family than the first. */
 const NAME2_SEED = 0x9e3779b9 | 0
 const NAME2_PRIME = 0x5bd1e995
 /** What series(keep) does with tag i, by keep[i]: leaves it out, counts it, or counts it with a value of its own. */
@@ -57,14 +59,13 @@ export function lineHash(buf: Uint8Array, start: number, nameEnd: number, fields
   keepLineHash(hashRange(buf, fields, end, hashRange(buf, start, nameEnd, LINE_SEED)), nameEnd - start, end - fields)
 }
 
-/** Seeds of the two series folds. */
-const SERIES1_SEED = 0x2545f491
-const SERIES2_SEED = 0x61c88647
+/** Seed of the series fold. */
+const SERIES_SEED = 0x2545f491
 
 /**
  * The tags of one metric line and the hashes of its name, tags and series, in arrays preallocated for `maxTags`
  * tags and reused for every line: `collect` fills them in one pass over the line's bytes, `series` folds the set of
- * tags (all, or those a keep mask selects) into two independent 32-bit series hashes. Neither allocates.
+ * tags (all, or those a keep mask selects) into a 32-bit series hash. Neither allocates.
  *
  * Measured (Node 20.20, a shared 2-core x64 VM, 84-byte lines `name:value|ms|@0.5|#env:..,user_id:..,region:..`
  * over 50 names): collect + series(null) 133-175 ns/line, with CardinalityTracker.observe on top 168-280 ns/line
@@ -83,12 +84,11 @@ export class SeriesHasher {
   readonly tagHash: Int32Array
   /** Tags recorded by the last collect. */
   count = 0
-  /** Two independent hashes of the last collected name's bytes (FNV-1a, and a multiply-rotate of another family). */
+  /** Two independent hashes of the last collected name's bytes (multiply-xorshift and multiply-rotate, 4-byte blocks). */
   nameHash = 0
   nameHash2 = 0
-  /** Two independent hashes of the series (name, set of kept tags) that the last `series` call folded. */
-  series1 = 0
-  series2 = 0
+  /** Hash of the series (name, set of kept tags) that the last `series` call folded. */
+  seriesHash = 0
   /** The kept tag hashes, sorted: the set's canonical order. */
   private readonly sorted: Int32Array
 
@@ -112,15 +112,37 @@ export class SeriesHasher {
    * Returns `count`.
    */
   collect(buf: Uint8Array, nameStart: number, nameEnd: number, end: number): number {
+    this.hashName(buf, nameStart, nameEnd)
+    return this.collectTags(buf, nameEnd, end)
+  }
+
+  /** Sets `nameHash` and `nameHash2` for the name `buf[nameStart, nameEnd)`: collect's first step. */
+  hashName(buf: Uint8Array, nameStart: number, nameEnd: number): void {
     let h = FNV_OFFSET
     let h2 = NAME2_SEED
-    for (let i = nameStart; i < nameEnd; i++) {
-      const b = buf[i]
-      h = Math.imul(h ^ b, FNV_PRIME)
-      h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ b, NAME2_PRIME)
+    let i = nameStart
+    // Two chains over 4-byte blocks (a multiply each per block, where FNV-1a's took one per byte): the name is
+    // hashed for every forwarded line the cardinality view sees.
+    for (; i + 3 < nameEnd; i += 4) {
+      const w = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)
+      h = Math.imul(h ^ w, NAME1_PRIME)
+      h ^= h >>> 15
+      h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ w, NAME2_PRIME)
+    }
+    for (; i < nameEnd; i++) {
+      h = Math.imul(h ^ buf[i], NAME1_PRIME)
+      h ^= h >>> 15
+      h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ buf[i], NAME2_PRIME)
     }
     this.nameHash = fmix(h)
     this.nameHash2 = fmix(h2 ^ (nameEnd - nameStart))
+  }
+
+  /**
+   * collect's second step: records the tags of the metric line whose name ends at `nameEnd` (its `:`) and which
+   * ends at `end`, leaving the name's hashes as they are. Returns `count`.
+   */
+  collectTags(buf: Uint8Array, nameEnd: number, end: number): number {
     this.count = 0
     // Past the value and the type: fields start after the second `|`.
     let i = nameEnd
@@ -178,7 +200,7 @@ export class SeriesHasher {
   }
 
   /**
-   * Sets `series1` and `series2` for the last collected line: the name and the set of its tags, each as
+   * Sets `seriesHash` for the last collected line: the name and the set of its tags, each as
    * keep[i] says (DROP_FROM_SERIES, KEEP_IN_SERIES, OVERFLOW_IN_SERIES; every tag kept when keep is null). Tags
    * are told apart by their 32-bit tagHash, so equal bytes count once.
    */
@@ -199,18 +221,15 @@ export class SeriesHasher {
       }
       sorted[j] = v
     }
-    let h1 = this.nameHash ^ SERIES1_SEED
-    let h2 = this.nameHash2 ^ SERIES2_SEED
+    let h = this.nameHash ^ SERIES_SEED
     let unique = 0
     for (let i = 0; i < n; i++) {
       const v = sorted[i]
       if (i > 0 && v === sorted[i - 1]) continue
       unique++
-      h1 = murmurStep(h1, v)
-      h2 = murmurStep(h2, v ^ SERIES2_SEED)
+      h = murmurStep(h, v)
     }
-    this.series1 = fmix(h1 ^ unique)
-    this.series2 = fmix(h2 ^ unique)
+    this.seriesHash = fmix(h ^ unique)
   }
 }
 

@@ -102,13 +102,15 @@ export interface CardinalityView {
  * Distinct series per metric name, and per name distinct values per tag key, for the names with the most distinct
  * series, in memory fixed at construction (3,169,600 bytes at the defaults, so that two readers stay under 8 MB).
  *
- * Which names: a heavy-distinct-hitter sketch. Distinct sampling on `series2` (a series is sampled while its top
- * `level` bits are 0; the seen-set of sampled series is thinned, level + 1, when it holds SEEN_LIMIT) feeds
- * weighted Space-Saving over the names, identified by their hash pair (64 bits, bytes not compared): each newly
- * seen sampled series adds 2^level to its name's counter. So lines do not count, series do: a name with one series
- * and a million lines adds at most once. Each counter owns its name's HyperLogLogs (series by `series1`, each key's
- * values by `tagHash`), cleared when another name takes the counter over: a name's figures count from the moment
- * it got its counter.
+ * Which names: a heavy-distinct-hitter sketch. Distinct sampling on the line identity (the name and the fields
+ * after the value, hashed as the line is copied: a series as one client sends it; an identity is sampled while the top
+ * `level` bits of its hash are 0; the seen-set of sampled identities is thinned, level + 1, when it holds
+ * SEEN_LIMIT) feeds weighted Space-Saving over the names, identified by their hash pair (64 bits, bytes not
+ * compared): each newly seen sampled identity adds 2^level to its name's counter. So lines do not count, series
+ * do: a name with one series and a million lines adds at most once (a series sent with its tags in k orders ranks
+ * as k). Sampling the identity, not the series, leaves the tags of an untracked name's lines unhashed. Each counter
+ * owns its name's HyperLogLogs (series by `seriesHash`, order-free; each key's values by `tagHash`), cleared when
+ * another name takes the counter over: a name's figures count from the moment it got its counter.
  *
  * Windows: two tumbling halves of windowMs/2, switched by `tick`; the window view is their union, so it covers
  * between windowMs/2 and windowMs of history. `observe` and `tick` allocate nothing and never read the clock.
@@ -157,13 +159,13 @@ export class CardinalityTracker {
   private readonly keyLengths: Int32Array
   private readonly keyCut: Uint8Array
 
-  /** Sampled series2 values (0 stored as 1), open addressing by their low bits; 0 is empty. */
+  /** Sampled identities' hashes (never 0), open addressing by their low bits; 0 is empty. */
   private readonly seen: Int32Array
   /** The survivors while the seen-set is thinned. */
   private readonly thinned: Int32Array
   private seenCount = 0
   private level = 0
-  /** series2 & sampleMask === 0 samples a series: the top `level` bits. */
+  /** sample & sampleMask === 0 samples an identity: the top `level` bits of its hash. */
   private sampleMask = 0
 
   /** The window half observe writes: 0 or 1; halfIndex is its number, floor(now / halfMs), -1 before a tick. */
@@ -178,11 +180,6 @@ export class CardinalityTracker {
    * array, so a lookup reads one place of memory, not five.
    */
   private readonly recentLines: Int32Array
-  /** What recent() was asked about, for observe() to keep: the entry's offset (-1: none) and the identity. */
-  private pendingEntry = -1
-  private pendingHash1 = 0
-  private pendingHash2 = 0
-
   constructor(options: Partial<CardinalityOptions> = {}) {
     const o: CardinalityOptions = { ...CARDINALITY_DEFAULTS, ...options }
     for (const [what, value] of Object.entries(o)) {
@@ -253,51 +250,65 @@ export class CardinalityTracker {
   }
 
   /**
-   * Whether the line whose identity is (hash1, hash2) (lineHash) is a recent line of a tracked name in this
-   * window half: then it adds nothing, and the caller skips it. Otherwise the caller hashes its series and calls
-   * observe() with it, next: observe keeps it as recent.
+   * Counts the forwarded metric line `buf[nameStart, end)` (its name up to nameEnd; its identity (hash1, hash2),
+   * lineHash of series-hash.ts). Returns whether its tags were hashed: only for a tracked name, and then only when
+   * the line is not a recent one of that name in this window half (a HyperLogLog add is idempotent). A line of an
+   * untracked name costs its name's hash and, when its identity is sampled, a seen-set lookup. On udpload's corpus
+   * (22,633 names in 100,000 lines, 64 tracked; 1,000 prefixes, insights on, in one process) a line costs 0.75x
+   * what it did when every line not recent had its tags hashed and its series folded (785-990 ns against
+   * 1,067-1,313 on a loaded host).
    */
-  recent(hash1: number, hash2: number): boolean {
-    let x = Math.imul(hash1 ^ (hash1 >>> 16), 0x85ebca6b)
-    x ^= x >>> 13
-    const at = (x & (RECENT_ENTRIES - 1)) * RECENT_FIELDS
-    this.pendingEntry = at
-    this.pendingHash1 = hash1
-    this.pendingHash2 = hash2
-    const lines = this.recentLines
-    return (
-      lines[at] === hash1 &&
-      lines[at + 1] === hash2 &&
-      lines[at + 4] === this.halfIndex &&
-      this.slotGeneration[lines[at + 2]] === lines[at + 3]
-    )
-  }
-
-  /**
-   * Counts the metric line whose name is `buf[nameStart, nameEnd)`, after the caller ran `hasher.collect` and
-   * `hasher.series(null)` on it (and, to keep it as recent, asked recent() about it just before).
-   */
-  observe(hasher: SeriesHasher, buf: Uint8Array, nameStart: number, nameEnd: number): void {
+  observe(
+    hasher: SeriesHasher,
+    buf: Uint8Array,
+    nameStart: number,
+    nameEnd: number,
+    end: number,
+    hash1: number,
+    hash2: number,
+  ): boolean {
+    hasher.hashName(buf, nameStart, nameEnd)
     const h1 = hasher.nameHash
     const h2 = hasher.nameHash2
     let slot = this.find(h1, h2)
-    const s2 = hasher.series2
-    if ((s2 & this.sampleMask) === 0 && this.firstSight(s2 || 1)) {
+    // The sampler reads the top bits: the identity's words mixed (murmur3's finalizer), so that they depend on all.
+    let sample = hash1 ^ Math.imul(hash2, 0x9e3779b1)
+    sample = Math.imul(sample ^ (sample >>> 16), 0x85ebca6b)
+    sample = Math.imul(sample ^ (sample >>> 13), 0xc2b2ae35)
+    sample = sample ^ (sample >>> 16) || 1
+    if ((sample & this.sampleMask) === 0 && this.firstSight(sample)) {
       const weight = 2 ** this.level
       if (slot !== EMPTY) this.counts[slot] += weight
       else slot = this.takeOver(h1, h2, weight, buf, nameStart, nameEnd)
-      // Thinning after the count: the weight is the level the series was sampled at.
+      // Thinning after the count: the weight is the level the identity was sampled at.
       if (this.seenCount >= SEEN_LIMIT) this.thin()
     }
-    if (slot === EMPTY) {
-      this.pendingEntry = -1
-      return
-    }
+    if (slot === EMPTY) return false
+    let x = Math.imul(hash1 ^ (hash1 >>> 16), 0x85ebca6b)
+    x ^= x >>> 13
+    const at = (x & (RECENT_ENTRIES - 1)) * RECENT_FIELDS
+    const lines = this.recentLines
+    const generation = this.slotGeneration[slot]
+    if (
+      lines[at] === hash1 &&
+      lines[at + 1] === hash2 &&
+      lines[at + 2] === slot &&
+      lines[at + 3] === generation &&
+      lines[at + 4] === this.halfIndex
+    )
+      return false
+    lines[at] = hash1
+    lines[at + 1] = hash2
+    lines[at + 2] = slot
+    lines[at + 3] = generation
+    lines[at + 4] = this.halfIndex
+    hasher.collectTags(buf, nameEnd, end)
+    hasher.series(null)
 
     const p = this.options.precision
     const seriesOffset = slot * this.m
-    hllAdd(this.series, seriesOffset, p, hasher.series1)
-    hllAdd(this.current === 0 ? this.seriesHalf0 : this.seriesHalf1, seriesOffset, p, hasher.series1)
+    hllAdd(this.series, seriesOffset, p, hasher.seriesHash)
+    hllAdd(this.current === 0 ? this.seriesHalf0 : this.seriesHalf1, seriesOffset, p, hasher.seriesHash)
 
     const kp = this.options.keyPrecision
     const keyM = this.keyM
@@ -323,25 +334,13 @@ export class CardinalityTracker {
       hllAdd(values, k * keyM, kp, tagHashes[i])
       hllAdd(halfValues, k * keyM, kp, tagHashes[i])
     }
-    if (this.pendingEntry !== -1) this.remember(slot)
+    return true
   }
 
   /** Forgets every recent line (the rules changed: a line may leave otherwise than it did). */
   forgetRecent(): void {
     const lines = this.recentLines
     for (let at = 3; at < lines.length; at += RECENT_FIELDS) lines[at] = 0
-  }
-
-  /** Keeps the line recent() was last asked about, of the name in `slot`, as recent. */
-  private remember(slot: number): void {
-    const at = this.pendingEntry
-    const lines = this.recentLines
-    lines[at] = this.pendingHash1
-    lines[at + 1] = this.pendingHash2
-    lines[at + 2] = slot
-    lines[at + 3] = this.slotGeneration[slot]
-    lines[at + 4] = this.halfIndex
-    this.pendingEntry = -1
   }
 
   /**
