@@ -146,7 +146,9 @@ eachTopology(t, async (t, topology) => {
       '{action="drop_line"}': 0,
     })
     t.equal(promSeries(samples, P + 'cardinality_tracked_names')['{}'], 1)
-    t.ok(promSeries(samples, P + 'cardinality_series')['{period="since_start"}'] > LIMIT)
+    // The one tracked name's 100 admitted user ids plus __overflow__, estimated (HyperLogLog, 1.6%).
+    const total = promSeries(samples, P + 'cardinality_series')['{period="since_start"}']
+    t.ok(Math.abs(total - (LIMIT + 1)) <= 3, `cardinality_series since start: ${total}`)
     t.equal(promSeries(samples, P + 'lines_dropped_total')['{reason="cardinality_limit"}'], 0)
   })
 
