@@ -510,13 +510,10 @@ export class LineFilter implements LineSink {
   private stripDecision(tr: TagRules, strips: number, key: number, dryRun: Uint8Array): number {
     const applying = tr.applying
     const first = tr.firstIndex
-    // A byte per rule and key when the table fits, instead of a search of each rule's keys.
-    const removal = tr.removal
-    const removalRow = tr.removalRow
     let decision = KEEP
     for (let k = 0; k < strips; k++) {
       const r = applying[k]
-      if (removal !== null ? removal[removalRow[r] + key + 1] === 0 : !tr.removes(r, key)) continue
+      if (!tr.removes(r, key)) continue
       tr.ruleTags[k]++
       if (dryRun[first + r] === 0) decision = STRIPPED
       else if (decision === KEEP) decision = WOULD_STRIP

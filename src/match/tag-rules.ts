@@ -23,7 +23,7 @@ KEY_ENDS[PIPE] = 1
 
 /**
  * The most bytes the strip rules' removal table may take (a byte per strip rule and key id): past it, as with
- * thousands of strip rules naming thousands of keys, the filter decides by removes() instead.
+ * thousands of strip rules naming thousands of keys, removes() searches each rule's keys instead.
  */
 const REMOVAL_TABLE_BYTES = 1 << 20
 
@@ -394,8 +394,8 @@ export class TagRules {
   keyEnd = 0
   /**
    * Whether strip rule r removes tags with key id k: removal[removalRow[r] + k + 1] === 1 (k = -1: a key no rule
-   * names); null when it would exceed REMOVAL_TABLE_BYTES. The filter reads it for a line under one strip rule:
-   * one read per tag, where removes() searches the rule's keys.
+   * names); null when it would exceed REMOVAL_TABLE_BYTES. removes() reads it; the filter reads it itself for a
+   * line under one strip rule, its row found once per line.
    */
   readonly removal: Uint8Array | null
   readonly removalRow: Int32Array
@@ -469,7 +469,7 @@ export class TagRules {
       for (let r = 0; r < data.info.length; r++) {
         if (data.action[r] !== STRIP) continue
         this.removalRow[r] = row
-        for (let key = -1; key < stride - 1; key++) this.removal[row + key + 1] = this.removes(r, key) ? 1 : 0
+        for (let key = -1; key < stride - 1; key++) this.removal[row + key + 1] = this.removesByKeys(r, key) ? 1 : 0
         row += stride
       }
     } else this.removal = null
@@ -546,8 +546,13 @@ export class TagRules {
     return id
   }
 
-  /** Whether strip rule r removes tags with this key id. */
+  /** Whether strip rule r removes tags with this key id: one read of the removal table when there is one. */
   removes(r: number, key: number): boolean {
+    return this.removal !== null ? this.removal[this.removalRow[r] + key + 1] === 1 : this.removesByKeys(r, key)
+  }
+
+  /** removes() from the rule's keys: a search of its sorted key ids. */
+  private removesByKeys(r: number, key: number): boolean {
     if (this.keepOnly[r] === 1) return key === -1 || (this.keyProtected[key] === 0 && !this.lists(r, key))
     return key !== -1 && this.lists(r, key)
   }

@@ -84,7 +84,7 @@ export class SeriesHasher {
   readonly tagHash: Int32Array
   /** Tags recorded by the last collect. */
   count = 0
-  /** Two independent hashes of the last collected name's bytes (multiply-xorshift and multiply-rotate, 4-byte blocks). */
+  /** Two independent hashes of the last collected name's bytes (multiply-xorshift, multiply-rotate; 4-byte blocks). */
   nameHash = 0
   nameHash2 = 0
   /** Hash of the series (name, set of kept tags) that the last `series` call folded. */
@@ -246,7 +246,7 @@ function murmurStep(h: number, k: number): number {
  * murmur3's finalizer: FNV-1a's multiply carries only upward, so without it the low bits would depend on the low
  * bits of the bytes alone, and the sketches read the high bits.
  */
-function fmix(h: number): number {
+export function fmix(h: number): number {
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13

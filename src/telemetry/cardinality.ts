@@ -1,4 +1,4 @@
-import type { SeriesHasher } from '../scan/series-hash.ts'
+import { fmix, type SeriesHasher } from '../scan/series-hash.ts'
 import { hllAdd, hllEstimate, hllMerge } from './hyperloglog.ts'
 import { EMPTY, linkSlot, unlinkSlot } from './slot-table.ts'
 
@@ -271,11 +271,8 @@ export class CardinalityTracker {
     const h1 = hasher.nameHash
     const h2 = hasher.nameHash2
     let slot = this.find(h1, h2)
-    // The sampler reads the top bits: the identity's words mixed (murmur3's finalizer), so that they depend on all.
-    let sample = hash1 ^ Math.imul(hash2, 0x9e3779b1)
-    sample = Math.imul(sample ^ (sample >>> 16), 0x85ebca6b)
-    sample = Math.imul(sample ^ (sample >>> 13), 0xc2b2ae35)
-    sample = sample ^ (sample >>> 16) || 1
+    // The sampler reads the top bits: the identity's words mixed, so that they depend on all.
+    const sample = fmix(hash1 ^ Math.imul(hash2, 0x9e3779b1)) || 1
     if ((sample & this.sampleMask) === 0 && this.firstSight(sample)) {
       const weight = 2 ** this.level
       if (slot !== EMPTY) this.counts[slot] += weight
