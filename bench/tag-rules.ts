@@ -18,6 +18,7 @@ import { createPipeline, type Pipeline } from '../src/pipeline.ts'
 import { createLogger } from '../src/telemetry/logger.ts'
 import { NullTarget } from './lib/null-target.ts'
 import { countGcs } from './lib/gc.ts'
+import { receiveArea, type ReceiveArea } from './lib/receive-area.ts'
 import { median } from './lib/stats.ts'
 import { blockedPrefixes } from './workload.ts'
 
@@ -105,8 +106,8 @@ function kind(name: string, rules: FilterRules, insights = true): Kind {
   return { name, rules, compileMs, path }
 }
 
-function run(filter: LineFilter, datagrams: Buffer[], count: number): void {
-  for (let i = 0; i < count; i++) filter.handleDatagram(datagrams[i & 1023], 0, datagrams[i & 1023].length)
+function run(filter: LineFilter, { area, starts, ends }: ReceiveArea, count: number): void {
+  for (let i = 0; i < count; i++) filter.handleDatagram(area, starts[i & 1023], ends[i & 1023])
 }
 
 async function main(): Promise<void> {
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
   // Compiling 10,000 globs leaves garbage whose collection would land in a timed loop: collect it first (the
   // script runs with --expose-gc; without it a mark-sweep may show up, which is the compile's, not a line's).
   ;(globalThis as { gc?: () => void }).gc?.()
-  const datagrams = buildDatagrams()
+  const datagrams = receiveArea(buildDatagrams())
   const perRound = Math.ceil(linesPerRound / LINES_PER_DATAGRAM)
   for (const k of kinds) run(k.path.filter, datagrams, 200_000)
   const ns = new Map(kinds.map((k) => [k.name, [] as number[]]))

@@ -1,4 +1,4 @@
-import { copyBytes, copyHashing, type Assembler } from './batch/assembler.ts'
+import { copyBytes, copyFields, copyStepping, viewOf, type Assembler } from './batch/assembler.ts'
 import { FORECAST_BYTES, FORECAST_PRECISION, type RuleSet } from './match/rule-set.ts'
 import { ADMITTED, FULL } from './match/admission.ts'
 import {
@@ -17,14 +17,17 @@ import type { LineSink } from './scan/line-sink.ts'
 import { scanDatagram } from './scan/scanner.ts'
 import {
   DROP_FROM_SERIES,
-  hashRange,
+  IDENTITY1,
+  IDENTITY2,
   KEEP_IN_SERIES,
-  keepLineHash,
-  LINE_SEED,
+  lineDone,
   lineHash,
   lineHashes,
+  nameDone,
   OVERFLOW_IN_SERIES,
   SeriesHasher,
+  startLine,
+  stepFields,
 } from './scan/series-hash.ts'
 import { nextPipe, TagCursor, typeSlot } from './scan/tags.ts'
 import type { CardinalityTracker } from './telemetry/cardinality.ts'
@@ -77,8 +80,8 @@ function pairHash(nameHash: number, keyHash: number, seed: number): number {
 }
 
 /** What an over-limit value becomes: written after the tag's key (the `:` included), in place of its value. */
-const OVERFLOW_VALUE = Buffer.from(':__overflow__')
-const OVERFLOW_LENGTH = OVERFLOW_VALUE.length
+const OVERFLOW_VALUE = viewOf(Buffer.from(':__overflow__'))
+const OVERFLOW_LENGTH = OVERFLOW_VALUE.byteLength
 /**
  * Lines the strip rules' forecasts remember as added: a table of line identities in pairs (a line goes in one of
  * two places), 256 KB. Direct-mapped, two identities in one place evicted each other: with the 3,400 identities of
@@ -112,8 +115,6 @@ export class LineFilter implements LineSink {
   private readonly cardinality: CardinalityTracker | null
   /** Whether rewrite() puts the identity of the received line in lineHashes (see tagged). */
   private identified = false
-  /** The identity's hash so far, while rewrite() copies an identified line. */
-  private identity = 0
   /** Bytes the last analyse() adds to its line (values replaced by OVERFLOW_VALUE). */
   private growth = 0
   /** Per recorded tag: the most severe enforced limit action on it (0: none), and its key id. */
@@ -207,7 +208,7 @@ export class LineFilter implements LineSink {
    */
   private observe(buf: Buffer, start: number, nameEnd: number, end: number): void {
     const tracker = this.cardinality as CardinalityTracker
-    tracker.observe(this.hasher, buf, start, nameEnd, end, lineHashes[0], lineHashes[1])
+    tracker.observe(this.hasher, buf, start, nameEnd, end, lineHashes)
   }
 
   /**
@@ -477,8 +478,8 @@ export class LineFilter implements LineSink {
    * the second, the one there is forgotten), and the caller adds it (forecastStrips).
    */
   private forecastedLately(): boolean {
-    const h1 = lineHashes[0]
-    const h2 = lineHashes[1]
+    const h1 = lineHashes[IDENTITY1]
+    const h2 = lineHashes[IDENTITY2]
     // The pair's first word: 4 words a pair, FORECAST_LINES / 2 pairs.
     const at = ((Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b) >>> 0) & (FORECAST_LINES / 2 - 1)) << 2
     const lines = this.forecastLines
@@ -632,6 +633,8 @@ export class LineFilter implements LineSink {
     const lineStart = assembler.beginLine(end - start + (analysed ? this.growth : 0))
     if (lineStart === -1) return false
     const out = assembler.lineBuffer
+    const to = assembler.lineView
+    const from = assembler.sourceView(buf)
     let removed = 0
     let wouldRemove = 0
     // The next tag analyse() decided on (the hasher skips empty tags: those are decided here).
@@ -641,8 +644,10 @@ export class LineFilter implements LineSink {
     // The identity leaves the value out: the name and value go first.
     const valueEnd = this.typeStart - 1
     if (this.identified) {
-      this.identity = LINE_SEED
-      at = copyBytes(buf, nameEnd, valueEnd, out, this.copyRun(buf, start, nameEnd, out, at))
+      startLine()
+      at = copyStepping(from, start, nameEnd, to, at)
+      nameDone(nameEnd - start)
+      at = copyBytes(from, nameEnd, valueEnd, to, at)
       run = valueEnd
     }
     let i = typeEnd
@@ -691,12 +696,12 @@ export class LineFilter implements LineSink {
           // The first kept tag of a field starts it: with none before, its comma after goes with it, else the
           // one before does (and the one after, if any, comes before the next tag kept).
           const cut = kept === 0 ? tagStart : tagStart - 1
-          at = this.copyRun(buf, run, cut, out, at)
+          at = this.copyRun(from, run, cut, to, at)
           run = kept === 0 && more ? tagEnd + 1 : tagEnd
           this.skipRun(buf, cut, run)
         } else if (decision === OVERFLOWED) {
           kept++
-          at = copyBytes(OVERFLOW_VALUE, 0, OVERFLOW_LENGTH, out, this.copyRun(buf, run, keyEnd, out, at))
+          at = copyBytes(OVERFLOW_VALUE, 0, OVERFLOW_LENGTH, to, this.copyRun(from, run, keyEnd, to, at))
           this.skipRun(buf, keyEnd, tagEnd)
           run = tagEnd
         } else {
@@ -712,8 +717,8 @@ export class LineFilter implements LineSink {
         run = tagEnd
       }
     }
-    at = this.copyRun(buf, run, end, out, at)
-    if (this.identified) keepLineHash(this.identity, nameEnd - start, end - valueEnd)
+    at = this.copyRun(from, run, end, to, at)
+    if (this.identified) lineDone(nameEnd - start, end - valueEnd)
     if (this.cardinality !== null) {
       // Under limits, by the bytes it leaves with (see tagged): the view counts what the agent receives.
       const outNameEnd = lineStart + (nameEnd - start)
@@ -741,18 +746,16 @@ export class LineFilter implements LineSink {
   }
 
   /**
-   * rewrite's copy of the kept bytes `buf[from, to)` to `out` at `at` (returns their end there), stepping the
-   * identity over them when the line is identified.
+   * rewrite's copy of the kept bytes `src[from, to)` to `out` at `at` (returns their end there), stepping the
+   * identity's chains over them when the line is identified.
    */
-  private copyRun(buf: Buffer, from: number, to: number, out: Buffer, at: number): number {
-    if (!this.identified) return copyBytes(buf, from, to, out, at)
-    this.identity = copyHashing(buf, from, to, out, at, this.identity)
-    return at + to - from
+  private copyRun(src: DataView, from: number, to: number, out: DataView, at: number): number {
+    return this.identified ? copyFields(src, from, to, out, at) : copyBytes(src, from, to, out, at)
   }
 
-  /** rewrite's step of the identity over bytes it cuts, `buf[from, to)`. */
+  /** rewrite's step of the identity's chains over bytes it cuts, `buf[from, to)`. */
   private skipRun(buf: Buffer, from: number, to: number): void {
-    if (this.identified) this.identity = hashRange(buf, from, to, this.identity)
+    if (this.identified) stepFields(buf, from, to)
   }
 
   event(buf: Buffer, start: number, end: number): void {

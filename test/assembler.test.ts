@@ -3,7 +3,7 @@
 import t from 'tap'
 import { Assembler } from '../src/batch/assembler.ts'
 import { BufferPool } from '../src/batch/pool.ts'
-import { lineHash, lineHashes } from '../src/scan/series-hash.ts'
+import { lineHash, lineHashes, NAME_HASH1, NAME_HASH2, SeriesHasher } from '../src/scan/series-hash.ts'
 import type { SendDone, SendQueue, Target } from '../src/send/target.ts'
 import { Counters } from '../src/telemetry/counters.ts'
 
@@ -541,13 +541,14 @@ t.test('an oversize line written in place with every oversize send in flight: en
   t.same(target.texts(), [big, big, big])
 })
 
-t.test('appendHashing: the same datagrams as append, and the same line identity as lineHash', async (t) => {
+t.test('appendHashing: the datagrams of append, the identity of lineHash, the name hashes of hashName', async (t) => {
   const lines = Array.from({ length: 80 }, (_, i) => lineOf(`metric.n${i}`, 20 + ((i * 53) % 200)))
   lines.push('a:1|c', 'ab:12345|c', 'abcdefg:1|ms|@0.5|#k:v,x|T12', 'x'.repeat(300) + ':1|c')
   const byAppend = rig(64, 256)
   for (const l of lines) byAppend.line(l)
   byAppend.assembler.flush()
   const hashing = rig(64, 256)
+  const hasher = new SeriesHasher(16)
   const seen = new Map<string, string>()
   for (const l of lines) {
     const src = Buffer.from(l, 'latin1')
@@ -557,6 +558,8 @@ t.test('appendHashing: the same datagrams as append, and the same line identity 
     const fused = [...lineHashes]
     lineHash(src, 0, nameEnd, fields, src.length)
     t.same(fused, [...lineHashes], `identity of ${l.slice(0, 30)}: fused = standalone`)
+    hasher.hashName(src, 0, nameEnd)
+    t.same([fused[NAME_HASH1], fused[NAME_HASH2]], [hasher.nameHash, hasher.nameHash2], 'the name hashes of hashName')
     // The value is not part of it; anything else is.
     const other = Buffer.from(l.replace(/:[^|]*\|/, ':99999|'), 'latin1')
     lineHash(other, 0, nameEnd, other.indexOf(0x7c, nameEnd), other.length)

@@ -39,7 +39,7 @@ const hasher = new SeriesHasher(32)
 function see(tracker: CardinalityTracker, lines: Slab, i: number, by = hasher): boolean {
   const { buf, starts, nameEnds, ends } = lines
   lineHash(buf, starts[i], nameEnds[i], buf.indexOf(0x7c, nameEnds[i]), ends[i])
-  return !tracker.observe(by, buf, starts[i], nameEnds[i], ends[i], lineHashes[0], lineHashes[1])
+  return !tracker.observe(by, buf, starts[i], nameEnds[i], ends[i], lineHashes)
 }
 
 function feed(tracker: CardinalityTracker, lines: Slab): void {

@@ -7,6 +7,8 @@ export class BufferPool {
   readonly size: number
   readonly bufferSize: number
   private readonly buffers: Buffer[]
+  /** A DataView over each buffer, for the assembler's 4-byte copies. */
+  private readonly views: DataView[]
   private readonly free: Int32Array
   private freeCount: number
 
@@ -15,9 +17,11 @@ export class BufferPool {
     this.bufferSize = bufferSize
     const slab = Buffer.alloc(size * bufferSize)
     this.buffers = []
+    this.views = []
     this.free = new Int32Array(size)
     for (let slot = 0; slot < size; slot++) {
       this.buffers.push(slab.subarray(slot * bufferSize, (slot + 1) * bufferSize))
+      this.views.push(new DataView(slab.buffer, slab.byteOffset + slot * bufferSize, bufferSize))
       this.free[slot] = size - 1 - slot
     }
     this.freeCount = size
@@ -34,6 +38,10 @@ export class BufferPool {
 
   buffer(slot: number): Buffer {
     return this.buffers[slot]
+  }
+
+  view(slot: number): DataView {
+    return this.views[slot]
   }
 
   get inUse(): number {

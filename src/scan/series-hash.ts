@@ -7,11 +7,6 @@ const COMMA = 0x2c
 const COLON = 0x3a
 const FNV_OFFSET = 0x811c9dc5 | 0
 const FNV_PRIME = 0x01000193
-/** The first name hash's multiplier (the golden ratio; its seed is FNV-1a's offset). */
-const NAME1_PRIME = 0x9e3779b1 | 0
-/** The second name hash's seed and multiplier (murmur2's m): a multiply-rotate, another family than the first. */
-const NAME2_SEED = 0x9e3779b9 | 0
-const NAME2_PRIME = 0x5bd1e995
 /** What series(keep) does with tag i, by keep[i]: leaves it out, counts it, or counts it with a value of its own. */
 export const DROP_FROM_SERIES = 0
 export const KEEP_IN_SERIES = 1
@@ -20,43 +15,106 @@ export const OVERFLOW_IN_SERIES = 2
 const OVERFLOW_SEED = 0x3c6ef372
 
 /**
- * A line's identity as sent (its name and the fields after its value, tag order included): a multiply-xorshift
- * hash over 4-byte blocks (a byte-at-a-time multiply chain cost ~1.2 ns a byte, more than copying the byte), and the
- * two ranges' lengths. What the cardinality view and the forecasts key their recent lines by: two lines taken for
- * one another skip one line's count (a 32-bit hash: once in 4 billion new lines). The assembler computes it while
- * it copies a line (appendHashing), lineHash() the same elsewhere: both step each range as hashRange does.
+ * A line's identity as sent (its name and the fields after its value, tag order included), and its name's two
+ * hashes (SeriesHasher.hashName's), from one pass: two independent chains over 4-byte blocks (little-endian), then
+ * the last bytes one by one. Both step over every block of the name, side by side (a block costs one step's
+ * latency, not two), and the name's hashes are the chains where it ends, finalized; then the chains share the
+ * fields' blocks (stepFields). What the cardinality view and the forecasts key their recent lines by: two lines
+ * taken for one another skip one line's count. The assembler computes it while it copies a line (appendHashing),
+ * lineHash() the same elsewhere.
  */
-export const LINE_SEED = 0x811c9dc5 | 0
-
-/** The hash's step with the block (or last byte) w: a multiply and a shift-xor, one multiply in the chain. */
+const LINE_SEED = 0x811c9dc5 | 0
+/** The second chain's seed. */
+const LINE_SEED2 = 0x9e3779b9 | 0
+/** The first chain's step with the block (or last byte) w: a multiply and a shift-xor. */
 export function lineStep(h: number, w: number): number {
   h = Math.imul(h ^ w, 0x9e3779b1)
   return h ^ (h >>> 15)
 }
-
-/** The last line identity computed: [hash, name length << 16 ^ fields' length]. */
-export const lineHashes = new Int32Array(2)
-
-/** `h` stepped over `buf[from, to)`: 4-byte blocks (little-endian), then the last bytes one by one. */
-export function hashRange(buf: Uint8Array, from: number, to: number, h: number): number {
-  let i = from
-  for (; i + 3 < to; i += 4) h = lineStep(h, buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24))
-  for (; i < to; i++) h = lineStep(h, buf[i])
-  return h
+/** The second chain's step (murmur2's m): a multiply-rotate, another family than the first. */
+export function lineStep2(h: number, w: number): number {
+  return Math.imul(((h << 5) | (h >>> 27)) ^ w, 0x5bd1e995)
 }
 
-/** Puts in lineHashes the identity of a line whose name and fields hashed to `h`, with their lengths. */
-export function keepLineHash(h: number, nameLength: number, fieldsLength: number): void {
-  lineHashes[0] = h
-  lineHashes[1] = (nameLength << 16) ^ fieldsLength
+/** The chains' state while a line is stepped: [first, second]. */
+export const chains = new Int32Array(2)
+
+/** The last line hashed (by nameDone and lineDone): its identity's two words and its name's two hashes. */
+export const lineHashes = new Int32Array(4)
+export const IDENTITY1 = 0
+export const IDENTITY2 = 1
+export const NAME_HASH1 = 2
+export const NAME_HASH2 = 3
+
+/** Restarts the chains for a new line. */
+export function startLine(): void {
+  chains[0] = LINE_SEED
+  chains[1] = LINE_SEED2
+}
+
+/** Steps the chains over `buf[from, to)`: 4-byte blocks, then the last bytes one by one. */
+export function stepRange(buf: Uint8Array, from: number, to: number): void {
+  let h = chains[0]
+  let h2 = chains[1]
+  let i = from
+  for (; i + 3 < to; i += 4) {
+    const w = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)
+    h = lineStep(h, w)
+    h2 = lineStep2(h2, w)
+  }
+  for (; i < to; i++) {
+    h = lineStep(h, buf[i])
+    h2 = lineStep2(h2, buf[i])
+  }
+  chains[0] = h
+  chains[1] = h2
 }
 
 /**
- * The line identity of `buf[start, end)` (its name ends at nameEnd, its value at `fields`: the fields' `|` or the
- * end) into lineHashes: the name, then the fields, each stepped as hashRange does.
+ * Steps the chains over the fields `buf[from, to)` in turns: a block to the first, the next to the second, the last
+ * bytes to the first. Each chain takes half the blocks, so a line's identity costs the latency of half its fields'
+ * blocks after its name's: a 24-byte name and 44 bytes of fields take 12 steps, where one chain over both and a
+ * second pass for the name's hashes took 23. A line that differs in one block differs in that block's chain.
+ */
+export function stepFields(buf: Uint8Array, from: number, to: number): void {
+  let h = chains[0]
+  let h2 = chains[1]
+  let i = from
+  for (; i + 7 < to; i += 8) {
+    h = lineStep(h, buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24))
+    h2 = lineStep2(h2, buf[i + 4] | (buf[i + 5] << 8) | (buf[i + 6] << 16) | (buf[i + 7] << 24))
+  }
+  if (i + 3 < to) {
+    h = lineStep(h, buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24))
+    i += 4
+  }
+  for (; i < to; i++) h = lineStep(h, buf[i])
+  chains[0] = h
+  chains[1] = h2
+}
+
+/** The chains stepped over a name of `nameLength` bytes: its hashes into lineHashes (SeriesHasher.hashName's). */
+export function nameDone(nameLength: number): void {
+  lineHashes[NAME_HASH1] = fmix(chains[0])
+  lineHashes[NAME_HASH2] = fmix(chains[1] ^ nameLength)
+}
+
+/** The chains stepped over the name and then the fields: the identity into lineHashes. */
+export function lineDone(nameLength: number, fieldsLength: number): void {
+  lineHashes[IDENTITY1] = chains[0]
+  lineHashes[IDENTITY2] = fmix(chains[1] ^ ((nameLength << 16) ^ fieldsLength))
+}
+
+/**
+ * The identity and name hashes of `buf[start, end)` (its name ends at nameEnd, its value at `fields`: the fields'
+ * `|` or the end) into lineHashes: the name stepped by stepRange, then the fields by stepFields.
  */
 export function lineHash(buf: Uint8Array, start: number, nameEnd: number, fields: number, end: number): void {
-  keepLineHash(hashRange(buf, fields, end, hashRange(buf, start, nameEnd, LINE_SEED)), nameEnd - start, end - fields)
+  startLine()
+  stepRange(buf, start, nameEnd)
+  nameDone(nameEnd - start)
+  stepFields(buf, fields, end)
+  lineDone(nameEnd - start, end - fields)
 }
 
 /** Seed of the series fold. */
@@ -116,26 +174,19 @@ export class SeriesHasher {
     return this.collectTags(buf, nameEnd, end)
   }
 
-  /** Sets `nameHash` and `nameHash2` for the name `buf[nameStart, nameEnd)`: collect's first step. */
+  /** Takes the name's hashes from where they were computed already (lineHashes after a copy that hashed). */
+  useName(nameHash: number, nameHash2: number): void {
+    this.nameHash = nameHash
+    this.nameHash2 = nameHash2
+  }
+
+  /** Sets `nameHash` and `nameHash2` for the name `buf[nameStart, nameEnd)` (as lineHash does): collect's first step. */
   hashName(buf: Uint8Array, nameStart: number, nameEnd: number): void {
-    let h = FNV_OFFSET
-    let h2 = NAME2_SEED
-    let i = nameStart
-    // Two chains over 4-byte blocks (a multiply each per block, where FNV-1a's took one per byte): the name is
-    // hashed for every forwarded line the cardinality view sees.
-    for (; i + 3 < nameEnd; i += 4) {
-      const w = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)
-      h = Math.imul(h ^ w, NAME1_PRIME)
-      h ^= h >>> 15
-      h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ w, NAME2_PRIME)
-    }
-    for (; i < nameEnd; i++) {
-      h = Math.imul(h ^ buf[i], NAME1_PRIME)
-      h ^= h >>> 15
-      h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ buf[i], NAME2_PRIME)
-    }
-    this.nameHash = fmix(h)
-    this.nameHash2 = fmix(h2 ^ (nameEnd - nameStart))
+    startLine()
+    stepRange(buf, nameStart, nameEnd)
+    nameDone(nameEnd - nameStart)
+    this.nameHash = lineHashes[NAME_HASH1]
+    this.nameHash2 = lineHashes[NAME_HASH2]
   }
 
   /**
